@@ -1,0 +1,290 @@
+//! `RegistrationActor` makes the controller know this worker. It registers on start
+//! and, on failure, retries with exponential backoff and full jitter (1 s doubling to
+//! a 30 s cap by default) for as long as the process lives: a worker outliving its
+//! controller must come back on its own once the controller does. After five minutes
+//! of failures it says so once at error level, since by then someone should look.
+//!
+//! It owns the worker's `HeartbeatActor`: every successful registration (re)starts
+//! the beat, and the beat reports back with `ControllerForgotWorker` when the
+//! controller answers `unknown_worker`. Registration never blocks serving: the HTTP
+//! server runs whatever state this actor is in, and `/health` shows that state.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::clock::Instant;
+use actix::prelude::*;
+
+use crate::backoff::Backoff;
+use crate::heartbeat::{HeartbeatActor, LoadProbe, StartBeating, StopBeating};
+use crate::link::{ControllerLink, LinkError};
+use crate::wire::RegisterRequest;
+
+/// After failing to register for this long, log an error (once per outage).
+pub const OUTAGE_ALARM_AFTER: Duration = Duration::from_secs(5 * 60);
+/// Default time allowed for the deregistration on shutdown.
+pub const DEFAULT_DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The heartbeat side learned that the controller no longer knows this worker.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ControllerForgotWorker;
+
+/// Stop heartbeating and deregister, bounded by the deregister timeout; the
+/// actors stop afterwards.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<(), LinkError>")]
+pub struct Shutdown;
+
+/// Where the worker stands with its controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationState {
+    /// No controller configured: the worker serves on its own.
+    Standalone,
+    /// Trying to register (first time, or again after the controller forgot us).
+    Registering,
+    /// The controller knows this worker.
+    Registered,
+}
+
+impl RegistrationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationState::Standalone => "standalone",
+            RegistrationState::Registering => "registering",
+            RegistrationState::Registered => "registered",
+        }
+    }
+}
+
+/// The registration state, readable from any thread (the HTTP workers' `/health`).
+#[derive(Debug, Clone)]
+pub struct RegistrationStatus(Arc<AtomicU8>);
+
+impl RegistrationStatus {
+    pub fn new(state: RegistrationState) -> Self {
+        let status = RegistrationStatus(Arc::new(AtomicU8::new(0)));
+        status.set(state);
+        status
+    }
+
+    pub fn get(&self) -> RegistrationState {
+        match self.0.load(Ordering::Acquire) {
+            0 => RegistrationState::Standalone,
+            1 => RegistrationState::Registering,
+            _ => RegistrationState::Registered,
+        }
+    }
+
+    fn set(&self, state: RegistrationState) {
+        let value = match state {
+            RegistrationState::Standalone => 0,
+            RegistrationState::Registering => 1,
+            RegistrationState::Registered => 2,
+        };
+        self.0.store(value, Ordering::Release);
+    }
+}
+
+/// Timing of the worker-side actors.
+#[derive(Debug, Clone)]
+pub struct WorkerTiming {
+    pub heartbeat_interval: Duration,
+    pub backoff: Backoff,
+    pub deregister_timeout: Duration,
+}
+
+impl Default for WorkerTiming {
+    fn default() -> Self {
+        WorkerTiming {
+            heartbeat_interval: crate::heartbeat::DEFAULT_HEARTBEAT_INTERVAL,
+            backoff: Backoff::default(),
+            deregister_timeout: DEFAULT_DEREGISTER_TIMEOUT,
+        }
+    }
+}
+
+/// The registration side of one worker.
+pub struct RegistrationActor {
+    link: Rc<dyn ControllerLink>,
+    request: RegisterRequest,
+    backoff: Backoff,
+    deregister_timeout: Duration,
+    heartbeat: Addr<HeartbeatActor>,
+    status: RegistrationStatus,
+    failed_attempts: u32,
+    failing_since: Option<Instant>,
+    outage_reported: bool,
+    attempt_in_flight: bool,
+    retry_timer: Option<SpawnHandle>,
+    shutting_down: bool,
+}
+
+impl RegistrationActor {
+    /// Starts the registration and heartbeat actors of one worker. Each gets its
+    /// own link, so each keeps its own connection to the controller.
+    pub fn launch(
+        registration_link: Rc<dyn ControllerLink>,
+        heartbeat_link: Rc<dyn ControllerLink>,
+        request: RegisterRequest,
+        timing: WorkerTiming,
+        status: RegistrationStatus,
+        load_probe: Option<LoadProbe>,
+    ) -> Addr<RegistrationActor> {
+        RegistrationActor::create(move |ctx| {
+            let heartbeat = HeartbeatActor::new(
+                heartbeat_link,
+                request.worker_id.clone(),
+                timing.heartbeat_interval,
+                ctx.address().recipient(),
+                load_probe,
+            )
+            .start();
+            RegistrationActor {
+                link: registration_link,
+                request,
+                backoff: timing.backoff,
+                deregister_timeout: timing.deregister_timeout,
+                heartbeat,
+                status,
+                failed_attempts: 0,
+                failing_since: None,
+                outage_reported: false,
+                attempt_in_flight: false,
+                retry_timer: None,
+                shutting_down: false,
+            }
+        })
+    }
+
+    fn attempt(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down || self.attempt_in_flight {
+            return;
+        }
+        self.retry_timer = None;
+        self.attempt_in_flight = true;
+        self.status.set(RegistrationState::Registering);
+        let sent = self.link.register(self.request.clone());
+        ctx.spawn(sent.into_actor(self).map(|result, actor, ctx| {
+            actor.attempt_in_flight = false;
+            if actor.shutting_down {
+                return;
+            }
+            match result {
+                Ok(answer) => {
+                    let advised_interval = answer
+                        .heartbeat_interval_s
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map(Duration::from_secs_f64);
+                    log::info!(
+                        "worker {} registered with controller {} ({} capabilities){}",
+                        actor.request.worker_id,
+                        actor.link.describe(),
+                        answer.capabilities_registered,
+                        match actor.failed_attempts {
+                            0 => String::new(),
+                            n => format!(" after {n} failed attempts"),
+                        }
+                    );
+                    actor.failed_attempts = 0;
+                    actor.failing_since = None;
+                    actor.outage_reported = false;
+                    actor.status.set(RegistrationState::Registered);
+                    actor.heartbeat.do_send(StartBeating { advised_interval });
+                }
+                Err(error) => actor.retry_later(error, ctx),
+            }
+        }));
+    }
+
+    fn retry_later(&mut self, error: LinkError, ctx: &mut Context<Self>) {
+        let delay = self.backoff.delay(self.failed_attempts);
+        self.failed_attempts += 1;
+        let failing_for = self
+            .failing_since
+            .get_or_insert_with(Instant::now)
+            .elapsed();
+        if failing_for >= OUTAGE_ALARM_AFTER && !self.outage_reported {
+            self.outage_reported = true;
+            log::error!(
+                "worker {} has failed to register with controller {} for {} s ({} attempts): {error}; it keeps serving requests directly and keeps retrying, next in {:.1} s",
+                self.request.worker_id,
+                self.link.describe(),
+                failing_for.as_secs(),
+                self.failed_attempts,
+                delay.as_secs_f64()
+            );
+        } else {
+            log::warn!(
+                "registration of worker {} with controller {} failed: {error}; will retry in {:.1} s (attempt {})",
+                self.request.worker_id,
+                self.link.describe(),
+                delay.as_secs_f64(),
+                self.failed_attempts
+            );
+        }
+        self.retry_timer = Some(ctx.run_later(delay, |actor, ctx| actor.attempt(ctx)));
+    }
+}
+
+impl Actor for RegistrationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.attempt(ctx);
+    }
+}
+
+impl Handler<ControllerForgotWorker> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ControllerForgotWorker, ctx: &mut Self::Context) {
+        // Already on it: one new registration per loss, however many heartbeats
+        // told us about it.
+        if self.attempt_in_flight || self.retry_timer.is_some() || self.shutting_down {
+            return;
+        }
+        self.failed_attempts = 0;
+        self.attempt(ctx);
+    }
+}
+
+impl Handler<Shutdown> for RegistrationActor {
+    type Result = ResponseActFuture<Self, Result<(), LinkError>>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        self.shutting_down = true;
+        if let Some(timer) = self.retry_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let stop_beating = self.heartbeat.send(StopBeating);
+        let deregister = self.link.deregister(&self.request.worker_id);
+        let timeout = self.deregister_timeout;
+        let done = async move {
+            let _ = stop_beating.await;
+            match tokio::time::timeout(timeout, deregister).await {
+                Ok(result) => result,
+                Err(_) => Err(LinkError::Timeout(timeout)),
+            }
+        };
+        Box::pin(done.into_actor(self).map(|result, actor, ctx| {
+            match &result {
+                Ok(()) => log::info!(
+                    "worker {} deregistered from controller {}",
+                    actor.request.worker_id,
+                    actor.link.describe()
+                ),
+                Err(error) => log::warn!(
+                    "worker {} could not deregister from controller {}: {error}; the controller will mark it stale when its heartbeats stop",
+                    actor.request.worker_id,
+                    actor.link.describe()
+                ),
+            }
+            // Dropping this actor drops the heartbeat's last address, which stops it.
+            ctx.stop();
+            result
+        }))
+    }
+}

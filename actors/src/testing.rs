@@ -1,0 +1,125 @@
+//! An in-memory controller for actor tests of the worker side: it records every
+//! call with the (paused) tokio clock's time and can be told to fail.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::clock::Instant;
+use futures_util::future::{ready, LocalBoxFuture};
+use futures_util::FutureExt;
+
+use crate::link::{ControllerLink, LinkError};
+use crate::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+
+#[derive(Default)]
+struct State {
+    known: HashMap<String, RegisterRequest>,
+    registrations: Vec<Instant>,
+    heartbeats: Vec<Instant>,
+    deregistrations: Vec<String>,
+    failing_registrations: u32,
+    failing_heartbeats: u32,
+    advised_interval: Option<Duration>,
+}
+
+/// A controller that lives in the test's memory.
+#[derive(Clone, Default)]
+pub struct InMemoryController {
+    state: Rc<RefCell<State>>,
+}
+
+impl InMemoryController {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` registrations fail as if the controller were down.
+    pub fn fail_next_registrations(&self, n: u32) {
+        self.state.borrow_mut().failing_registrations = n;
+    }
+
+    /// The next `n` heartbeats fail as if the network dropped them.
+    pub fn fail_next_heartbeats(&self, n: u32) {
+        self.state.borrow_mut().failing_heartbeats = n;
+    }
+
+    /// Advise this heartbeat interval in registration answers.
+    pub fn advise_heartbeat_interval(&self, interval: Duration) {
+        self.state.borrow_mut().advised_interval = Some(interval);
+    }
+
+    /// Forget a worker, as a restarted controller would.
+    pub fn forget(&self, worker_id: &str) {
+        self.state.borrow_mut().known.remove(worker_id);
+    }
+
+    pub fn registered(&self, worker_id: &str) -> Option<RegisterRequest> {
+        self.state.borrow().known.get(worker_id).cloned()
+    }
+
+    /// When each registration attempt (failed or not) arrived.
+    pub fn registration_times(&self) -> Vec<Instant> {
+        self.state.borrow().registrations.clone()
+    }
+
+    /// When each successful heartbeat arrived.
+    pub fn heartbeat_times(&self) -> Vec<Instant> {
+        self.state.borrow().heartbeats.clone()
+    }
+
+    pub fn deregistrations(&self) -> Vec<String> {
+        self.state.borrow().deregistrations.clone()
+    }
+}
+
+impl ControllerLink for InMemoryController {
+    fn register(
+        &self,
+        request: RegisterRequest,
+    ) -> LocalBoxFuture<'static, Result<RegisterResponse, LinkError>> {
+        let mut state = self.state.borrow_mut();
+        state.registrations.push(Instant::now());
+        if state.failing_registrations > 0 {
+            state.failing_registrations -= 1;
+            return ready(Err(LinkError::Unreachable("connection refused".into()))).boxed_local();
+        }
+        let answer = RegisterResponse {
+            status: "registered".into(),
+            worker_id: request.worker_id.clone(),
+            capabilities_registered: request.capabilities.len(),
+            heartbeat_interval_s: state.advised_interval.map(|d| d.as_secs_f64()),
+            stale_after_s: None,
+        };
+        state.known.insert(request.worker_id.clone(), request);
+        ready(Ok(answer)).boxed_local()
+    }
+
+    fn heartbeat(
+        &self,
+        request: HeartbeatRequest,
+    ) -> LocalBoxFuture<'static, Result<(), LinkError>> {
+        let mut state = self.state.borrow_mut();
+        if state.failing_heartbeats > 0 {
+            state.failing_heartbeats -= 1;
+            return ready(Err(LinkError::Timeout(Duration::from_secs(5)))).boxed_local();
+        }
+        if !state.known.contains_key(&request.worker_id) {
+            return ready(Err(LinkError::UnknownWorker)).boxed_local();
+        }
+        state.heartbeats.push(Instant::now());
+        ready(Ok(())).boxed_local()
+    }
+
+    fn deregister(&self, worker_id: &str) -> LocalBoxFuture<'static, Result<(), LinkError>> {
+        let mut state = self.state.borrow_mut();
+        state.known.remove(worker_id);
+        state.deregistrations.push(worker_id.to_owned());
+        ready(Ok(())).boxed_local()
+    }
+
+    fn describe(&self) -> String {
+        "in-memory".into()
+    }
+}

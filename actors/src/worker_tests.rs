@@ -1,0 +1,231 @@
+//! Actor tests of the worker side (`RegistrationActor` + `HeartbeatActor`) against
+//! the in-memory controller, on a paused tokio clock.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::clock::Instant;
+use actix::prelude::*;
+use tokio::time::sleep;
+
+use crate::backoff::Backoff;
+use crate::registration::{
+    RegistrationActor, RegistrationState, RegistrationStatus, Shutdown, WorkerTiming,
+};
+use crate::testing::InMemoryController;
+use crate::wire::{Capability, RegisterRequest};
+
+fn request() -> RegisterRequest {
+    RegisterRequest {
+        worker_id: "hello-world-1".into(),
+        worker_url: "https://localhost:8500".into(),
+        capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
+    }
+}
+
+fn launch(
+    controller: &InMemoryController,
+    timing: WorkerTiming,
+) -> (Addr<RegistrationActor>, RegistrationStatus) {
+    let status = RegistrationStatus::new(RegistrationState::Registering);
+    let addr = RegistrationActor::launch(
+        Rc::new(controller.clone()),
+        Rc::new(controller.clone()),
+        request(),
+        timing,
+        status.clone(),
+        None,
+    );
+    (addr, status)
+}
+
+fn gaps(times: &[Instant]) -> Vec<Duration> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Seconds to a tenth: tokio's timer wheel rounds every wait up to the next
+/// millisecond, which is not what these tests are about.
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+#[actix::test]
+async fn registers_on_start_with_its_id_url_and_capabilities() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    let (_addr, status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(controller.registered("hello-world-1"), Some(request()));
+    assert_eq!(status.get(), RegistrationState::Registered);
+    assert_eq!(controller.registration_times().len(), 1);
+}
+
+#[actix::test]
+async fn failed_registrations_back_off_doubling_to_a_cap_then_succeed() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.fail_next_registrations(7);
+    let timing = WorkerTiming {
+        backoff: Backoff::without_jitter(Duration::from_secs(1), Duration::from_secs(30)),
+        ..WorkerTiming::default()
+    };
+    let (_addr, status) = launch(&controller, timing);
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(status.get(), RegistrationState::Registering);
+    assert_eq!(controller.registered("hello-world-1"), None);
+
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(status.get(), RegistrationState::Registered);
+    assert!(controller.registered("hello-world-1").is_some());
+    let waits: Vec<f64> = gaps(&controller.registration_times())
+        .into_iter()
+        .map(secs)
+        .collect();
+    assert_eq!(waits, vec![1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
+}
+
+#[actix::test]
+async fn jittered_retries_stay_under_their_ceilings_and_keep_going_past_five_minutes() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.fail_next_registrations(30);
+    let (_addr, status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(30 * 31)).await;
+    assert_eq!(
+        status.get(),
+        RegistrationState::Registered,
+        "it never gives up"
+    );
+    let times = controller.registration_times();
+    assert_eq!(times.len(), 31);
+    let backoff = Backoff::default();
+    for (retry, wait) in gaps(&times).into_iter().enumerate() {
+        assert!(
+            wait <= backoff.ceiling(retry as u32),
+            "retry {retry} waited {wait:?}"
+        );
+    }
+}
+
+#[actix::test]
+async fn heartbeats_arrive_every_30_s_within_jitter_and_stop_after_shutdown() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    let (addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(600)).await;
+
+    let beats = controller.heartbeat_times();
+    assert!(
+        (18..=23).contains(&beats.len()),
+        "{} beats in 600 s",
+        beats.len()
+    );
+    let first = beats[0] - controller.registration_times()[0];
+    let mut waits = gaps(&beats);
+    waits.insert(0, first);
+    for wait in &waits {
+        assert!(
+            (27.0..=33.0).contains(&secs(*wait)),
+            "heartbeat gap {wait:?} is outside 30 s ± 10 %"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = waits.iter().collect();
+    assert!(distinct.len() > 1, "the gaps are jittered");
+
+    addr.send(Shutdown).await.unwrap().unwrap();
+    let after_shutdown = controller.heartbeat_times().len();
+    sleep(Duration::from_secs(300)).await;
+    assert_eq!(controller.heartbeat_times().len(), after_shutdown);
+}
+
+#[actix::test]
+async fn the_controllers_advice_shortens_the_interval() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.advise_heartbeat_interval(Duration::from_secs(10));
+    let (_addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(100)).await;
+    for wait in gaps(&controller.heartbeat_times()) {
+        assert!((9.0..=11.0).contains(&secs(wait)), "gap {wait:?}");
+    }
+    assert!(controller.heartbeat_times().len() >= 8);
+}
+
+#[actix::test]
+async fn a_failing_heartbeat_does_not_stop_the_loop() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    let (_addr, status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_millis(1)).await;
+    controller.fail_next_heartbeats(3);
+    sleep(Duration::from_secs(3 * 33 + 1)).await;
+    assert!(
+        controller.heartbeat_times().is_empty(),
+        "three beats failed"
+    );
+    sleep(Duration::from_secs(34)).await;
+    assert_eq!(
+        controller.heartbeat_times().len(),
+        1,
+        "the fourth beat went through"
+    );
+    assert_eq!(status.get(), RegistrationState::Registered);
+    assert_eq!(controller.registration_times().len(), 1);
+}
+
+#[actix::test]
+async fn unknown_worker_leads_to_exactly_one_registration_and_beats_resume() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    let (_addr, status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(100)).await;
+    let beats_before = controller.heartbeat_times().len();
+    assert!(beats_before >= 3);
+
+    controller.forget("hello-world-1");
+    let forgotten_at = Instant::now();
+    sleep(Duration::from_secs(34)).await;
+    assert_eq!(
+        controller.registration_times().len(),
+        2,
+        "exactly one new registration"
+    );
+    assert!(controller.registration_times()[1] > forgotten_at);
+    assert_eq!(status.get(), RegistrationState::Registered);
+    assert!(controller.registered("hello-world-1").is_some());
+
+    sleep(Duration::from_secs(100)).await;
+    assert!(
+        controller.heartbeat_times().len() >= beats_before + 3,
+        "heartbeats resumed"
+    );
+    assert_eq!(controller.registration_times().len(), 2);
+}
+
+#[actix::test]
+async fn shutdown_deregisters() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    let (addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(1)).await;
+    assert!(controller.registered("hello-world-1").is_some());
+    addr.send(Shutdown).await.unwrap().unwrap();
+    assert_eq!(
+        controller.deregistrations(),
+        vec!["hello-world-1".to_string()]
+    );
+    assert_eq!(controller.registered("hello-world-1"), None);
+}
+
+#[actix::test]
+async fn shutdown_while_retrying_stops_the_retries() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.fail_next_registrations(1000);
+    let (addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(60)).await;
+    addr.send(Shutdown).await.unwrap().unwrap();
+    let attempts = controller.registration_times().len();
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(controller.registration_times().len(), attempts);
+}
