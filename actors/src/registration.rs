@@ -179,7 +179,7 @@ impl RegistrationActor {
                         .filter(|s| s.is_finite() && *s > 0.0)
                         .map(Duration::from_secs_f64);
                     log::info!(
-                        "worker {} registered with controller {} ({} capabilities){}",
+                        "worker {} registered with controller {} (capabilities registered: {}){}",
                         actor.request.worker_id,
                         actor.link.describe(),
                         answer.capabilities_registered,

@@ -1,1 +1,13 @@
+//! crank's services: the controller and hello-world actix-web apps, mutual TLS,
+//! peer identity, the awc `ControllerLink`, configuration and certificates.
 
+pub mod body;
+pub mod certs;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod hello;
+pub mod identity;
+pub mod link;
+pub mod process;
+pub mod tls;

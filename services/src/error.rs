@@ -1,0 +1,111 @@
+//! The one error type of crank's HTTP APIs. Every error answers JSON with at least
+//! `{"error": "<code>", "detail": "<sentence>"}`, so a client can branch on the
+//! code and a person can read the detail.
+
+use actix::MailboxError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use crank_actors::registry::RegistryError;
+use crank_actors::wire::FieldError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("invalid field {0}")]
+    InvalidField(FieldError),
+    #[error("invalid {0}")]
+    InvalidInput(FieldError),
+    #[error("the request body is larger than the {limit}-byte limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be application/json, not {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("the request body could not be read: {0}")]
+    Payload(String),
+    #[error("no usable client identity: {0}")]
+    NoIdentity(String),
+    #[error("certificate {caller} may not act for worker {worker_id}")]
+    IdentityMismatch { caller: String, worker_id: String },
+    #[error("{0}")]
+    Registry(RegistryError),
+    #[error("worker {0} is not registered")]
+    UnknownWorker(String),
+    #[error("No worker available for {0}")]
+    NoWorkerAvailable(String),
+    #[error("no endpoint {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the registry did not answer: {0}")]
+    Mailbox(#[from] MailboxError),
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        ApiError::InvalidField(error)
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::UnknownWorker(id) => ApiError::UnknownWorker(id),
+            other => ApiError::Registry(other),
+        }
+    }
+}
+
+impl ApiError {
+    /// The machine-readable code of the `error` key.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidField(_) => "invalid_field",
+            ApiError::InvalidInput(_) => "invalid_input",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Payload(_) => "bad_request",
+            ApiError::NoIdentity(_) => "no_identity",
+            ApiError::IdentityMismatch { .. } => "identity_mismatch",
+            ApiError::Registry(RegistryError::OwnedByAnother { .. }) => "identity_mismatch",
+            ApiError::Registry(RegistryError::UnknownWorker(_)) | ApiError::UnknownWorker(_) => {
+                "unknown_worker"
+            }
+            ApiError::NoWorkerAvailable(_) => "no_worker_available",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Mailbox(_) => "registry_unavailable",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidInput(_) | ApiError::Payload(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NoIdentity(_)
+            | ApiError::IdentityMismatch { .. }
+            | ApiError::Registry(RegistryError::OwnedByAnother { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Registry(RegistryError::UnknownWorker(_))
+            | ApiError::UnknownWorker(_)
+            | ApiError::NoWorkerAvailable(_)
+            | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.code(), "detail": self.to_string() });
+        if let ApiError::InvalidField(field) | ApiError::InvalidInput(field) = self {
+            body["field"] = json!(field.field);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

@@ -1,0 +1,348 @@
+//! Who is calling. Every connection to a crank server carries a client certificate
+//! signed by the fleet's CA; its identity is the URI SAN
+//! `spiffe://crank.local/<role>/<name>`, or, for certificates made the way the
+//! original Python project made them (no URI SAN), the subject CN as a worker name.
+//!
+//! The certificate is parsed once per connection (`record_peer_identity`, an
+//! `on_connect` hook) and handlers read the result through the `Caller` extractor.
+
+use std::any::Any;
+use std::fmt;
+use std::future::{ready, Ready};
+
+use actix_tls::accept::rustls_0_23::TlsStream;
+use actix_web::dev::{Extensions, Payload};
+use actix_web::rt::net::TcpStream;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::error::ApiError;
+
+/// The trust domain of every crank identity.
+pub const TRUST_DOMAIN: &str = "crank.local";
+
+/// What a certificate may do, by its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The controller itself.
+    Controller,
+    /// A worker: may register, heartbeat and deregister its own id.
+    Worker,
+    /// A reader: may list and route.
+    Client,
+    /// An operator tool: may do anything for any worker.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Controller, Role::Worker, Role::Client, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Controller => "controller",
+            Role::Worker => "worker",
+            Role::Client => "client",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A peer's identity: `role/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerIdentity {
+    pub role: Role,
+    pub name: String,
+}
+
+impl PeerIdentity {
+    pub fn new(role: Role, name: impl Into<String>) -> Self {
+        PeerIdentity {
+            role,
+            name: name.into(),
+        }
+    }
+
+    /// The SPIFFE URI that carries this identity in a certificate.
+    pub fn spiffe_uri(&self) -> String {
+        format!("spiffe://{TRUST_DOMAIN}/{}/{}", self.role, self.name)
+    }
+
+    /// Whether this identity may register, heartbeat and deregister `worker_id`.
+    pub fn may_act_for(&self, worker_id: &str) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Worker if self.name == worker_id => Ok(()),
+            _ => Err(ApiError::IdentityMismatch {
+                caller: self.to_string(),
+                worker_id: worker_id.to_owned(),
+            }),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+impl fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.role, self.name)
+    }
+}
+
+/// Why a certificate carries no usable identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("the certificate is not valid DER X.509: {0}")]
+    Unparsable(String),
+    #[error("the certificate has neither a spiffe://{TRUST_DOMAIN}/ URI SAN nor a subject CN")]
+    Anonymous,
+    #[error("the certificate's URI SAN {0:?} is not spiffe://{TRUST_DOMAIN}/<controller|worker|client|admin>/<name>")]
+    MalformedUri(String),
+    #[error("the certificate names more than one crank identity: {0:?}")]
+    Ambiguous(Vec<String>),
+}
+
+/// Reads the crank identity of a DER certificate.
+///
+/// URI SANs outside `spiffe://crank.local/` are ignored (a certificate may serve
+/// other meshes too); a URI inside it must be well-formed, since silently falling
+/// back to the CN would hand a mistyped admin certificate a worker's rights.
+pub fn identity_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| IdentityError::Unparsable(e.to_string()))?;
+    let prefix = format!("spiffe://{TRUST_DOMAIN}/");
+    let ours: Vec<&str> = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with(&prefix) => Some(*uri),
+                _ => None,
+            })
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(IdentityError::Unparsable(e.to_string())),
+    };
+    match ours.as_slice() {
+        [uri] => parse_spiffe_path(&uri[prefix.len()..])
+            .ok_or_else(|| IdentityError::MalformedUri((*uri).to_owned())),
+        [] => {
+            let cn = cert
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .filter(|cn| !cn.is_empty())
+                .ok_or(IdentityError::Anonymous)?;
+            Ok(PeerIdentity::new(Role::Worker, cn))
+        }
+        many => Err(IdentityError::Ambiguous(
+            many.iter().map(|u| (*u).to_owned()).collect(),
+        )),
+    }
+}
+
+fn parse_spiffe_path(path: &str) -> Option<PeerIdentity> {
+    let (role, name) = path.split_once('/')?;
+    let role = Role::parse(role)?;
+    let valid_name = !name.is_empty()
+        && name.len() <= crank_actors::wire::MAX_WORKER_ID_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    valid_name.then(|| PeerIdentity::new(role, name))
+}
+
+/// What `on_connect` learned of the peer: its identity, or why it has none.
+#[derive(Debug, Clone)]
+struct ConnectionIdentity(Result<PeerIdentity, IdentityError>);
+
+/// `HttpServer::on_connect` hook: parses the client certificate once per
+/// connection and keeps the identity in the connection's data. Also turns on
+/// `TCP_NODELAY`: requests and answers are small and latency-bound.
+pub fn record_peer_identity(connection: &dyn Any, data: &mut Extensions) {
+    let Some(tls) = connection.downcast_ref::<TlsStream<TcpStream>>() else {
+        return;
+    };
+    let (tcp, session) = tls.get_ref();
+    let _ = tcp.set_nodelay(true);
+    if let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) {
+        let identity = identity_from_der(leaf);
+        if let Err(problem) = &identity {
+            log::warn!(
+                "client {} presented a certificate without a usable identity: {problem}",
+                tcp.peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| "?".into())
+            );
+        }
+        data.insert(ConnectionIdentity(identity));
+    }
+}
+
+/// The authenticated caller of a request. Handlers that act on a worker's record
+/// take this extractor; it fails with 403 when the peer has no identity.
+#[derive(Debug, Clone)]
+pub struct Caller(pub PeerIdentity);
+
+impl Caller {
+    /// Makes `identity` the caller of `req`: for tests and middleware that stand
+    /// in front of TLS termination.
+    pub fn attach(req: &impl HttpMessage, identity: PeerIdentity) {
+        req.extensions_mut()
+            .insert(ConnectionIdentity(Ok(identity)));
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = req
+            .conn_data::<ConnectionIdentity>()
+            .cloned()
+            .or_else(|| req.extensions().get::<ConnectionIdentity>().cloned());
+        ready(match found {
+            Some(ConnectionIdentity(Ok(identity))) => Ok(Caller(identity)),
+            Some(ConnectionIdentity(Err(problem))) => {
+                Err(ApiError::NoIdentity(problem.to_string()))
+            }
+            None => Err(ApiError::NoIdentity(
+                "the connection presented no client certificate".into(),
+            )),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+
+    fn der(cn: Option<&str>, uris: &[&str]) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        params.subject_alt_names = uris
+            .iter()
+            .map(|u| SanType::URI((*u).try_into().unwrap()))
+            .chain([SanType::DnsName("localhost".try_into().unwrap())])
+            .collect();
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_spiffe_uri_names_role_and_name() {
+        let id = identity_from_der(&der(None, &["spiffe://crank.local/admin/ops"])).unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Admin, "ops"));
+        assert_eq!(id.spiffe_uri(), "spiffe://crank.local/admin/ops");
+    }
+
+    #[test]
+    fn a_cn_only_certificate_is_a_worker_named_by_its_cn() {
+        let id = identity_from_der(&der(Some("hello-world-1"), &[])).unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Worker, "hello-world-1"));
+    }
+
+    #[test]
+    fn the_uri_wins_over_the_cn() {
+        let id = identity_from_der(&der(
+            Some("hello-world-1"),
+            &["spiffe://crank.local/client/cli"],
+        ))
+        .unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Client, "cli"));
+    }
+
+    #[test]
+    fn neither_uri_nor_cn_is_anonymous() {
+        assert_eq!(
+            identity_from_der(&der(None, &[])),
+            Err(IdentityError::Anonymous)
+        );
+    }
+
+    #[test]
+    fn malformed_crank_uris_are_refused_not_downgraded_to_the_cn() {
+        for uri in [
+            "spiffe://crank.local/worker",
+            "spiffe://crank.local/worker/",
+            "spiffe://crank.local/root/x",
+            "spiffe://crank.local/worker/a/b",
+            "spiffe://crank.local/worker/has%20space",
+        ] {
+            assert_eq!(
+                identity_from_der(&der(Some("w1"), &[uri])),
+                Err(IdentityError::MalformedUri(uri.into())),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_uris_are_ignored_and_two_crank_uris_are_ambiguous() {
+        let id = identity_from_der(&der(
+            None,
+            &["spiffe://other.mesh/ns/x", "spiffe://crank.local/worker/w1"],
+        ))
+        .unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Worker, "w1"));
+        assert!(matches!(
+            identity_from_der(&der(
+                None,
+                &[
+                    "spiffe://crank.local/worker/w1",
+                    "spiffe://crank.local/admin/a"
+                ]
+            )),
+            Err(IdentityError::Ambiguous(_))
+        ));
+        assert_eq!(
+            identity_from_der(&der(None, &["spiffe://other.mesh/x"])),
+            Err(IdentityError::Anonymous)
+        );
+    }
+
+    #[test]
+    fn garbage_is_unparsable() {
+        assert!(matches!(
+            identity_from_der(b"not a certificate"),
+            Err(IdentityError::Unparsable(_))
+        ));
+    }
+
+    #[test]
+    fn only_admins_and_the_worker_itself_may_act_for_a_worker() {
+        assert!(PeerIdentity::new(Role::Worker, "w1")
+            .may_act_for("w1")
+            .is_ok());
+        assert!(PeerIdentity::new(Role::Admin, "ops")
+            .may_act_for("w1")
+            .is_ok());
+        assert!(PeerIdentity::new(Role::Worker, "w2")
+            .may_act_for("w1")
+            .is_err());
+        assert!(PeerIdentity::new(Role::Client, "w1")
+            .may_act_for("w1")
+            .is_err());
+        assert!(PeerIdentity::new(Role::Controller, "w1")
+            .may_act_for("w1")
+            .is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! `HttpControllerLink`: the worker's `ControllerLink` over HTTPS with mutual TLS,
+//! with awc. Each link owns one keep-alive client, created on the thread of the
+//! actor that uses it (awc clients are not `Send`), and every call has a timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::error::SendRequestError;
+use awc::http::StatusCode;
+use crank_actors::link::{ControllerLink, LinkError};
+use crank_actors::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+use rustls::ClientConfig;
+use serde_json::Value;
+
+/// Builds an awc client that presents the certificate of `tls` and trusts its CA.
+pub fn mtls_client(tls: Arc<ClientConfig>, timeout: Duration) -> awc::Client {
+    let connector = awc::Connector::new().rustls_0_23(tls).timeout(timeout);
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(timeout)
+        .finish()
+}
+
+/// The controller at `base_url`, reached over mTLS.
+#[derive(Clone)]
+pub struct HttpControllerLink {
+    client: awc::Client,
+    base_url: String,
+    timeout: Duration,
+}
+
+impl HttpControllerLink {
+    pub fn new(base_url: &str, tls: Arc<ClientConfig>, timeout: Duration) -> Self {
+        HttpControllerLink {
+            client: mtls_client(tls, timeout),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+fn send_error(timeout: Duration) -> impl Fn(SendRequestError) -> LinkError {
+    move |error| match error {
+        SendRequestError::Timeout => LinkError::Timeout(timeout),
+        other => LinkError::Unreachable(other.to_string()),
+    }
+}
+
+/// Reads an error answer: its `detail` (or `error`) if it is crank JSON, else text.
+async fn rejection<S>(status: StatusCode, response: &mut awc::ClientResponse<S>) -> LinkError
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let body = response.body().limit(64 * 1024).await.unwrap_or_default();
+    let detail = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("detail")
+                .or_else(|| v.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    LinkError::Rejected {
+        status: status.as_u16(),
+        detail,
+    }
+}
+
+impl ControllerLink for HttpControllerLink {
+    fn register(
+        &self,
+        request: RegisterRequest,
+    ) -> LocalBoxFuture<'static, Result<RegisterResponse, LinkError>> {
+        let sent = self.client.post(self.url("/register")).send_json(&request);
+        let timeout = self.timeout;
+        async move {
+            let mut response = sent.await.map_err(send_error(timeout))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(rejection(status, &mut response).await);
+            }
+            response
+                .json::<RegisterResponse>()
+                .await
+                .map_err(|e| LinkError::Rejected {
+                    status: status.as_u16(),
+                    detail: format!("unreadable registration answer: {e}"),
+                })
+        }
+        .boxed_local()
+    }
+
+    fn heartbeat(
+        &self,
+        request: HeartbeatRequest,
+    ) -> LocalBoxFuture<'static, Result<(), LinkError>> {
+        let sent = self.client.post(self.url("/heartbeat")).send_json(&request);
+        let timeout = self.timeout;
+        async move {
+            let mut response = sent.await.map_err(send_error(timeout))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            if status == StatusCode::NOT_FOUND {
+                let body = response.body().limit(64 * 1024).await.unwrap_or_default();
+                let unknown = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .is_some_and(|v| v["status"] == "unknown_worker");
+                if unknown {
+                    return Err(LinkError::UnknownWorker);
+                }
+                return Err(LinkError::Rejected {
+                    status: 404,
+                    detail: String::from_utf8_lossy(&body).into_owned(),
+                });
+            }
+            Err(rejection(status, &mut response).await)
+        }
+        .boxed_local()
+    }
+
+    fn deregister(&self, worker_id: &str) -> LocalBoxFuture<'static, Result<(), LinkError>> {
+        let sent = self
+            .client
+            .delete(self.url(&format!("/deregister/{worker_id}")))
+            .send();
+        let timeout = self.timeout;
+        async move {
+            let mut response = sent.await.map_err(send_error(timeout))?;
+            let status = response.status();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(rejection(status, &mut response).await)
+            }
+        }
+        .boxed_local()
+    }
+
+    fn describe(&self) -> String {
+        self.base_url.clone()
+    }
+}

@@ -1,0 +1,165 @@
+//! Process wiring for `crank controller` and `crank worker`: load TLS material,
+//! start the actors, serve, and shut down in the right order.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::HttpServer;
+use crank_actors::backoff::Backoff;
+use crank_actors::registration::{
+    RegistrationActor, RegistrationState, RegistrationStatus, Shutdown, WorkerTiming,
+};
+use crank_actors::wire::RegisterRequest;
+
+use crate::config::{ControllerConfig, WorkerConfig};
+use crate::controller::{controller_app, start_registry};
+use crate::hello::{hello_app, HelloState};
+use crate::identity::record_peer_identity;
+use crate::link::HttpControllerLink;
+use crate::tls::{client_config, server_config, TlsError, TlsFiles};
+
+/// Why a process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
+    let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
+    let tls = server_config(&files)?;
+    let registry = start_registry(config.registry_settings(), config.sweep_interval);
+    let address = format!("{}:{}", config.bind, config.port);
+    let server = HttpServer::new(move || controller_app(registry.clone()))
+        .on_connect(record_peer_identity)
+        .client_request_timeout(config.client_timeout)
+        .bind_rustls_0_23(&address, tls)
+        .map_err(|source| StartError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+    log::info!(
+        "controller listening on https://{address} (mTLS, CA {}); workers stale after {:?} without a heartbeat, evicted after {}",
+        files.ca.display(),
+        config.stale_after,
+        if config.evict_after.is_zero() {
+            "never".to_owned()
+        } else {
+            format!("{:?} more", config.evict_after)
+        }
+    );
+    server.run().await.map_err(StartError::Serve)?;
+    log::info!("controller stopped");
+    Ok(())
+}
+
+/// Runs the hello-world worker until SIGTERM/SIGINT, then deregisters and stops.
+pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
+    let worker_id = config.worker_id.clone();
+    crank_actors::wire::validate_worker_id("worker_id", &worker_id)
+        .map_err(|e| StartError::Invalid(format!("invalid worker id: {e}")))?;
+    let worker_url = config.announced_url();
+    crank_actors::wire::validate_worker_url("worker_url", &worker_url)
+        .map_err(|e| StartError::Invalid(format!("invalid worker URL: {e}")))?;
+    let files = TlsFiles::in_dir(&config.cert_dir, config.cert_name());
+    let server_tls = server_config(&files)?;
+    let client_tls = Arc::new(client_config(&files)?);
+
+    let status = RegistrationStatus::new(match config.controller_url {
+        Some(_) => RegistrationState::Registering,
+        None => RegistrationState::Standalone,
+    });
+    let state = HelloState::new(worker_id.clone(), status.clone());
+    let address = format!("{}:{}", config.bind, config.port);
+    let app_state = state.clone();
+    let server = HttpServer::new(move || hello_app(app_state.clone()))
+        .on_connect(record_peer_identity)
+        .disable_signals()
+        .bind_rustls_0_23(&address, server_tls)
+        .map_err(|source| StartError::Bind {
+            address: address.clone(),
+            source,
+        })?
+        .run();
+    let server_handle = server.handle();
+    let serving = actix_rt::spawn(server);
+    log::info!("worker {worker_id} serving invoke:hello.greet on https://{address} (announced as {worker_url})");
+
+    let registration = match &config.controller_url {
+        Some(controller_url) => {
+            let link = || {
+                Rc::new(HttpControllerLink::new(
+                    controller_url,
+                    client_tls.clone(),
+                    config.controller_timeout,
+                ))
+            };
+            let timing = WorkerTiming {
+                heartbeat_interval: config.heartbeat_interval,
+                backoff: Backoff::new(
+                    config.registration_backoff_initial,
+                    config.registration_backoff_max,
+                ),
+                deregister_timeout: config.deregister_timeout,
+            };
+            let request = RegisterRequest {
+                worker_id: worker_id.clone(),
+                worker_url,
+                capabilities: crate::hello::capabilities(),
+            };
+            let load_state = state.clone();
+            Some(RegistrationActor::launch(
+                link(),
+                link(),
+                request,
+                timing,
+                status,
+                Some(Box::new(move || load_state.load())),
+            ))
+        }
+        None => {
+            log::info!("no controller URL (CONTROLLER_URL / --controller-url): worker {worker_id} runs standalone and registers nowhere");
+            None
+        }
+    };
+
+    tokio::select! {
+        signal = shutdown_signal() => log::info!("worker {worker_id} received {signal}; shutting down"),
+        ended = serving => {
+            return match ended {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(StartError::Serve(e)),
+                Err(e) => Err(StartError::Serve(std::io::Error::other(e.to_string()))),
+            };
+        }
+    }
+    if let Some(registration) = registration {
+        // Deregister first, so the controller stops routing here before we stop
+        // answering. The actor bounds this by the deregister timeout.
+        let _ = registration.send(Shutdown).await;
+    }
+    server_handle.stop(true).await;
+    log::info!("worker {worker_id} stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, naming which.
+pub async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    }
+}
