@@ -30,7 +30,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if inner.is_data() {
+        // A body that is not JSON at all is a 400 even when its first value
+        // already had a wrong field: check the syntax of the whole before blaming
+        // a field.
+        let whole_is_json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        if inner.is_data() && whole_is_json {
             let problem = strip_position(&inner.to_string());
             ApiError::InvalidField(FieldError::new(field_name(&path, &problem), problem))
         } else {
