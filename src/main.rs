@@ -1,6 +1,9 @@
 //! `crank`: run a controller or a worker, make certificates, and talk to a
 //! running fleet.
 
+mod client;
+mod up;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +34,37 @@ enum Command {
     Certs {
         #[command(subcommand)]
         action: CertsCommand,
+    },
+    /// Start a controller and N hello-world workers, live (dev certificates made if missing).
+    Up(up::UpFlags),
+    /// List the registered workers.
+    Workers(client::ClientFlags),
+    /// List the capabilities and how many workers serve each.
+    Capabilities(client::ClientFlags),
+    /// Ask the controller which worker serves a capability.
+    Route {
+        /// The verb, e.g. invoke.
+        verb: String,
+        /// The capability name, e.g. hello.greet.
+        capability: String,
+        /// A semver requirement, e.g. ^1.
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        client: client::ClientFlags,
+    },
+    /// Route invoke:hello.greet and have the chosen worker greet MESSAGE.
+    Greet {
+        message: String,
+        #[arg(long)]
+        uppercase: bool,
+        #[arg(long)]
+        reverse: bool,
+        /// Number of '!' (0-10).
+        #[arg(long, default_value_t = 1)]
+        exclamations: u8,
+        #[command(flatten)]
+        client: client::ClientFlags,
     },
 }
 
@@ -95,6 +129,47 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("crank worker: {e}"))
         }
         Command::Certs { action } => certs(action).map_err(|e| format!("crank certs: {e}")),
+        Command::Up(flags) => {
+            init_logging();
+            actix_rt::System::new()
+                .block_on(up::up(flags))
+                .map_err(|e| format!("crank up: {e}"))
+        }
+        Command::Workers(flags) => client_command("workers", &flags, |c| {
+            Box::pin(async move { client::workers(&c).await })
+        }),
+        Command::Capabilities(flags) => client_command("capabilities", &flags, |c| {
+            Box::pin(async move { client::capabilities(&c).await })
+        }),
+        Command::Route {
+            verb,
+            capability,
+            version,
+            client: flags,
+        } => client_command("route", &flags, |c| {
+            Box::pin(async move {
+                let route = client::route(&c, &verb, &capability, version.as_deref()).await?;
+                Ok(if c.json {
+                    route.to_string()
+                } else {
+                    client::describe_route(&route)
+                })
+            })
+        }),
+        Command::Greet {
+            message,
+            uppercase,
+            reverse,
+            exclamations,
+            client: flags,
+        } => client_command("greet", &flags, |c| {
+            Box::pin(async move {
+                let options = serde_json::json!({
+                    "uppercase": uppercase, "reverse": reverse, "exclamations": exclamations
+                });
+                client::greet(&c, &message, options).await
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,6 +177,25 @@ fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+type Output = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>;
+
+/// Runs one client command and prints its output; errors become one line.
+fn client_command(
+    name: &str,
+    flags: &client::ClientFlags,
+    run: impl FnOnce(client::Client) -> Output,
+) -> Result<(), String> {
+    let outcome =
+        client::Client::new(flags).and_then(|client| actix_rt::System::new().block_on(run(client)));
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        Err(e) => Err(format!("crank {name}: {e}")),
     }
 }
 

@@ -65,6 +65,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
 
 /// Runs the hello-world worker until SIGTERM/SIGINT, then deregisters and stops.
 pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
+    let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
     let worker_id = config.worker_id.clone();
     crank_actors::wire::validate_worker_id("worker_id", &worker_id)
         .map_err(|e| StartError::Invalid(format!("invalid worker id: {e}")))?;
@@ -134,7 +135,7 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     };
 
     tokio::select! {
-        signal = shutdown_signal() => log::info!("worker {worker_id} received {signal}; shutting down"),
+        signal = signals.recv() => log::info!("worker {worker_id} received {signal}; shutting down"),
         ended = serving => {
             return match ended {
                 Ok(Ok(())) => Ok(()),
@@ -153,13 +154,28 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT, naming which.
-pub async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+/// SIGTERM and SIGINT listeners. Install them before anything that must be
+/// shut down in order starts: until then the default disposition would kill the
+/// process on the spot.
+pub struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT, naming which.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
     }
 }

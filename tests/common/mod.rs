@@ -1,0 +1,296 @@
+//! A harness for end-to-end tests: real `crank` processes on free loopback ports,
+//! with certificates made for the test run, and polling with a deadline.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const CRANK: &str = env!("CARGO_BIN_EXE_crank");
+
+/// A free loopback port (the OS picks it; a race with other tests is possible but
+/// the port is used at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `crank` process that is killed when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), signal).unwrap();
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Certificates and processes of one test.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub controller_port: u16,
+    logs: Vec<PathBuf>,
+}
+
+impl Fleet {
+    /// A fresh cert dir (`crank certs init`) and a port for the controller.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(CRANK)
+            .args(["certs", "init", "--dir"])
+            .arg(dir.path().join("certs"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "crank certs init failed");
+        Fleet {
+            dir,
+            controller_port: free_port(),
+            logs: Vec::new(),
+        }
+    }
+
+    pub fn cert_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    pub fn controller_url(&self) -> String {
+        format!("https://localhost:{}", self.controller_port)
+    }
+
+    /// Mints a worker certificate named `name` from the fleet's CA.
+    pub fn issue_worker(&self, name: &str) {
+        let status = Command::new(CRANK)
+            .args([
+                "certs", "issue", "--role", "worker", "--name", name, "--dir",
+            ])
+            .arg(self.cert_dir())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "crank certs issue {name} failed");
+    }
+
+    /// Runs `crank <args>` with its output in a log file of the fleet.
+    pub fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {
+        let log = self
+            .dir
+            .path()
+            .join(format!("{name}-{}.log", self.logs.len()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(CRANK)
+            .args(args)
+            .env_remove("CONTROLLER_URL")
+            .env_remove("WORKER_ID")
+            .env_remove("WORKER_URL")
+            .env_remove("CERT_DIR")
+            .env_remove("WORKER_HTTPS_PORT")
+            .env_remove("CONTROLLER_HTTPS_PORT")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.logs.push(log.clone());
+        Proc {
+            name: name.into(),
+            child,
+            log,
+        }
+    }
+
+    /// A controller with short timings: stale after `stale_after`, sweeping every 100 ms.
+    pub fn start_controller(&mut self, stale_after: &str) -> Proc {
+        let port = self.controller_port.to_string();
+        let cert_dir = self.cert_dir();
+        self.spawn(
+            "controller",
+            &[
+                "controller",
+                "--cert-dir",
+                cert_dir.to_str().unwrap(),
+                "--port",
+                &port,
+                "--stale-after",
+                stale_after,
+                "--sweep-interval",
+                "100ms",
+            ],
+        )
+    }
+
+    /// A hello-world worker registering with this fleet's controller.
+    pub fn start_worker(&mut self, id: &str, port: u16, heartbeat: &str) -> Proc {
+        let port = port.to_string();
+        let cert_dir = self.cert_dir();
+        let controller_url = self.controller_url();
+        self.spawn(
+            id,
+            &[
+                "worker",
+                "--cert-dir",
+                cert_dir.to_str().unwrap(),
+                "--port",
+                &port,
+                "--worker-id",
+                id,
+                "--controller-url",
+                &controller_url,
+                "--heartbeat-interval",
+                heartbeat,
+            ],
+        )
+    }
+
+    /// An mTLS client with the certificate `name` of this fleet.
+    pub fn client(&self, name: &str) -> awc::Client {
+        let files = crank_services::tls::TlsFiles::in_dir(&self.cert_dir(), name);
+        let config = crank_services::tls::client_config(&files).unwrap();
+        crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+    }
+
+    /// `GET` on the controller with the client certificate.
+    pub async fn get(&self, path: &str) -> Result<(u16, Value), String> {
+        fetch(
+            &self.client("client"),
+            "GET",
+            &format!("{}{path}", self.controller_url()),
+            None,
+        )
+        .await
+    }
+
+    /// `POST` JSON to the controller with the client certificate.
+    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
+        fetch(
+            &self.client("client"),
+            "POST",
+            &format!("{}{path}", self.controller_url()),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The workers the controller lists, by id, with their entries.
+    pub async fn workers(&self) -> Option<Vec<Value>> {
+        match self.get("/workers").await {
+            Ok((200, body)) => body["workers"].as_array().cloned(),
+            _ => None,
+        }
+    }
+
+    pub async fn worker(&self, id: &str) -> Option<Value> {
+        self.workers()
+            .await?
+            .into_iter()
+            .find(|w| w["worker_id"] == id)
+    }
+
+    pub fn dump_logs(&self) {
+        for log in &self.logs {
+            eprintln!(
+                "----- {} -----\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+    }
+}
+
+/// One HTTPS request; the status and JSON body, or why there is none.
+pub async fn fetch(
+    client: &awc::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
+    let request = match method {
+        "GET" => client.get(url),
+        "POST" => client.post(url),
+        "DELETE" => client.delete(url),
+        other => panic!("unsupported method {other}"),
+    };
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response.body().await.map_err(|e| e.to_string())?;
+    let value = serde_json::from_slice(&bytes).map_err(|e| format!("not JSON ({e}): {bytes:?}"))?;
+    Ok((status, value))
+}
+
+/// Polls `probe` every 50 ms until it yields `Some`, or panics naming `what` once
+/// `deadline` has passed.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting until {what}");
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `crank <args>` to completion: exit success, stdout, stderr.
+pub fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(CRANK).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
