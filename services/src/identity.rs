@@ -3,17 +3,18 @@
 //! `spiffe://crank.local/<role>/<name>`, or, for certificates made the way the
 //! original Python project made them (no URI SAN), the subject CN as a worker name.
 //!
-//! The certificate is parsed once per connection (`record_peer_identity`, an
-//! `on_connect` hook) and handlers read the result through the `Caller` extractor.
+//! The certificate is parsed once per connection (`record_identity`, called when
+//! the connection is accepted) and handlers read the result through the `Caller`
+//! extractor.
 
-use std::any::Any;
 use std::fmt;
 use std::future::{ready, Ready};
 
-use actix_tls::accept::rustls_0_23::TlsStream;
+use std::net::SocketAddr;
+
 use actix_web::dev::{Extensions, Payload};
-use actix_web::rt::net::TcpStream;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::error::ApiError;
@@ -169,27 +170,24 @@ fn parse_spiffe_path(path: &str) -> Option<PeerIdentity> {
 #[derive(Debug, Clone)]
 struct ConnectionIdentity(Result<PeerIdentity, IdentityError>);
 
-/// `HttpServer::on_connect` hook: parses the client certificate once per
-/// connection and keeps the identity in the connection's data. Also turns on
-/// `TCP_NODELAY`: requests and answers are small and latency-bound.
-pub fn record_peer_identity(connection: &dyn Any, data: &mut Extensions) {
-    let Some(tls) = connection.downcast_ref::<TlsStream<TcpStream>>() else {
+/// Parses the client certificate of a new connection once and keeps the identity
+/// (or why there is none) in the connection's data, where `Caller` finds it.
+pub fn record_identity(
+    peer: Option<SocketAddr>,
+    certificates: Option<&[CertificateDer<'_>]>,
+    data: &mut Extensions,
+) {
+    let Some(leaf) = certificates.and_then(|certs| certs.first()) else {
         return;
     };
-    let (tcp, session) = tls.get_ref();
-    let _ = tcp.set_nodelay(true);
-    if let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) {
-        let identity = identity_from_der(leaf);
-        if let Err(problem) = &identity {
-            log::warn!(
-                "client {} presented a certificate without a usable identity: {problem}",
-                tcp.peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| "?".into())
-            );
-        }
-        data.insert(ConnectionIdentity(identity));
+    let identity = identity_from_der(leaf);
+    if let Err(problem) = &identity {
+        log::warn!(
+            "client {} presented a certificate without a usable identity: {problem}",
+            peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        );
     }
+    data.insert(ConnectionIdentity(identity));
 }
 
 /// The authenticated caller of a request. Handlers that act on a worker's record

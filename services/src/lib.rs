@@ -10,4 +10,5 @@ pub mod hello;
 pub mod identity;
 pub mod link;
 pub mod process;
+pub mod server;
 pub mod tls;

@@ -4,7 +4,6 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use actix_web::HttpServer;
 use crank_actors::backoff::Backoff;
 use crank_actors::registration::{
     RegistrationActor, RegistrationState, RegistrationStatus, Shutdown, WorkerTiming,
@@ -14,8 +13,8 @@ use crank_actors::wire::RegisterRequest;
 use crate::config::{ControllerConfig, WorkerConfig};
 use crate::controller::{controller_app, start_registry};
 use crate::hello::{hello_app, HelloState};
-use crate::identity::record_peer_identity;
 use crate::link::HttpControllerLink;
+use crate::server::{mtls_server, ServerLimits};
 use crate::tls::{client_config, server_config, TlsError, TlsFiles};
 
 /// Why a process could not start.
@@ -39,15 +38,19 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
     let registry = start_registry(config.registry_settings(), config.sweep_interval);
+    raise_open_file_limit();
     let address = format!("{}:{}", config.bind, config.port);
-    let server = HttpServer::new(move || controller_app(registry.clone()))
-        .on_connect(record_peer_identity)
-        .client_request_timeout(config.client_timeout)
-        .bind_rustls_0_23(&address, tls)
-        .map_err(|source| StartError::Bind {
-            address: address.clone(),
-            source,
-        })?;
+    let limits = ServerLimits {
+        client_timeout: config.client_timeout,
+        ..ServerLimits::default()
+    };
+    let server = mtls_server("crank-controller", &address, tls, limits, true, move || {
+        controller_app(registry.clone())
+    })
+    .map_err(|source| StartError::Bind {
+        address: address.clone(),
+        source,
+    })?;
     log::info!(
         "controller listening on https://{address} (mTLS, CA {}); workers stale after {:?} without a heartbeat, evicted after {}",
         files.ca.display(),
@@ -58,7 +61,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
             format!("{:?} more", config.evict_after)
         }
     );
-    server.run().await.map_err(StartError::Serve)?;
+    server.await.map_err(StartError::Serve)?;
     log::info!("controller stopped");
     Ok(())
 }
@@ -83,15 +86,18 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let state = HelloState::new(worker_id.clone(), status.clone());
     let address = format!("{}:{}", config.bind, config.port);
     let app_state = state.clone();
-    let server = HttpServer::new(move || hello_app(app_state.clone()))
-        .on_connect(record_peer_identity)
-        .disable_signals()
-        .bind_rustls_0_23(&address, server_tls)
-        .map_err(|source| StartError::Bind {
-            address: address.clone(),
-            source,
-        })?
-        .run();
+    let server = mtls_server(
+        "crank-worker",
+        &address,
+        server_tls,
+        ServerLimits::default(),
+        false,
+        move || hello_app(app_state.clone()),
+    )
+    .map_err(|source| StartError::Bind {
+        address: address.clone(),
+        source,
+    })?;
     let server_handle = server.handle();
     let serving = actix_rt::spawn(server);
     log::info!("worker {worker_id} serving invoke:hello.greet on https://{address} (announced as {worker_url})");
@@ -152,6 +158,20 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     server_handle.stop(true).await;
     log::info!("worker {worker_id} stopped");
     Ok(())
+}
+
+/// Lifts the soft limit on open files to the hard limit: every worker holds a
+/// keep-alive connection to its controller, and the default soft limit of 1024
+/// would cap a controller at about a thousand workers.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("could not raise the open-file limit from {soft} to {hard}: {e}; the controller can hold about {soft} connections");
+            }
+        }
+    }
 }
 
 /// SIGTERM and SIGINT listeners. Install them before anything that must be

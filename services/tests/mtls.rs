@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::HttpServer;
 use crank_actors::registry::RegistrySettings;
 use crank_services::certs::{self, CertificateAuthority, LeafSpec};
 use crank_services::controller::{controller_app, start_registry};
-use crank_services::identity::{record_peer_identity, Role};
+use crank_services::identity::Role;
 use crank_services::link::mtls_client;
+use crank_services::server::{mtls_server, ServerLimits};
 use crank_services::tls::{self, TlsFiles};
 use serde_json::{json, Value};
 
@@ -19,14 +19,25 @@ use serde_json::{json, Value};
 fn start_controller(dir: &Path) -> String {
     let tls = tls::server_config(&TlsFiles::in_dir(dir, "controller")).unwrap();
     let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
-    let server = HttpServer::new(move || controller_app(registry.clone()))
-        .on_connect(record_peer_identity)
-        .workers(1)
-        .disable_signals()
-        .bind_rustls_0_23("127.0.0.1:0", tls)
-        .unwrap();
-    let port = server.addrs()[0].port();
-    actix_rt::spawn(server.run());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let limits = ServerLimits {
+        workers: 1,
+        ..ServerLimits::default()
+    };
+    let server = mtls_server(
+        "test",
+        &format!("127.0.0.1:{port}"),
+        tls,
+        limits,
+        false,
+        move || controller_app(registry.clone()),
+    )
+    .unwrap();
+    actix_rt::spawn(server);
     format!("https://localhost:{port}")
 }
 

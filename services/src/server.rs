@@ -1,0 +1,159 @@
+//! The HTTPS server under both crank apps: actix-server accepting TCP, rustls
+//! requiring a client certificate from the fleet's CA, then actix-web over
+//! HTTP/1.1.
+//!
+//! It is assembled here rather than with `HttpServer::bind_rustls_0_23` because an
+//! operator must see why a connection was refused: a refused or timed-out
+//! handshake is logged once, with the peer address and the reason (no client
+//! certificate, unknown CA, expired, wrong usage, no handshake in time).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_http::body::MessageBody;
+use actix_http::{HttpService, Request, Response};
+use actix_service::{
+    apply_fn_factory, map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt,
+};
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_tls::accept::TlsError;
+use actix_web::dev::{AppConfig, Extensions};
+use actix_web::rt::net::TcpStream;
+use rustls::ServerConfig;
+
+use crate::identity::record_identity;
+
+/// TLS handshakes one HTTP worker thread runs at once. actix-tls's default of
+/// 256 would let a few hundred silent connections stall new clients until their
+/// handshake timeout; a handshake in progress costs a few KiB.
+const MAX_CONCURRENT_HANDSHAKES: usize = 16 * 1024;
+
+/// Timing and sizing of an mTLS server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Time for the TLS handshake, and then for the first request's headers.
+    pub client_timeout: Duration,
+    /// HTTP worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            client_timeout: Duration::from_secs(10),
+            workers: 0,
+        }
+    }
+}
+
+fn describe(peer: Option<SocketAddr>) -> String {
+    peer.map(|p| p.to_string())
+        .unwrap_or_else(|| "an unknown peer".into())
+}
+
+/// Why a handshake failed, in an operator's words, with rustls's own reason.
+pub fn explain_handshake_error(error: &std::io::Error) -> String {
+    use rustls::{CertificateError, Error};
+    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
+        return error.to_string();
+    };
+    let plainly = match tls {
+        Error::NoCertificatesPresented => "no client certificate",
+        Error::InvalidCertificate(problem) => match problem {
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                "client certificate not signed by this fleet's CA"
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "client certificate expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "client certificate not valid yet"
+            }
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                "client certificate not made for client authentication (no clientAuth usage)"
+            }
+            CertificateError::Revoked => "client certificate revoked",
+            _ => "client certificate refused",
+        },
+        Error::PeerIncompatible(_) => "client cannot speak TLS 1.2 or 1.3 with our cipher suites",
+        Error::InvalidMessage(_) => "not a TLS client",
+        _ => "TLS handshake failed",
+    };
+    format!("{plainly} ({tls})")
+}
+
+/// Builds an actix-server that serves `app_factory`'s app over mutual TLS on
+/// `address`. The caller runs it (`.await`), and it stops on SIGTERM/SIGINT unless
+/// `handle_signals` is false.
+pub fn mtls_server<F, I, S, B>(
+    name: &str,
+    address: &str,
+    tls: ServerConfig,
+    limits: ServerLimits,
+    handle_signals: bool,
+    app_factory: F,
+) -> std::io::Result<actix_server::Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    B: MessageBody + 'static,
+{
+    actix_tls::accept::max_concurrent_tls_connect(MAX_CONCURRENT_HANDSHAKES);
+    let client_timeout = limits.client_timeout;
+    let mut builder = actix_server::Server::build();
+    if limits.workers > 0 {
+        builder = builder.workers(limits.workers);
+    }
+    if !handle_signals {
+        builder = builder.disable_signals();
+    }
+    builder
+        .bind(name, address, move || {
+            let mut acceptor = Acceptor::new(tls.clone());
+            acceptor.set_handshake_timeout(client_timeout);
+            let handshake = apply_fn_factory::<_, _, _, _, TcpStream, TcpStream, _, _>(acceptor, move |tcp, acceptor| {
+                let peer = tcp.peer_addr().ok();
+                // Requests and answers are small and latency-bound.
+                let _ = tcp.set_nodelay(true);
+                let accepted = Service::call(acceptor, tcp);
+                async move {
+                    let stream = accepted.await.inspect_err(|error| match error {
+                        TlsError::Timeout => log::warn!(
+                            "dropped connection from {}: no TLS handshake within {client_timeout:?}",
+                            describe(peer)
+                        ),
+                        TlsError::Tls(error) => log::warn!(
+                            "refused TLS connection from {}: {}",
+                            describe(peer),
+                            explain_handshake_error(error)
+                        ),
+                        TlsError::Service(never) => match *never {},
+                    })?;
+                    Ok((stream, peer))
+                }
+            })
+            .map_err(|_| ())
+            .map_init_err(|_| ());
+            let http = HttpService::<TlsStream<TcpStream>, _, _>::build()
+                .client_request_timeout(client_timeout)
+                .on_connect_ext(|stream: &TlsStream<TcpStream>, data: &mut Extensions| {
+                    let (tcp, session) = stream.get_ref();
+                    record_identity(tcp.peer_addr().ok(), session.peer_certificates(), data);
+                })
+                .h1(map_config(
+                    app_factory()
+                        .into_factory()
+                        .map_err(|error| error.into().error_response()),
+                    |_| AppConfig::default(),
+                ))
+                .map_err(|error| log::debug!("HTTP connection ended with an error: {error}"))
+                .map_init_err(|error| log::error!("could not build the HTTP service: {error:?}"));
+            handshake.and_then(http)
+        })
+        .map(|builder| builder.run())
+}

@@ -1,0 +1,296 @@
+//! The authorization table over real mTLS: for each rule an allowed and a
+//! forbidden call, asserting status, body, and that `/workers` did not change
+//! when the call was refused.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crank_actors::registry::RegistrySettings;
+use crank_services::certs;
+use crank_services::controller::{controller_app, start_registry};
+use crank_services::identity::Role;
+use crank_services::link::mtls_client;
+use crank_services::server::{mtls_server, ServerLimits};
+use crank_services::tls::{self, TlsFiles};
+use serde_json::{json, Value};
+
+struct Controller {
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl Controller {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        certs::init(dir.path(), false).unwrap();
+        for name in ["w1", "w2", "w9"] {
+            certs::issue(dir.path(), Role::Worker, name).unwrap();
+        }
+        let tls = tls::server_config(&TlsFiles::in_dir(dir.path(), "controller")).unwrap();
+        let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let limits = ServerLimits {
+            workers: 1,
+            ..ServerLimits::default()
+        };
+        let server = mtls_server(
+            "authz",
+            &format!("127.0.0.1:{port}"),
+            tls,
+            limits,
+            false,
+            move || controller_app(registry.clone()),
+        )
+        .unwrap();
+        actix_rt::spawn(server);
+        Controller {
+            base: format!("https://localhost:{port}"),
+            dir,
+        }
+    }
+
+    fn client(&self, cert: &str) -> awc::Client {
+        client_in(self.dir.path(), cert)
+    }
+
+    async fn call(
+        &self,
+        cert: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let client = self.client(cert);
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "GET" => client.get(url),
+            "POST" => client.post(url),
+            "DELETE" => client.delete(url),
+            _ => unreachable!(),
+        };
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        }
+        .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// `/workers` as the admin sees it.
+    async fn workers(&self) -> Value {
+        let (status, body) = self.call("admin", "GET", "/workers", None).await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// A refused write: 403 identity_mismatch with the exact detail, nothing changed.
+    async fn refused(
+        &self,
+        cert: &str,
+        identity: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        worker_id: &str,
+    ) {
+        let before = self.workers().await;
+        let (status, answer) = self.call(cert, method, path, body).await;
+        assert_eq!(status, 403, "{identity} {method} {path}: {answer}");
+        assert_eq!(answer["error"], "identity_mismatch", "{answer}");
+        assert_eq!(
+            answer["detail"],
+            format!("certificate {identity} may not act for worker {worker_id}"),
+            "{answer}"
+        );
+        assert_eq!(
+            self.workers().await,
+            before,
+            "{identity} {method} {path} changed the registry"
+        );
+    }
+}
+
+fn client_in(dir: &Path, cert: &str) -> awc::Client {
+    let config = tls::client_config(&TlsFiles::in_dir(dir, cert)).unwrap();
+    mtls_client(Arc::new(config), Duration::from_secs(5))
+}
+
+fn registration(id: &str) -> Value {
+    json!({
+        "worker_id": id,
+        "worker_url": format!("https://{id}.local:8500"),
+        "capabilities": [{"name": "hello.greet", "verb": "invoke", "version": "1.0.0"}]
+    })
+}
+
+fn ids(workers: &Value) -> Vec<String> {
+    workers["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["worker_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_worker_may_write_only_its_own_record() {
+    let c = Controller::start();
+    // register
+    let (status, _) = c
+        .call("w1", "POST", "/register", Some(registration("w1")))
+        .await;
+    assert_eq!(status, 200);
+    c.refused(
+        "w2",
+        "worker/w2",
+        "POST",
+        "/register",
+        Some(registration("w1")),
+        "w1",
+    )
+    .await;
+    // heartbeat
+    let (status, body) = c
+        .call("w1", "POST", "/heartbeat", Some(json!({"worker_id": "w1"})))
+        .await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"status": "ok", "acknowledged": true}))
+    );
+    c.refused(
+        "w2",
+        "worker/w2",
+        "POST",
+        "/heartbeat",
+        Some(json!({"worker_id": "w1"})),
+        "w1",
+    )
+    .await;
+    // deregister
+    c.refused("w2", "worker/w2", "DELETE", "/deregister/w1", None, "w1")
+        .await;
+    let (status, _) = c.call("w1", "DELETE", "/deregister/w1", None).await;
+    assert_eq!(status, 200);
+    assert!(ids(&c.workers().await).is_empty());
+}
+
+#[actix_rt::test]
+async fn an_admin_may_act_for_any_worker() {
+    let c = Controller::start();
+    let (status, _) = c
+        .call("admin", "POST", "/register", Some(registration("w1")))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = c
+        .call(
+            "admin",
+            "POST",
+            "/heartbeat",
+            Some(json!({"worker_id": "w1"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = c
+        .call("w2", "POST", "/register", Some(registration("w2")))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = c.call("admin", "DELETE", "/deregister/w2", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&c.workers().await), vec!["w1"]);
+}
+
+#[actix_rt::test]
+async fn clients_and_controllers_read_and_route_but_never_write() {
+    let c = Controller::start();
+    c.call("w1", "POST", "/register", Some(registration("w1")))
+        .await;
+    for (cert, identity) in [
+        ("client", "client/client"),
+        ("controller", "controller/controller"),
+    ] {
+        for path in ["/workers", "/capabilities", "/health", "/workers/w1"] {
+            let (status, _) = c.call(cert, "GET", path, None).await;
+            assert_eq!(status, 200, "{identity} GET {path}");
+        }
+        let (status, route) = c
+            .call(
+                cert,
+                "POST",
+                "/route",
+                Some(json!({"verb": "invoke", "capability": "hello.greet"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(route["worker_id"], "w1");
+
+        c.refused(
+            cert,
+            identity,
+            "POST",
+            "/register",
+            Some(registration("w1")),
+            "w1",
+        )
+        .await;
+        c.refused(
+            cert,
+            identity,
+            "POST",
+            "/register",
+            Some(registration("w3")),
+            "w3",
+        )
+        .await;
+        c.refused(
+            cert,
+            identity,
+            "POST",
+            "/heartbeat",
+            Some(json!({"worker_id": "w1"})),
+            "w1",
+        )
+        .await;
+        c.refused(cert, identity, "DELETE", "/deregister/w1", None, "w1")
+            .await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_record_cannot_be_taken_over_by_another_identity() {
+    let c = Controller::start();
+    // An admin registered w9 (say, a tool): the worker/w9 certificate may not replace it...
+    let (status, _) = c
+        .call("admin", "POST", "/register", Some(registration("w9")))
+        .await;
+    assert_eq!(status, 200);
+    let before = c.workers().await;
+    let mut takeover = registration("w9");
+    takeover["worker_url"] = json!("https://elsewhere:1");
+    let (status, body) = c
+        .call("w9", "POST", "/register", Some(takeover.clone()))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "identity_mismatch");
+    assert_eq!(
+        body["detail"],
+        "worker w9 is registered by admin/admin; worker/w9 may not replace it"
+    );
+    assert_eq!(c.workers().await, before);
+    // ...while the same identity, or an admin, may.
+    let (status, _) = c.call("admin", "POST", "/register", Some(takeover)).await;
+    assert_eq!(status, 200);
+    let (status, _) = c
+        .call("w1", "POST", "/register", Some(registration("w1")))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = c
+        .call("w1", "POST", "/register", Some(registration("w1")))
+        .await;
+    assert_eq!(status, 200, "a worker may re-register its own record");
+}
