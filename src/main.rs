@@ -89,6 +89,9 @@ enum CertsCommand {
         name: String,
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
+        /// Replace an existing NAME.crt/NAME.key.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -202,7 +205,12 @@ fn client_command(
 fn certs(action: CertsCommand) -> Result<(), String> {
     let written = match action {
         CertsCommand::Init { dir, force } => crank_services::certs::init(&dir, force),
-        CertsCommand::Issue { role, name, dir } => crank_services::certs::issue(&dir, role, &name),
+        CertsCommand::Issue {
+            role,
+            name,
+            dir,
+            force,
+        } => crank_services::certs::issue(&dir, role, &name, force),
     }
     .map_err(|e| e.to_string())?;
     for path in written {

@@ -112,7 +112,7 @@ fn ensure_certificates(dir: &Path, workers: u16) -> Result<(), String> {
     for i in 1..=workers {
         let name = format!("hello-world-{i}");
         if !dir.join(format!("{name}.crt")).exists() {
-            crank_services::certs::issue(dir, crank_services::identity::Role::Worker, &name)
+            crank_services::certs::issue(dir, crank_services::identity::Role::Worker, &name, false)
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -300,6 +300,8 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
             }
         }
     };
+    // Our own keep-alive connection would otherwise hold the controller's graceful stop.
+    drop(client);
     stop_all(&mut controller, &mut workers).await;
     if outcome.is_ok() {
         println!("stopped");

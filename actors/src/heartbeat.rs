@@ -1,8 +1,8 @@
 //! `HeartbeatActor` keeps a registered worker alive in its controller's eyes: it
 //! sends a heartbeat every `heartbeat_interval` (±10 % jitter, so a fleet started
-//! together does not beat in lockstep). It beats no slower than the interval the
-//! controller advised at registration, so a worker can never fall stale just by
-//! being configured for a slower controller.
+//! together does not beat in lockstep). No wait is ever longer than the interval
+//! the controller advised at registration, jitter included, so a worker can never
+//! fall stale just by being configured for a slower controller.
 //!
 //! A failed heartbeat is logged and the loop goes on; the controller will mark the
 //! worker stale if failures last. A `404 unknown_worker` means the controller
@@ -51,6 +51,8 @@ pub struct HeartbeatActor {
     worker_id: String,
     configured_interval: Duration,
     interval: Duration,
+    /// The controller's advice: no wait may exceed it, jitter included.
+    advised_ceiling: Option<Duration>,
     registration: Recipient<ControllerForgotWorker>,
     load_probe: Option<LoadProbe>,
     rng: SmallRng,
@@ -73,6 +75,7 @@ impl HeartbeatActor {
             worker_id,
             configured_interval,
             interval: configured_interval,
+            advised_ceiling: None,
             registration,
             load_probe,
             rng: SmallRng::from_os_rng(),
@@ -83,7 +86,11 @@ impl HeartbeatActor {
 
     fn next_delay(&mut self) -> Duration {
         let factor = 1.0 + self.rng.random_range(-HEARTBEAT_JITTER..=HEARTBEAT_JITTER);
-        self.interval.mul_f64(factor)
+        let delay = self.interval.mul_f64(factor);
+        match self.advised_ceiling {
+            Some(ceiling) => delay.min(ceiling),
+            None => delay,
+        }
     }
 
     fn schedule_beat(&mut self, delay: Duration, ctx: &mut Context<Self>) {
@@ -148,6 +155,7 @@ impl Handler<StartBeating> for HeartbeatActor {
 
     fn handle(&mut self, msg: StartBeating, ctx: &mut Self::Context) {
         self.cancel(ctx);
+        self.advised_ceiling = msg.advised_interval;
         self.interval = match msg.advised_interval {
             Some(advised) if advised < self.configured_interval => {
                 log::info!(

@@ -120,6 +120,8 @@ pub struct RegistrationActor {
     attempt_in_flight: bool,
     retry_timer: Option<SpawnHandle>,
     shutting_down: bool,
+    /// Wakes a shutdown waiting for the registration that was in flight.
+    attempt_settled: Rc<tokio::sync::Notify>,
 }
 
 impl RegistrationActor {
@@ -155,6 +157,7 @@ impl RegistrationActor {
                 attempt_in_flight: false,
                 retry_timer: None,
                 shutting_down: false,
+                attempt_settled: Rc::new(tokio::sync::Notify::new()),
             }
         })
     }
@@ -170,14 +173,17 @@ impl RegistrationActor {
         ctx.spawn(sent.into_actor(self).map(|result, actor, ctx| {
             actor.attempt_in_flight = false;
             if actor.shutting_down {
+                actor.attempt_settled.notify_one();
                 return;
             }
             match result {
                 Ok(answer) => {
+                    // Whatever the controller says, a nonsensical advice (zero,
+                    // negative, NaN, absurdly large) must not stop the heartbeat.
                     let advised_interval = answer
                         .heartbeat_interval_s
-                        .filter(|s| s.is_finite() && *s > 0.0)
-                        .map(Duration::from_secs_f64);
+                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                        .filter(|d| !d.is_zero());
                     log::info!(
                         "worker {} registered with controller {} (capabilities registered: {}){}",
                         actor.request.worker_id,
@@ -260,10 +266,20 @@ impl Handler<Shutdown> for RegistrationActor {
             ctx.cancel_future(timer);
         }
         let stop_beating = self.heartbeat.send(StopBeating);
-        let deregister = self.link.deregister(&self.request.worker_id);
+        // A registration still in flight could reach the controller after our
+        // deregistration and leave a dead worker listed: let it land first.
+        let in_flight = self.attempt_in_flight.then(|| self.attempt_settled.clone());
+        let link = self.link.clone();
+        let worker_id = self.request.worker_id.clone();
         let timeout = self.deregister_timeout;
         let done = async move {
             let _ = stop_beating.await;
+            let deregister = async move {
+                if let Some(settled) = in_flight {
+                    settled.notified().await;
+                }
+                link.deregister(&worker_id).await
+            };
             match tokio::time::timeout(timeout, deregister).await {
                 Ok(result) => result,
                 Err(_) => Err(LinkError::Timeout(timeout)),

@@ -49,15 +49,14 @@ impl RegistrySettings {
     }
 }
 
-/// Register (or replace) a worker.
+/// Register (or replace) a worker. Who may do so is the HTTP layer's decision
+/// (a worker for its own id, or an admin); the registry records who did.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<RegisterAck, RegistryError>")]
+#[rtype(result = "RegisterAck")]
 pub struct Register {
     pub request: RegisterRequest,
     /// The identity registering it, e.g. `worker/hello-world-1`.
-    pub owner: String,
-    /// Whether the caller may replace a record another identity registered (admins).
-    pub may_replace_others: bool,
+    pub registered_by: String,
 }
 
 /// Record a heartbeat from a worker.
@@ -111,12 +110,6 @@ pub struct Sweep;
 pub enum RegistryError {
     #[error("worker {0} is not registered")]
     UnknownWorker(String),
-    #[error("worker {worker_id} is registered by {owner}; {caller} may not replace it")]
-    OwnedByAnother {
-        worker_id: String,
-        owner: String,
-        caller: String,
-    },
 }
 
 /// A successful registration.
@@ -209,7 +202,7 @@ struct WorkerRecord {
     last_seen: Instant,
     stale_since: Option<Instant>,
     load: Option<Load>,
-    owner: String,
+    registered_by: String,
 }
 
 impl WorkerRecord {
@@ -263,11 +256,22 @@ impl RegistryActor {
 
     fn unindex(&mut self, id: &str, keys: &[Rc<str>]) {
         for key in keys {
-            if let Some(providers) = self.index.get_mut(key) {
-                providers.workers.retain(|w| &**w != id);
-                if providers.workers.is_empty() {
-                    self.index.remove(key);
+            let Some(providers) = self.index.get_mut(key) else {
+                continue;
+            };
+            if let Some(position) = providers.workers.iter().position(|w| &**w == id) {
+                providers.workers.remove(position);
+                // Keep the cursor on the provider that was due next, so a removal
+                // never makes the rotation skip anyone.
+                if position < providers.next {
+                    providers.next -= 1;
                 }
+                if providers.next >= providers.workers.len() {
+                    providers.next = 0;
+                }
+            }
+            if providers.workers.is_empty() {
+                self.index.remove(key);
             }
         }
     }
@@ -301,23 +305,13 @@ impl Actor for RegistryActor {
 }
 
 impl Handler<Register> for RegistryActor {
-    type Result = Result<RegisterAck, RegistryError>;
+    type Result = MessageResult<Register>;
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
         let Register {
             request,
-            owner,
-            may_replace_others,
+            registered_by,
         } = msg;
-        if let Some(existing) = self.workers.get(request.worker_id.as_str()) {
-            if existing.owner != owner && !may_replace_others {
-                return Err(RegistryError::OwnedByAnother {
-                    worker_id: request.worker_id,
-                    owner: existing.owner.clone(),
-                    caller: owner,
-                });
-            }
-        }
         let replaced = self.remove(&request.worker_id).is_some();
 
         let id: WorkerId = Rc::from(request.worker_id.as_str());
@@ -347,7 +341,7 @@ impl Handler<Register> for RegistryActor {
         let now = Utc::now();
         let count = request.capabilities.len();
         log::info!(
-            "{} worker {} at {} with {} capabilit{} ({}), owner {}",
+            "{} worker {} at {} with {} capabilit{} ({}), by {}",
             if replaced {
                 "re-registered"
             } else {
@@ -358,7 +352,7 @@ impl Handler<Register> for RegistryActor {
             count,
             if count == 1 { "y" } else { "ies" },
             keys.iter().map(|k| &**k).collect::<Vec<_>>().join(", "),
-            owner
+            registered_by
         );
         self.workers.insert(
             id,
@@ -372,10 +366,10 @@ impl Handler<Register> for RegistryActor {
                 last_seen: Instant::now(),
                 stale_since: None,
                 load: None,
-                owner,
+                registered_by,
             },
         );
-        Ok(RegisterAck {
+        MessageResult(RegisterAck {
             capabilities_registered: count,
             replaced,
             heartbeat_interval: self.settings.advised_heartbeat_interval(),
@@ -469,7 +463,7 @@ impl Handler<GetWorker> for RegistryActor {
             last_heartbeat: rfc3339(record.last_heartbeat),
             registered_at: rfc3339(record.registered_at),
             seconds_since_heartbeat: now.duration_since(record.last_seen).as_secs_f64(),
-            registered_by: record.owner.clone(),
+            registered_by: record.registered_by.clone(),
             load: record.load,
             capabilities: record.capabilities.clone(),
         })
@@ -600,8 +594,7 @@ mod tests {
                     .map(|(verb, name, version)| Capability::new(verb, name, version))
                     .collect(),
             },
-            owner: OWNER.into(),
-            may_replace_others: true,
+            registered_by: OWNER.into(),
         }
     }
 
@@ -634,7 +627,7 @@ mod tests {
         tokio::time::pause();
         let registry = start(RegistrySettings::default());
         crate::sweeper::StalenessSweeper::new(registry.clone(), Duration::from_secs(5)).start();
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
 
         sleep(Duration::from_secs(119)).await;
         assert_eq!(
@@ -652,7 +645,7 @@ mod tests {
     async fn a_sweep_reports_a_worker_once_when_it_turns_stale() {
         tokio::time::pause();
         let registry = start(RegistrySettings::default());
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
         sleep(Duration::from_secs(120)).await;
         let first = registry.send(Sweep).await.unwrap();
         assert_eq!(first.newly_stale, vec!["w1".to_string()]);
@@ -664,8 +657,8 @@ mod tests {
     async fn a_stale_worker_is_not_routed_to_and_a_heartbeat_revives_it() {
         tokio::time::pause();
         let registry = start(RegistrySettings::default());
-        registry.send(greet("w1")).await.unwrap().unwrap();
-        registry.send(greet("w2")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
+        registry.send(greet("w2")).await.unwrap();
         sleep(Duration::from_secs(100)).await;
         registry
             .send(Heartbeat {
@@ -713,7 +706,7 @@ mod tests {
             evict_after: Some(Duration::from_secs(600)),
         });
         crate::sweeper::StalenessSweeper::new(registry.clone(), Duration::from_secs(5)).start();
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
 
         sleep(Duration::from_secs(121)).await;
         assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
@@ -739,7 +732,7 @@ mod tests {
             stale_after: Duration::from_secs(120),
             evict_after: None,
         });
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
         sleep(Duration::from_secs(10_000)).await;
         registry.send(Sweep).await.unwrap();
         sleep(Duration::from_secs(10_000)).await;
@@ -752,7 +745,7 @@ mod tests {
     async fn round_robin_over_three_providers_returns_each_of_them() {
         let registry = start(RegistrySettings::default());
         for id in ["w1", "w2", "w3"] {
-            registry.send(greet(id)).await.unwrap().unwrap();
+            registry.send(greet(id)).await.unwrap();
         }
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for _ in 0..9 {
@@ -771,12 +764,10 @@ mod tests {
         registry
             .send(registration("old", &[("invoke", "hello.greet", "1.4.0")]))
             .await
-            .unwrap()
             .unwrap();
         registry
             .send(registration("new", &[("invoke", "hello.greet", "2.1.0")]))
             .await
-            .unwrap()
             .unwrap();
         let route = |req: &str| Route {
             version: Some(VersionReq::parse(req).unwrap()),
@@ -806,12 +797,10 @@ mod tests {
                 ],
             ))
             .await
-            .unwrap()
             .unwrap();
         let ack = registry
             .send(registration("w1", &[("invoke", "hello.shout", "1.0.0")]))
             .await
-            .unwrap()
             .unwrap();
         assert!(ack.replaced);
 
@@ -830,19 +819,45 @@ mod tests {
     }
 
     #[actix::test]
-    async fn another_identity_may_not_replace_a_record() {
+    async fn round_robin_skips_no_one_when_providers_leave_or_return() {
+        let registry = start(RegistrySettings::default());
+        for id in ["a", "b", "c"] {
+            registry.send(greet(id)).await.unwrap();
+        }
+        let next = || async {
+            registry
+                .send(route_greet())
+                .await
+                .unwrap()
+                .unwrap()
+                .worker_id
+        };
+        assert_eq!(next().await, "a");
+        // b is due; a leaves: b must still come next, then c.
+        registry
+            .send(Deregister {
+                worker_id: "a".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(next().await, "b");
+        assert_eq!(next().await, "c");
+        // a returns at the end of the rotation; b is due and comes next.
+        registry.send(greet("a")).await.unwrap();
+        assert_eq!(next().await, "b");
+        // c is due; b re-registers (moves to the end): c, a, b follow.
+        registry.send(greet("b")).await.unwrap();
+        assert_eq!(next().await, "c");
+        assert_eq!(next().await, "a");
+        assert_eq!(next().await, "b");
+    }
+
+    #[actix::test]
+    async fn the_record_names_who_registered_it() {
         let registry = start(RegistrySettings::default());
         let mut first = greet("w1");
-        first.owner = "worker/w1".into();
-        first.may_replace_others = false;
-        registry.send(first).await.unwrap().unwrap();
-
-        let mut intruder = greet("w1");
-        intruder.owner = "client/mallory".into();
-        intruder.may_replace_others = false;
-        intruder.request.worker_url = "https://evil.example:1".into();
-        let refused = registry.send(intruder).await.unwrap();
-        assert!(matches!(refused, Err(RegistryError::OwnedByAnother { .. })));
+        first.registered_by = "worker/w1".into();
+        registry.send(first).await.unwrap();
         let detail = registry
             .send(GetWorker {
                 worker_id: "w1".into(),
@@ -850,14 +865,13 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(detail.worker_url, "https://w1.local:8500");
         assert_eq!(detail.registered_by, "worker/w1");
     }
 
     #[actix::test]
     async fn deregister_removes_the_worker_from_the_index() {
         let registry = start(RegistrySettings::default());
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
         assert!(registry
             .send(Deregister {
                 worker_id: "w1".into()
@@ -878,9 +892,9 @@ mod tests {
     async fn capability_counts_split_healthy_from_stale() {
         tokio::time::pause();
         let registry = start(RegistrySettings::default());
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
         sleep(Duration::from_secs(60)).await;
-        registry.send(greet("w2")).await.unwrap().unwrap();
+        registry.send(greet("w2")).await.unwrap();
         sleep(Duration::from_secs(70)).await;
         let counts = registry.send(ListCapabilities).await.unwrap();
         assert_eq!(
@@ -895,7 +909,7 @@ mod tests {
     #[actix::test]
     async fn a_heartbeat_records_the_reported_load() {
         let registry = start(RegistrySettings::default());
-        registry.send(greet("w1")).await.unwrap().unwrap();
+        registry.send(greet("w1")).await.unwrap();
         let load = Load {
             in_flight: 3,
             capacity: 8,

@@ -58,11 +58,9 @@ mod tests {
                     worker_url: "https://w1:1".into(),
                     capabilities: vec![Capability::new("invoke", "x", "1.0.0")],
                 },
-                owner: "admin/test".into(),
-                may_replace_others: true,
+                registered_by: "admin/test".into(),
             })
             .await
-            .unwrap()
             .unwrap();
         // Stale from the first sweep at or after 2 s, evicted by the first sweep at
         // least 3 s after that: between 5.0 and 5.5 s.

@@ -22,6 +22,7 @@ struct State {
     failing_registrations: u32,
     failing_heartbeats: u32,
     advised_interval: Option<Duration>,
+    registration_delay: Option<Duration>,
 }
 
 /// A controller that lives in the test's memory.
@@ -48,6 +49,11 @@ impl InMemoryController {
     /// Advise this heartbeat interval in registration answers.
     pub fn advise_heartbeat_interval(&self, interval: Duration) {
         self.state.borrow_mut().advised_interval = Some(interval);
+    }
+
+    /// Answer registrations only after `delay`, as a slow controller would.
+    pub fn delay_registrations(&self, delay: Duration) {
+        self.state.borrow_mut().registration_delay = Some(delay);
     }
 
     /// Forget a worker, as a restarted controller would.
@@ -92,8 +98,31 @@ impl ControllerLink for InMemoryController {
             heartbeat_interval_s: state.advised_interval.map(|d| d.as_secs_f64()),
             stale_after_s: None,
         };
-        state.known.insert(request.worker_id.clone(), request);
-        ready(Ok(answer)).boxed_local()
+        match state.registration_delay {
+            // The request is on the wire: it lands after the delay whether or not
+            // the worker still waits for the answer.
+            Some(delay) => {
+                let shared = self.state.clone();
+                let landed = tokio::task::spawn_local(async move {
+                    tokio::time::sleep(delay).await;
+                    shared
+                        .borrow_mut()
+                        .known
+                        .insert(request.worker_id.clone(), request);
+                });
+                async move {
+                    landed
+                        .await
+                        .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+                    Ok(answer)
+                }
+                .boxed_local()
+            }
+            None => {
+                state.known.insert(request.worker_id.clone(), request);
+                ready(Ok(answer)).boxed_local()
+            }
+        }
     }
 
     fn heartbeat(
@@ -121,5 +150,50 @@ impl ControllerLink for InMemoryController {
 
     fn describe(&self) -> String {
         "in-memory".into()
+    }
+}
+
+/// Log lines captured from every test of this crate (they share one logger, so
+/// filter by something unique to the test, such as its worker id).
+pub mod logs {
+    use std::sync::{Mutex, Once};
+
+    static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+    static INSTALL: Once = Once::new();
+
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            LINES
+                .lock()
+                .unwrap()
+                .push((record.level(), record.args().to_string()));
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// Starts capturing (idempotent).
+    pub fn capture() {
+        INSTALL.call_once(|| {
+            log::set_logger(&Capture).expect("no other logger in crank-actors tests");
+            log::set_max_level(log::LevelFilter::Debug);
+        });
+    }
+
+    /// Captured lines at `level` that contain `needle`.
+    pub fn lines(level: log::Level, needle: &str) -> Vec<String> {
+        LINES
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(l, line)| *l == level && line.contains(needle))
+            .map(|(_, line)| line.clone())
+            .collect()
     }
 }

@@ -16,8 +16,12 @@ use crate::testing::InMemoryController;
 use crate::wire::{Capability, RegisterRequest};
 
 fn request() -> RegisterRequest {
+    request_for("hello-world-1")
+}
+
+fn request_for(worker_id: &str) -> RegisterRequest {
     RegisterRequest {
-        worker_id: "hello-world-1".into(),
+        worker_id: worker_id.into(),
         worker_url: "https://localhost:8500".into(),
         capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
     }
@@ -27,11 +31,19 @@ fn launch(
     controller: &InMemoryController,
     timing: WorkerTiming,
 ) -> (Addr<RegistrationActor>, RegistrationStatus) {
+    launch_as(controller, timing, request())
+}
+
+fn launch_as(
+    controller: &InMemoryController,
+    timing: WorkerTiming,
+    request: RegisterRequest,
+) -> (Addr<RegistrationActor>, RegistrationStatus) {
     let status = RegistrationStatus::new(RegistrationState::Registering);
     let addr = RegistrationActor::launch(
         Rc::new(controller.clone()),
         Rc::new(controller.clone()),
-        request(),
+        request,
         timing,
         status.clone(),
         None,
@@ -87,17 +99,22 @@ async fn failed_registrations_back_off_doubling_to_a_cap_then_succeed() {
 #[actix::test]
 async fn jittered_retries_stay_under_their_ceilings_and_keep_going_past_five_minutes() {
     tokio::time::pause();
+    crate::testing::logs::capture();
     let controller = InMemoryController::new();
-    controller.fail_next_registrations(30);
-    let (_addr, status) = launch(&controller, WorkerTiming::default());
-    sleep(Duration::from_secs(30 * 31)).await;
+    controller.fail_next_registrations(60);
+    let (_addr, status) = launch_as(
+        &controller,
+        WorkerTiming::default(),
+        request_for("outage-worker"),
+    );
+    sleep(Duration::from_secs(30 * 61)).await;
     assert_eq!(
         status.get(),
         RegistrationState::Registered,
         "it never gives up"
     );
     let times = controller.registration_times();
-    assert_eq!(times.len(), 31);
+    assert_eq!(times.len(), 61);
     let backoff = Backoff::default();
     for (retry, wait) in gaps(&times).into_iter().enumerate() {
         assert!(
@@ -105,6 +122,77 @@ async fn jittered_retries_stay_under_their_ceilings_and_keep_going_past_five_min
             "retry {retry} waited {wait:?}"
         );
     }
+    // Sixty full-jitter retries capped at 30 s average about 15 minutes.
+    let failing_for = times[times.len() - 1] - times[0];
+    assert!(
+        failing_for > crate::registration::OUTAGE_ALARM_AFTER,
+        "failed for {failing_for:?}"
+    );
+    let errors =
+        crate::testing::logs::lines(log::Level::Error, "outage-worker has failed to register");
+    assert_eq!(errors.len(), 1, "one error per outage: {errors:#?}");
+    let warnings =
+        crate::testing::logs::lines(log::Level::Warn, "registration of worker outage-worker");
+    assert_eq!(
+        warnings.len(),
+        59,
+        "every other failure is a warning with its retry time"
+    );
+    assert!(
+        warnings.iter().all(|w| w.contains("will retry in")),
+        "{warnings:#?}"
+    );
+}
+
+#[actix::test]
+async fn advice_equal_to_the_configured_interval_caps_the_jitter() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.advise_heartbeat_interval(Duration::from_secs(30));
+    let (_addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(600)).await;
+    let beats = controller.heartbeat_times();
+    assert!(beats.len() >= 20);
+    for wait in gaps(&beats) {
+        assert!(
+            (27.0..=30.0).contains(&secs(wait)),
+            "gap {wait:?} exceeds the advised 30 s"
+        );
+    }
+}
+
+#[actix::test]
+async fn nonsensical_advice_is_ignored() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.advise_heartbeat_interval(Duration::MAX);
+    let (_addr, status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(100)).await;
+    assert_eq!(status.get(), RegistrationState::Registered);
+    assert!(
+        controller.heartbeat_times().len() >= 3,
+        "beats at the configured 30 s"
+    );
+}
+
+#[actix::test]
+async fn shutdown_waits_for_a_registration_in_flight_before_deregistering() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.delay_registrations(Duration::from_millis(500));
+    let (addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_millis(100)).await;
+    addr.send(Shutdown).await.unwrap().unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        controller.deregistrations(),
+        vec!["hello-world-1".to_string()]
+    );
+    assert_eq!(
+        controller.registered("hello-world-1"),
+        None,
+        "the late registration landed before the deregistration, not after"
+    );
 }
 
 #[actix::test]
@@ -146,7 +234,7 @@ async fn the_controllers_advice_shortens_the_interval() {
     let (_addr, _status) = launch(&controller, WorkerTiming::default());
     sleep(Duration::from_secs(100)).await;
     for wait in gaps(&controller.heartbeat_times()) {
-        assert!((9.0..=11.0).contains(&secs(wait)), "gap {wait:?}");
+        assert!((9.0..=10.0).contains(&secs(wait)), "gap {wait:?}");
     }
     assert!(controller.heartbeat_times().len() >= 8);
 }

@@ -31,11 +31,11 @@ pub enum CertError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} already exists; pass --force to replace the whole set (certificates signed by the old CA stop working)", path.display())]
+    #[error("{} already exists; pass --force to replace it", path.display())]
     Exists { path: PathBuf },
     #[error("{what}: {source}")]
     Rcgen { what: String, source: rcgen::Error },
-    #[error("{0:?} is not a valid certificate name: use 1-128 of [A-Za-z0-9._-]")]
+    #[error("{0:?} is not a valid certificate name: use 1-128 of [A-Za-z0-9._-], and not \"ca\"")]
     BadName(String),
 }
 
@@ -134,7 +134,7 @@ impl CertificateAuthority {
     /// Signs a new leaf certificate with a fresh key.
     pub fn issue(&self, spec: &LeafSpec) -> Result<Minted, CertError> {
         let name = &spec.identity.name;
-        if crank_actors::wire::validate_worker_id("name", name).is_err() {
+        if crank_actors::wire::validate_worker_id("name", name).is_err() || name == "ca" {
             return Err(CertError::BadName(name.clone()));
         }
         let mut params = CertificateParams::default();
@@ -254,10 +254,20 @@ pub fn init(dir: &Path, force: bool) -> Result<Vec<PathBuf>, CertError> {
     Ok(written)
 }
 
-/// `crank certs issue`: one more certificate from the CA in `dir`.
-pub fn issue(dir: &Path, role: Role, name: &str) -> Result<Vec<PathBuf>, CertError> {
+/// `crank certs issue`: one more certificate from the CA in `dir`. Refuses to
+/// replace an existing `NAME.crt`/`NAME.key` unless `force`.
+pub fn issue(dir: &Path, role: Role, name: &str, force: bool) -> Result<Vec<PathBuf>, CertError> {
     let ca = CertificateAuthority::load(dir)?;
-    write_minted(dir, name, &ca.issue(&LeafSpec::for_role(role, name))?)
+    let minted = ca.issue(&LeafSpec::for_role(role, name))?;
+    if !force {
+        for ext in ["crt", "key"] {
+            let path = dir.join(format!("{name}.{ext}"));
+            if path.exists() {
+                return Err(CertError::Exists { path });
+            }
+        }
+    }
+    write_minted(dir, name, &minted)
 }
 
 /// Whether `dir` holds a CA to issue from.
@@ -312,7 +322,7 @@ mod tests {
     fn issue_mints_from_the_existing_ca() {
         let dir = tempfile::tempdir().unwrap();
         init(dir.path(), false).unwrap();
-        issue(dir.path(), Role::Worker, "worker-7").unwrap();
+        issue(dir.path(), Role::Worker, "worker-7", false).unwrap();
         let files = TlsFiles::in_dir(dir.path(), "worker-7");
         crate::tls::server_config(&files).unwrap();
         crate::tls::client_config(&files).unwrap();
@@ -322,8 +332,19 @@ mod tests {
             PeerIdentity::new(Role::Worker, "worker-7")
         );
         assert!(matches!(
-            issue(dir.path(), Role::Worker, "bad name"),
+            issue(dir.path(), Role::Worker, "bad name", false),
             Err(CertError::BadName(_))
         ));
+        let ca_before = std::fs::read(dir.path().join("ca.crt")).unwrap();
+        assert!(matches!(
+            issue(dir.path(), Role::Worker, "ca", true),
+            Err(CertError::BadName(_))
+        ));
+        assert!(matches!(
+            issue(dir.path(), Role::Worker, "worker-7", false),
+            Err(CertError::Exists { .. })
+        ));
+        issue(dir.path(), Role::Worker, "worker-7", true).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("ca.crt")).unwrap(), ca_before);
     }
 }

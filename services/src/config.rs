@@ -47,6 +47,16 @@ pub enum ConfigError {
         value: String,
         problem: String,
     },
+    #[error("{key} must be longer than zero")]
+    Zero { key: &'static str },
+}
+
+/// Refuses a zero duration where zero would spin a timer or make every worker stale.
+fn non_zero(key: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::Zero { key });
+    }
+    Ok(())
 }
 
 /// Parses `500ms`, `2s`, `2m`, `1h 30m`, or a plain number of seconds (`120`, `0.5`).
@@ -232,6 +242,9 @@ impl ControllerConfig {
         set(&mut config.sweep_interval, flags.sweep_interval);
         set(&mut config.evict_after, flags.evict_after);
         set(&mut config.client_timeout, flags.client_timeout);
+        non_zero("stale_after", config.stale_after)?;
+        non_zero("sweep_interval", config.sweep_interval)?;
+        non_zero("client_timeout", config.client_timeout)?;
         Ok(config)
     }
 
@@ -378,6 +391,14 @@ impl WorkerConfig {
         if flags.cert.is_some() {
             config.cert = flags.cert;
         }
+        non_zero("heartbeat_interval", config.heartbeat_interval)?;
+        non_zero(
+            "registration_backoff_initial",
+            config.registration_backoff_initial,
+        )?;
+        non_zero("registration_backoff_max", config.registration_backoff_max)?;
+        non_zero("deregister_timeout", config.deregister_timeout)?;
+        non_zero("controller_timeout", config.controller_timeout)?;
         // An empty `controller_url = ""` in the file means standalone too.
         config.controller_url = config.controller_url.as_deref().and_then(optional_url);
         Ok(config)

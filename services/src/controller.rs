@@ -87,10 +87,9 @@ async fn register(
     let ack = registry
         .send(Register {
             request,
-            owner: caller.to_string(),
-            may_replace_others: caller.is_admin(),
+            registered_by: caller.to_string(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(RegisterResponse {
         status: "registered".into(),
         worker_id,

@@ -27,8 +27,6 @@ pub enum ApiError {
     NoIdentity(String),
     #[error("certificate {caller} may not act for worker {worker_id}")]
     IdentityMismatch { caller: String, worker_id: String },
-    #[error("{0}")]
-    Registry(RegistryError),
     #[error("worker {0} is not registered")]
     UnknownWorker(String),
     #[error("No worker available for {0}")]
@@ -51,7 +49,6 @@ impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
         match error {
             RegistryError::UnknownWorker(id) => ApiError::UnknownWorker(id),
-            other => ApiError::Registry(other),
         }
     }
 }
@@ -68,10 +65,7 @@ impl ApiError {
             ApiError::Payload(_) => "bad_request",
             ApiError::NoIdentity(_) => "no_identity",
             ApiError::IdentityMismatch { .. } => "identity_mismatch",
-            ApiError::Registry(RegistryError::OwnedByAnother { .. }) => "identity_mismatch",
-            ApiError::Registry(RegistryError::UnknownWorker(_)) | ApiError::UnknownWorker(_) => {
-                "unknown_worker"
-            }
+            ApiError::UnknownWorker(_) => "unknown_worker",
             ApiError::NoWorkerAvailable(_) => "no_worker_available",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -89,11 +83,8 @@ impl ResponseError for ApiError {
             ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NoIdentity(_)
-            | ApiError::IdentityMismatch { .. }
-            | ApiError::Registry(RegistryError::OwnedByAnother { .. }) => StatusCode::FORBIDDEN,
-            ApiError::Registry(RegistryError::UnknownWorker(_))
-            | ApiError::UnknownWorker(_)
+            ApiError::NoIdentity(_) | ApiError::IdentityMismatch { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnknownWorker(_)
             | ApiError::NoWorkerAvailable(_)
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,

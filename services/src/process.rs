@@ -44,13 +44,15 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
         client_timeout: config.client_timeout,
         ..ServerLimits::default()
     };
-    let server = mtls_server("crank-controller", &address, tls, limits, true, move || {
-        controller_app(registry.clone())
-    })
-    .map_err(|source| StartError::Bind {
+    let bind_error = |source| StartError::Bind {
         address: address.clone(),
         source,
-    })?;
+    };
+    let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
+    let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
+        controller_app(registry.clone())
+    })
+    .map_err(bind_error)?;
     log::info!(
         "controller listening on https://{address} (mTLS, CA {}); workers stale after {:?} without a heartbeat, evicted after {}",
         files.ca.display(),
@@ -86,18 +88,20 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let state = HelloState::new(worker_id.clone(), status.clone());
     let address = format!("{}:{}", config.bind, config.port);
     let app_state = state.clone();
+    let bind_error = |source| StartError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server(
         "crank-worker",
-        &address,
+        listener,
         server_tls,
         ServerLimits::default(),
         false,
         move || hello_app(app_state.clone()),
     )
-    .map_err(|source| StartError::Bind {
-        address: address.clone(),
-        source,
-    })?;
+    .map_err(bind_error)?;
     let server_handle = server.handle();
     let serving = actix_rt::spawn(server);
     log::info!("worker {worker_id} serving invoke:hello.greet on https://{address} (announced as {worker_url})");

@@ -28,6 +28,10 @@ use crate::identity::record_identity;
 /// 256 would let a few hundred silent connections stall new clients until their
 /// handshake timeout; a handshake in progress costs a few KiB.
 const MAX_CONCURRENT_HANDSHAKES: usize = 16 * 1024;
+/// On stop, how long open connections get to finish. Requests take
+/// milliseconds; what lingers is idle keep-alive connections, which must not
+/// hold a shutdown for actix's default 30 s.
+const SHUTDOWN_GRACE_SECS: u64 = 2;
 
 /// Timing and sizing of an mTLS server.
 #[derive(Debug, Clone, Copy)]
@@ -84,11 +88,12 @@ pub fn explain_handshake_error(error: &std::io::Error) -> String {
 }
 
 /// Builds an actix-server that serves `app_factory`'s app over mutual TLS on
-/// `address`. The caller runs it (`.await`), and it stops on SIGTERM/SIGINT unless
-/// `handle_signals` is false.
+/// `listener` (bound by the caller, so a test can bind port 0 and keep it). The
+/// caller runs it (`.await`); it stops on SIGTERM/SIGINT unless `handle_signals`
+/// is false.
 pub fn mtls_server<F, I, S, B>(
     name: &str,
-    address: &str,
+    listener: std::net::TcpListener,
     tls: ServerConfig,
     limits: ServerLimits,
     handle_signals: bool,
@@ -105,7 +110,7 @@ where
 {
     actix_tls::accept::max_concurrent_tls_connect(MAX_CONCURRENT_HANDSHAKES);
     let client_timeout = limits.client_timeout;
-    let mut builder = actix_server::Server::build();
+    let mut builder = actix_server::Server::build().shutdown_timeout(SHUTDOWN_GRACE_SECS);
     if limits.workers > 0 {
         builder = builder.workers(limits.workers);
     }
@@ -113,7 +118,7 @@ where
         builder = builder.disable_signals();
     }
     builder
-        .bind(name, address, move || {
+        .listen(name, listener, move || {
             let mut acceptor = Acceptor::new(tls.clone());
             acceptor.set_handshake_timeout(client_timeout);
             let handshake = apply_fn_factory::<_, _, _, _, TcpStream, TcpStream, _, _>(acceptor, move |tcp, acceptor| {

@@ -25,27 +25,19 @@ impl Controller {
         let dir = tempfile::tempdir().unwrap();
         certs::init(dir.path(), false).unwrap();
         for name in ["w1", "w2", "w9"] {
-            certs::issue(dir.path(), Role::Worker, name).unwrap();
+            certs::issue(dir.path(), Role::Worker, name, false).unwrap();
         }
         let tls = tls::server_config(&TlsFiles::in_dir(dir.path(), "controller")).unwrap();
         let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         let limits = ServerLimits {
             workers: 1,
             ..ServerLimits::default()
         };
-        let server = mtls_server(
-            "authz",
-            &format!("127.0.0.1:{port}"),
-            tls,
-            limits,
-            false,
-            move || controller_app(registry.clone()),
-        )
+        let server = mtls_server("authz", listener, tls, limits, false, move || {
+            controller_app(registry.clone())
+        })
         .unwrap();
         actix_rt::spawn(server);
         Controller {
@@ -264,33 +256,48 @@ async fn clients_and_controllers_read_and_route_but_never_write() {
 #[actix_rt::test]
 async fn a_record_cannot_be_taken_over_by_another_identity() {
     let c = Controller::start();
-    // An admin registered w9 (say, a tool): the worker/w9 certificate may not replace it...
     let (status, _) = c
-        .call("admin", "POST", "/register", Some(registration("w9")))
+        .call("w1", "POST", "/register", Some(registration("w1")))
         .await;
     assert_eq!(status, 200);
-    let before = c.workers().await;
-    let mut takeover = registration("w9");
+    let mut takeover = registration("w1");
     takeover["worker_url"] = json!("https://elsewhere:1");
-    let (status, body) = c
-        .call("w9", "POST", "/register", Some(takeover.clone()))
+    // Another worker, a client, a controller: refused, and the record unchanged.
+    c.refused(
+        "w2",
+        "worker/w2",
+        "POST",
+        "/register",
+        Some(takeover.clone()),
+        "w1",
+    )
+    .await;
+    c.refused(
+        "client",
+        "client/client",
+        "POST",
+        "/register",
+        Some(takeover.clone()),
+        "w1",
+    )
+    .await;
+    let (_, detail) = c.call("admin", "GET", "/workers/w1", None).await;
+    assert_eq!(detail["worker_url"], "https://w1.local:8500");
+    assert_eq!(detail["registered_by"], "worker/w1");
+    // The worker itself re-registers freely; an admin may replace any record.
+    let (status, _) = c
+        .call("w1", "POST", "/register", Some(registration("w1")))
         .await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"], "identity_mismatch");
-    assert_eq!(
-        body["detail"],
-        "worker w9 is registered by admin/admin; worker/w9 may not replace it"
-    );
-    assert_eq!(c.workers().await, before);
-    // ...while the same identity, or an admin, may.
+    assert_eq!(status, 200);
     let (status, _) = c.call("admin", "POST", "/register", Some(takeover)).await;
     assert_eq!(status, 200);
+    let (_, detail) = c.call("admin", "GET", "/workers/w1", None).await;
+    assert_eq!(detail["registered_by"], "admin/admin");
+    // And the rightful worker is never locked out of its own id by an admin's record.
     let (status, _) = c
         .call("w1", "POST", "/register", Some(registration("w1")))
         .await;
     assert_eq!(status, 200);
-    let (status, _) = c
-        .call("w1", "POST", "/register", Some(registration("w1")))
-        .await;
-    assert_eq!(status, 200, "a worker may re-register its own record");
+    let (_, detail) = c.call("admin", "GET", "/workers/w1", None).await;
+    assert_eq!(detail["registered_by"], "worker/w1");
 }

@@ -19,23 +19,15 @@ use serde_json::{json, Value};
 fn start_controller(dir: &Path) -> String {
     let tls = tls::server_config(&TlsFiles::in_dir(dir, "controller")).unwrap();
     let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let limits = ServerLimits {
         workers: 1,
         ..ServerLimits::default()
     };
-    let server = mtls_server(
-        "test",
-        &format!("127.0.0.1:{port}"),
-        tls,
-        limits,
-        false,
-        move || controller_app(registry.clone()),
-    )
+    let server = mtls_server("test", listener, tls, limits, false, move || {
+        controller_app(registry.clone())
+    })
     .unwrap();
     actix_rt::spawn(server);
     format!("https://localhost:{port}")

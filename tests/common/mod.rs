@@ -90,8 +90,12 @@ impl Fleet {
         format!("https://localhost:{}", self.controller_port)
     }
 
-    /// Mints a worker certificate named `name` from the fleet's CA.
+    /// Mints a worker certificate named `name` from the fleet's CA, unless the dev
+    /// set already has it.
     pub fn issue_worker(&self, name: &str) {
+        if self.cert_dir().join(format!("{name}.crt")).exists() {
+            return;
+        }
         let status = Command::new(CRANK)
             .args([
                 "certs", "issue", "--role", "worker", "--name", name, "--dir",
