@@ -1,6 +1,14 @@
 //! `crank`: run a controller or a worker, make certificates, and talk to a
 //! running fleet.
 
+/// mimalloc rather than glibc's malloc: a registry is a great many small,
+/// long-lived records allocated among short-lived request buffers, and glibc
+/// left a controller with 100,000 workers at about twice its live heap
+/// (`crank bench scale`: 158 MB resident with glibc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod bench;
 mod client;
 mod up;
 
@@ -52,6 +60,16 @@ enum Command {
         version: Option<String>,
         #[command(flatten)]
         client: client::ClientFlags,
+    },
+    /// Load a controller over mTLS and print throughput and latency per scenario.
+    Bench(bench::BenchFlags),
+    /// The bare mTLS endpoint `crank bench baseline` loads (started by the bench).
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "certs")]
+        cert_dir: PathBuf,
     },
     /// Route invoke:hello.greet and have the chosen worker greet MESSAGE.
     Greet {
@@ -137,6 +155,13 @@ fn main() -> ExitCode {
             actix_rt::System::new()
                 .block_on(up::up(flags))
                 .map_err(|e| format!("crank up: {e}"))
+        }
+        Command::Bench(flags) => bench::bench(flags).map_err(|e| format!("crank bench: {e}")),
+        Command::BenchBaseline { port, cert_dir } => {
+            init_logging();
+            actix_rt::System::new()
+                .block_on(bench::serve_baseline(port, cert_dir))
+                .map_err(|e| format!("crank bench-baseline: {e}"))
         }
         Command::Workers(flags) => client_command("workers", &flags, |c| {
             Box::pin(async move { client::workers(&c).await })

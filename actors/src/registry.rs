@@ -6,7 +6,7 @@
 //! which a paused tokio clock controls in tests); the RFC 3339 timestamps on the
 //! wire are for people and never compared.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -105,6 +105,25 @@ pub struct Route {
 #[rtype(result = "SweepReport")]
 pub struct Sweep;
 
+/// Counters for operators and benchmarks.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats;
+
+/// What `GetStats` answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RegistryStats {
+    pub workers: usize,
+    pub healthy_workers: usize,
+    pub capabilities: usize,
+    pub sweeps: u64,
+    /// Wall time of the last sweep, in milliseconds.
+    pub last_sweep_ms: f64,
+    /// Longest sweep so far, in milliseconds: the longest the registry stalled
+    /// heartbeats and routes to sweep.
+    pub max_sweep_ms: f64,
+}
+
 /// Why the registry refused a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -190,19 +209,37 @@ pub struct CapabilityCount {
 
 type WorkerId = Rc<str>;
 
+/// One capability as the registry keeps it: the routing key (shared with the
+/// index and every other provider), the parsed version, and the announcement
+/// itself only when it says more than those three. A registry of 100,000
+/// workers is mostly these, so they are kept small.
+struct StoredCapability {
+    key: Rc<str>,
+    version: Version,
+    announced: Option<Box<Capability>>,
+}
+
+impl StoredCapability {
+    fn to_wire(&self) -> Capability {
+        match &self.announced {
+            Some(capability) => (**capability).clone(),
+            None => {
+                let (verb, name) = self.key.split_once(':').unwrap_or((&self.key, ""));
+                Capability::new(verb, name, &self.version.to_string())
+            }
+        }
+    }
+}
+
 struct WorkerRecord {
-    url: String,
-    capabilities: Vec<Capability>,
-    /// Parsed once at registration so routing never re-parses.
-    versions: Vec<Version>,
-    /// Distinct `verb:name` keys this worker is indexed under.
-    keys: Vec<Rc<str>>,
+    url: Box<str>,
+    capabilities: Box<[StoredCapability]>,
     registered_at: DateTime<Utc>,
     last_heartbeat: DateTime<Utc>,
     last_seen: Instant,
     stale_since: Option<Instant>,
     load: Option<Load>,
-    registered_by: String,
+    registered_by: Rc<str>,
 }
 
 impl WorkerRecord {
@@ -220,13 +257,23 @@ impl WorkerRecord {
         }
     }
 
+    /// The distinct `verb:name` keys this worker is indexed under.
+    fn keys(&self) -> Vec<Rc<str>> {
+        let mut keys: Vec<Rc<str>> = Vec::with_capacity(self.capabilities.len());
+        for capability in self.capabilities.iter() {
+            if !keys.iter().any(|k| Rc::ptr_eq(k, &capability.key)) {
+                keys.push(capability.key.clone());
+            }
+        }
+        keys
+    }
+
     /// The version this worker serves of `key` that satisfies `requirement`.
     fn matching_version(&self, key: &str, requirement: Option<&VersionReq>) -> Option<&Version> {
         self.capabilities
             .iter()
-            .zip(&self.versions)
-            .filter(|(capability, _)| key_is(key, &capability.verb, &capability.name))
-            .map(|(_, version)| version)
+            .filter(|capability| &*capability.key == key)
+            .map(|capability| &capability.version)
             .find(|version| requirement.is_none_or(|req| req.matches(version)))
     }
 }
@@ -243,6 +290,11 @@ pub struct RegistryActor {
     settings: RegistrySettings,
     workers: HashMap<WorkerId, WorkerRecord>,
     index: HashMap<Rc<str>, Providers>,
+    /// Identities that registered workers, shared by their records.
+    registrants: HashSet<Rc<str>>,
+    sweeps: u64,
+    last_sweep: std::time::Duration,
+    max_sweep: std::time::Duration,
 }
 
 impl RegistryActor {
@@ -251,6 +303,10 @@ impl RegistryActor {
             settings,
             workers: HashMap::new(),
             index: HashMap::new(),
+            registrants: HashSet::new(),
+            sweeps: 0,
+            last_sweep: Duration::ZERO,
+            max_sweep: Duration::ZERO,
         }
     }
 
@@ -278,16 +334,26 @@ impl RegistryActor {
 
     fn remove(&mut self, id: &str) -> Option<WorkerRecord> {
         let record = self.workers.remove(id)?;
-        self.unindex(id, &record.keys);
+        self.unindex(id, &record.keys());
         Some(record)
     }
-}
 
-/// Whether `key` is `<verb>:<name>`, without allocating on the routing path.
-fn key_is(key: &str, verb: &str, name: &str) -> bool {
-    key.strip_prefix(verb)
-        .and_then(|rest| rest.strip_prefix(':'))
-        .is_some_and(|rest| rest == name)
+    /// The shared copy of `key`, as the index holds it.
+    fn shared_key(&self, key: String) -> Rc<str> {
+        match self.index.get_key_value(key.as_str()) {
+            Some((shared, _)) => shared.clone(),
+            None => Rc::from(key),
+        }
+    }
+
+    fn registrant(&mut self, identity: String) -> Rc<str> {
+        if let Some(shared) = self.registrants.get(identity.as_str()) {
+            return shared.clone();
+        }
+        let shared: Rc<str> = Rc::from(identity);
+        self.registrants.insert(shared.clone());
+        shared
+    }
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {
@@ -315,31 +381,39 @@ impl Handler<Register> for RegistryActor {
         let replaced = self.remove(&request.worker_id).is_some();
 
         let id: WorkerId = Rc::from(request.worker_id.as_str());
-        let mut keys: Vec<Rc<str>> = Vec::new();
-        for capability in &request.capabilities {
-            let key = capability.key();
-            if !keys.iter().any(|k| **k == *key) {
-                let key: Rc<str> = match self.index.get_key_value(key.as_str()) {
-                    Some((shared, _)) => shared.clone(),
-                    None => Rc::from(key),
-                };
-                self.index
-                    .entry(key.clone())
-                    .or_default()
-                    .workers
-                    .push(id.clone());
-                keys.push(key);
-            }
-        }
-        // Validation has already proven every version parses; an unparsable one
-        // here would be a bug upstream, and 0.0.0 keeps routing total.
-        let versions = request
-            .capabilities
-            .iter()
-            .map(|c| Version::parse(&c.version).unwrap_or(Version::new(0, 0, 0)))
-            .collect();
-        let now = Utc::now();
         let count = request.capabilities.len();
+        let capabilities: Box<[StoredCapability]> = request
+            .capabilities
+            .into_iter()
+            .map(|capability| StoredCapability {
+                key: self.shared_key(capability.key()),
+                // Validation has already proven every version parses; an
+                // unparsable one here would be a bug upstream, and 0.0.0 keeps
+                // routing total.
+                version: Version::parse(&capability.version).unwrap_or(Version::new(0, 0, 0)),
+                announced: capability.has_extras().then(|| Box::new(capability)),
+            })
+            .collect();
+        let registered_by = self.registrant(registered_by);
+        let now = Utc::now();
+        let record = WorkerRecord {
+            url: request.worker_url.into_boxed_str(),
+            capabilities,
+            registered_at: now,
+            last_heartbeat: now,
+            last_seen: Instant::now(),
+            stale_since: None,
+            load: None,
+            registered_by,
+        };
+        let keys = record.keys();
+        for key in &keys {
+            self.index
+                .entry(key.clone())
+                .or_default()
+                .workers
+                .push(id.clone());
+        }
         log::info!(
             "{} worker {} at {} with {} capabilit{} ({}), by {}",
             if replaced {
@@ -347,28 +421,14 @@ impl Handler<Register> for RegistryActor {
             } else {
                 "registered"
             },
-            request.worker_id,
-            request.worker_url,
+            id,
+            record.url,
             count,
             if count == 1 { "y" } else { "ies" },
             keys.iter().map(|k| &**k).collect::<Vec<_>>().join(", "),
-            registered_by
+            record.registered_by
         );
-        self.workers.insert(
-            id,
-            WorkerRecord {
-                url: request.worker_url,
-                capabilities: request.capabilities,
-                versions,
-                keys,
-                registered_at: now,
-                last_heartbeat: now,
-                last_seen: Instant::now(),
-                stale_since: None,
-                load: None,
-                registered_by,
-            },
-        );
+        self.workers.insert(id, record);
         MessageResult(RegisterAck {
             capabilities_registered: count,
             replaced,
@@ -434,12 +494,12 @@ impl Handler<ListWorkers> for RegistryActor {
                 let status = record.status(now, stale_after);
                 WorkerSummary {
                     worker_id: id.to_string(),
-                    worker_url: record.url.clone(),
+                    worker_url: record.url.to_string(),
                     is_healthy: status == WorkerStatus::Healthy,
                     status,
                     last_heartbeat: rfc3339(record.last_heartbeat),
                     registered_at: rfc3339(record.registered_at),
-                    capabilities: record.keys.iter().map(|k| k.to_string()).collect(),
+                    capabilities: record.keys().iter().map(|k| k.to_string()).collect(),
                 }
             })
             .collect();
@@ -457,15 +517,19 @@ impl Handler<GetWorker> for RegistryActor {
         let status = record.status(now, self.settings.stale_after);
         Some(WorkerDetail {
             worker_id: id.to_string(),
-            worker_url: record.url.clone(),
+            worker_url: record.url.to_string(),
             is_healthy: status == WorkerStatus::Healthy,
             status,
             last_heartbeat: rfc3339(record.last_heartbeat),
             registered_at: rfc3339(record.registered_at),
             seconds_since_heartbeat: now.duration_since(record.last_seen).as_secs_f64(),
-            registered_by: record.registered_by.clone(),
+            registered_by: record.registered_by.to_string(),
             load: record.load,
-            capabilities: record.capabilities.clone(),
+            capabilities: record
+                .capabilities
+                .iter()
+                .map(StoredCapability::to_wire)
+                .collect(),
         })
     }
 }
@@ -520,7 +584,7 @@ impl Handler<Route> for RegistryActor {
                 providers.next = (slot + 1) % count;
                 return Some(RouteChoice {
                     worker_id: id.to_string(),
-                    worker_url: record.url.clone(),
+                    worker_url: record.url.to_string(),
                     capability: key,
                     version: version.to_string(),
                 });
@@ -534,6 +598,8 @@ impl Handler<Sweep> for RegistryActor {
     type Result = MessageResult<Sweep>;
 
     fn handle(&mut self, _: Sweep, _: &mut Self::Context) -> Self::Result {
+        // Wall time, not the (possibly paused) tokio clock: this is a cost.
+        let started = std::time::Instant::now();
         let now = Instant::now();
         let RegistrySettings {
             stale_after,
@@ -572,7 +638,31 @@ impl Handler<Sweep> for RegistryActor {
                 );
             }
         }
+        self.sweeps += 1;
+        self.last_sweep = started.elapsed();
+        self.max_sweep = self.max_sweep.max(self.last_sweep);
         MessageResult(report)
+    }
+}
+
+impl Handler<GetStats> for RegistryActor {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let stale_after = self.settings.stale_after;
+        MessageResult(RegistryStats {
+            workers: self.workers.len(),
+            healthy_workers: self
+                .workers
+                .values()
+                .filter(|record| !record.is_stale(now, stale_after))
+                .count(),
+            capabilities: self.index.len(),
+            sweeps: self.sweeps,
+            last_sweep_ms: self.last_sweep.as_secs_f64() * 1000.0,
+            max_sweep_ms: self.max_sweep.as_secs_f64() * 1000.0,
+        })
     }
 }
 
@@ -904,6 +994,24 @@ mod tests {
                 healthy_workers: 1
             }
         );
+    }
+
+    #[actix::test]
+    async fn stats_count_workers_and_sweeps() {
+        tokio::time::pause();
+        let registry = start(RegistrySettings::default());
+        registry.send(greet("w1")).await.unwrap();
+        sleep(Duration::from_secs(60)).await;
+        registry.send(greet("w2")).await.unwrap();
+        sleep(Duration::from_secs(70)).await;
+        registry.send(Sweep).await.unwrap();
+        let stats = registry.send(GetStats).await.unwrap();
+        assert_eq!(
+            (stats.workers, stats.healthy_workers, stats.capabilities),
+            (2, 1, 1)
+        );
+        assert_eq!(stats.sweeps, 1);
+        assert!(stats.max_sweep_ms >= stats.last_sweep_ms);
     }
 
     #[actix::test]

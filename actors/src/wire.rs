@@ -80,6 +80,41 @@ impl Capability {
         }
     }
 
+    /// Whether any optional field is set.
+    pub fn has_extras(&self) -> bool {
+        let Capability {
+            name: _,
+            verb: _,
+            version: _,
+            input_schema,
+            output_schema,
+            requires_gpu,
+            max_concurrency,
+            runtime,
+            env_profile,
+            constraints,
+            slo,
+            spiffe_id,
+            required_capabilities,
+            controller_affinity,
+            cost_tokens_per_invocation,
+            slo_bid,
+        } = self;
+        input_schema.is_some()
+            || output_schema.is_some()
+            || requires_gpu.is_some()
+            || max_concurrency.is_some()
+            || runtime.is_some()
+            || env_profile.is_some()
+            || constraints.is_some()
+            || slo.is_some()
+            || spiffe_id.is_some()
+            || required_capabilities.is_some()
+            || controller_affinity.is_some()
+            || cost_tokens_per_invocation.is_some()
+            || slo_bid.is_some()
+    }
+
     /// The routing key, `<verb>:<name>`.
     pub fn key(&self) -> String {
         capability_key(&self.verb, &self.name)

@@ -157,6 +157,8 @@ pub struct ControllerConfig {
     /// A client that has not sent its request headers within this time is dropped.
     #[serde(with = "duration")]
     pub client_timeout: Duration,
+    /// HTTP worker threads; 0 = one per core.
+    pub http_workers: usize,
 }
 
 impl Default for ControllerConfig {
@@ -170,6 +172,7 @@ impl Default for ControllerConfig {
             sweep_interval: crank_actors::sweeper::DEFAULT_SWEEP_INTERVAL,
             evict_after: crank_actors::registry::DEFAULT_EVICT_AFTER,
             client_timeout: Duration::from_secs(10),
+            http_workers: 0,
         }
     }
 }
@@ -201,6 +204,9 @@ pub struct ControllerFlags {
     /// Drop clients that send no request headers within this time [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     pub client_timeout: Option<Duration>,
+    /// HTTP worker threads; 0 = one per core [env: CONTROLLER_HTTP_WORKERS] [default: 0].
+    #[arg(long)]
+    pub http_workers: Option<usize>,
 }
 
 impl ControllerConfig {
@@ -242,6 +248,7 @@ impl ControllerConfig {
         set(&mut config.sweep_interval, flags.sweep_interval);
         set(&mut config.evict_after, flags.evict_after);
         set(&mut config.client_timeout, flags.client_timeout);
+        set(&mut config.http_workers, flags.http_workers);
         non_zero("stale_after", config.stale_after)?;
         non_zero("sweep_interval", config.sweep_interval)?;
         non_zero("client_timeout", config.client_timeout)?;
@@ -289,6 +296,8 @@ pub struct WorkerConfig {
     /// Time allowed for each call to the controller.
     #[serde(with = "duration")]
     pub controller_timeout: Duration,
+    /// HTTP worker threads; 0 = one per core.
+    pub http_workers: usize,
 }
 
 impl Default for WorkerConfig {
@@ -306,6 +315,7 @@ impl Default for WorkerConfig {
             registration_backoff_max: crank_actors::backoff::DEFAULT_MAX_BACKOFF,
             deregister_timeout: crank_actors::registration::DEFAULT_DEREGISTER_TIMEOUT,
             controller_timeout: Duration::from_secs(5),
+            http_workers: 1,
         }
     }
 }
@@ -340,6 +350,9 @@ pub struct WorkerFlags {
     /// Certificate base name in the cert dir (NAME.crt, NAME.key) [default: the worker id].
     #[arg(long)]
     pub cert: Option<String>,
+    /// HTTP worker threads; 0 = one per core [default: 1].
+    #[arg(long)]
+    pub http_workers: Option<usize>,
 }
 
 /// An unset-or-empty URL is `None`; a trailing `/` is dropped.
@@ -388,6 +401,7 @@ impl WorkerConfig {
         }
         set(&mut config.heartbeat_interval, flags.heartbeat_interval);
         set(&mut config.cert_dir, flags.cert_dir);
+        set(&mut config.http_workers, flags.http_workers);
         if flags.cert.is_some() {
             config.cert = flags.cert;
         }

@@ -8,8 +8,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
 use crank_actors::registry::{
-    Deregister, GetWorker, Heartbeat, ListCapabilities, ListWorkers, Register, RegistryActor,
-    RegistrySettings, Route,
+    Deregister, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers, Register,
+    RegistryActor, RegistrySettings, Route,
 };
 use crank_actors::sweeper::StalenessSweeper;
 use crank_actors::wire::{
@@ -36,15 +36,18 @@ pub fn controller_app(
         InitError = (),
     >,
 > {
+    // Hot paths first: the router tries resources in order, and the ones with a
+    // path parameter cost a regex match each.
     App::new()
         .app_data(web::Data::new(registry))
-        .service(endpoint("/health").route(web::get().to(health)))
-        .service(endpoint("/register").route(web::post().to(register)))
         .service(endpoint("/heartbeat").route(web::post().to(heartbeat)))
-        .service(endpoint("/deregister/{worker_id}").route(web::delete().to(deregister)))
         .service(endpoint("/route").route(web::post().to(route)))
+        .service(endpoint("/register").route(web::post().to(register)))
+        .service(endpoint("/health").route(web::get().to(health)))
         .service(endpoint("/capabilities").route(web::get().to(capabilities)))
         .service(endpoint("/workers").route(web::get().to(workers)))
+        .service(endpoint("/stats").route(web::get().to(stats)))
+        .service(endpoint("/deregister/{worker_id}").route(web::delete().to(deregister)))
         .service(endpoint("/workers/{worker_id}").route(web::get().to(worker)))
         .default_service(web::to(not_found))
 }
@@ -187,6 +190,10 @@ async fn worker(
         .await?
         .ok_or(ApiError::UnknownWorker(worker_id))?;
     Ok(HttpResponse::Ok().json(detail))
+}
+
+async fn stats(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(registry.send(GetStats).await?))
 }
 
 /// Starts the registry and its sweeper on the current actix system.

@@ -107,6 +107,10 @@ impl ControllerLink for HttpControllerLink {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
             if status.is_success() {
+                // Reading the (tiny) body is what hands the connection back to
+                // the pool: unread, awc closes it and the next beat pays a new
+                // TLS handshake.
+                let _ = response.body().limit(64 * 1024).await;
                 return Ok(());
             }
             if status == StatusCode::NOT_FOUND {
@@ -137,6 +141,7 @@ impl ControllerLink for HttpControllerLink {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
             if status.is_success() {
+                let _ = response.body().limit(64 * 1024).await;
                 Ok(())
             } else {
                 Err(rejection(status, &mut response).await)

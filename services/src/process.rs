@@ -2,7 +2,10 @@
 //! start the actors, serve, and shut down in the right order.
 
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+use crank_actors::registry::{RegistryActor, RegistrySettings};
 
 use crank_actors::backoff::Backoff;
 use crank_actors::registration::{
@@ -37,12 +40,12 @@ pub enum StartError {
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
-    let registry = start_registry(config.registry_settings(), config.sweep_interval);
+    let registry = RegistryHost::new(config.registry_settings(), config.sweep_interval);
     raise_open_file_limit();
     let address = format!("{}:{}", config.bind, config.port);
     let limits = ServerLimits {
         client_timeout: config.client_timeout,
-        ..ServerLimits::default()
+        workers: config.http_workers,
     };
     let bind_error = |source| StartError::Bind {
         address: address.clone(),
@@ -50,7 +53,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     };
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
-        controller_app(registry.clone())
+        controller_app(registry.address())
     })
     .map_err(bind_error)?;
     log::info!(
@@ -97,7 +100,10 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
         "crank-worker",
         listener,
         server_tls,
-        ServerLimits::default(),
+        ServerLimits {
+            workers: config.http_workers,
+            ..ServerLimits::default()
+        },
         false,
         move || hello_app(app_state.clone()),
     )
@@ -162,6 +168,46 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     server_handle.stop(true).await;
     log::info!("worker {worker_id} stopped");
     Ok(())
+}
+
+/// Where the registry lives: on the first HTTP worker thread that asks for it.
+///
+/// Every request is one message to the registry and one answer back. Across
+/// threads each costs a wake-up of the other thread (an eventfd write and a
+/// context switch), which profiling showed to be most of what the registry
+/// added on top of the transport; on the thread that also serves HTTP, sending a
+/// message is a queue push. Other HTTP threads still reach it through its
+/// (thread-safe) address.
+#[derive(Clone)]
+struct RegistryHost {
+    settings: RegistrySettings,
+    sweep_interval: std::time::Duration,
+    address: Arc<Mutex<Option<Addr<RegistryActor>>>>,
+}
+
+impl RegistryHost {
+    fn new(settings: RegistrySettings, sweep_interval: std::time::Duration) -> Self {
+        RegistryHost {
+            settings,
+            sweep_interval,
+            address: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The registry's address, starting it on this thread if it is not running.
+    /// A registry whose thread died (a panicking HTTP worker is restarted) is
+    /// started anew, empty; workers register again on their next heartbeat.
+    fn address(&self) -> Addr<RegistryActor> {
+        let mut slot = self.address.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(address) if address.connected() => address.clone(),
+            _ => {
+                let address = start_registry(self.settings, self.sweep_interval);
+                *slot = Some(address.clone());
+                address
+            }
+        }
+    }
 }
 
 /// Lifts the soft limit on open files to the hard limit: every worker holds a

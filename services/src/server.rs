@@ -32,6 +32,10 @@ const MAX_CONCURRENT_HANDSHAKES: usize = 16 * 1024;
 /// milliseconds; what lingers is idle keep-alive connections, which must not
 /// hold a shutdown for actix's default 30 s.
 const SHUTDOWN_GRACE_SECS: u64 = 2;
+/// How long an idle keep-alive connection stays open: longer than a worker's
+/// 30 s heartbeat interval (plus jitter), so a worker's heartbeats reuse one
+/// connection instead of paying a TLS handshake each; nginx's default too.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
 /// Timing and sizing of an mTLS server.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +150,7 @@ where
             .map_init_err(|_| ());
             let http = HttpService::<TlsStream<TcpStream>, _, _>::build()
                 .client_request_timeout(client_timeout)
+                .keep_alive(KEEP_ALIVE)
                 .on_connect_ext(|stream: &TlsStream<TcpStream>, data: &mut Extensions| {
                     let (tcp, session) = stream.get_ref();
                     record_identity(tcp.peer_addr().ok(), session.peer_certificates(), data);

@@ -115,12 +115,20 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
         })?;
     let chain = load_certs(&files.cert)?;
     let key = load_key(&files.key)?;
-    ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports TLS 1.2 and 1.3")
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| key_mismatch(files, e))
+        .map_err(|e| key_mismatch(files, e))?;
+    // Stateless session tickets: a worker that reconnects for its next heartbeat
+    // resumes its session instead of redoing certificate signatures, whatever the
+    // fleet's size (the default stateful cache holds 256 sessions).
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::File {
+        path: files.cert.clone(),
+        problem: format!("cannot set up session tickets: {e}"),
+    })?;
+    Ok(config)
 }
 
 /// A client that presents `files.cert` and trusts only `files.ca`.
