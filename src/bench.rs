@@ -896,6 +896,91 @@ fn extras(rows: &[Value]) -> String {
     out
 }
 
+/// The targets of the benchmark issue, checked against this run's rows.
+fn targets(rows: &[Value]) -> String {
+    let find = |name: &str| rows.iter().find(|r| r["scenario"] == name);
+    let number = |row: Option<&Value>, key: &str| row.and_then(|r| r[key].as_f64());
+    let baseline_p99 = number(find("baseline"), "p99_ms");
+    let mut lines = Vec::new();
+    let mut check = |what: String, measured: Option<f64>, ok: fn(f64) -> bool, unit: &str| {
+        let line = match measured {
+            Some(value) => format!(
+                "- {} {what}: {value:.2}{unit}",
+                if ok(value) { "met:" } else { "MISSED:" }
+            ),
+            None => format!("- not measured in this run: {what}"),
+        };
+        lines.push(line);
+    };
+    for name in ["heartbeat", "route"] {
+        check(
+            format!("{name} throughput ≥ 0.9 × baseline"),
+            number(find(name), "ratio_to_baseline"),
+            |r| r >= 0.9,
+            "×",
+        );
+        check(
+            format!("{name} p99 ≤ 1.5 × baseline's"),
+            number(find(name), "p99_ms")
+                .zip(baseline_p99)
+                .map(|(p, b)| p / b),
+            |r| r <= 1.5,
+            "×",
+        );
+    }
+    check(
+        "mixed throughput ≥ 0.85 × baseline".into(),
+        number(find("mixed"), "ratio_to_baseline"),
+        |r| r >= 0.85,
+        "×",
+    );
+    check(
+        "scale: controller RSS ≤ 150 MB".into(),
+        number(find("scale"), "controller_rss_mb"),
+        |m| m <= 150.0,
+        " MB",
+    );
+    check(
+        "scale: longest sweep (the longest stall) ≤ 20 ms".into(),
+        number(find("scale"), "max_sweep_ms"),
+        |m| m <= 20.0,
+        " ms",
+    );
+    check(
+        "scale: route p99 at scale ≤ 1.2 × at 1,000".into(),
+        number(find("scale"), "route_p99_ratio"),
+        |r| r <= 1.2,
+        "×",
+    );
+    let storm = find("register-storm");
+    check(
+        "register-storm: every worker registered, zero errors (unregistered + errors)".into(),
+        storm.map(|r| {
+            let missing =
+                r["workers"].as_f64().unwrap_or(0.0) - r["registered"].as_f64().unwrap_or(0.0);
+            missing + r["errors"].as_f64().unwrap_or(0.0)
+        }),
+        |n| n == 0.0,
+        "",
+    );
+    check(
+        "idle worker RSS ≤ 20 MB".into(),
+        number(find("idle-worker"), "worker_rss_mb"),
+        |m| m <= 20.0,
+        " MB",
+    );
+    check(
+        "idle worker heartbeat loop < 1 ms CPU per minute at 30 s".into(),
+        number(
+            find("idle-worker"),
+            "heartbeat_loop_cpu_ms_per_minute_at_30s",
+        ),
+        |m| m < 1.0,
+        " ms",
+    );
+    lines.join("\n") + "\n"
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -977,7 +1062,7 @@ pub fn bench(mut flags: BenchFlags) -> Result<(), String> {
     if let Some(path) = report {
         let command: Vec<String> = std::env::args().collect();
         let text = format!(
-            "# crank benchmarks\n\nRegenerate with:\n\n```sh\ncargo build --release && target/release/crank bench baseline heartbeat route mixed register-storm scale idle-worker --report BENCHMARKS.md\n```\n\n- machine: {}\n- date: {}\n- command: `{}`\n- load: {} keep-alive mTLS connections from {} client threads on the same machine, {:?} per phase; {} workers, {} capabilities; scale: {} workers with 2 capabilities each\n\n{}\n{}\n",
+            "# crank benchmarks\n\nRegenerated, every word and figure, by:\n\n```sh\ncargo build --release && target/release/crank bench baseline heartbeat route mixed register-storm scale idle-worker --report BENCHMARKS.md\n```\n\n- machine: {}\n- date: {}\n- command: `{}`\n- load: {} keep-alive mTLS connections from {} client threads on the same machine, {:?} per phase; {} workers, {} capabilities; scale: {} workers with 2 capabilities each\n\n{}\n{}\n## Targets\n\n{}\n## How to read this\n\n- Client and server share the two cores, so every figure includes the load generator's own cost; `baseline` is a bare endpoint on the same TLS stack (`crank bench-baseline`) that parses the same heartbeat JSON and answers `{{}}`, and the ratios compare against it within one run. Run to run, `baseline` itself varies by about ±10 % here, so ratios a little above 1 are noise, not a registry faster than its transport.\n- `register-storm` pays a full TLS handshake per request (`Connection: close`), so its ratio to the keep-alive baseline is not a target; its time to register every worker is.\n- `scale` registers 1,000 workers and measures routes, grows to the full size and measures routes again, then runs heartbeats while the sweeper runs; `max_sweep_ms` is the longest sweep the controller timed itself (`GET /stats`), which is the longest it can hold back a heartbeat.\n- `idle-worker` runs a standalone worker beside one heartbeating every 6 s for three phase durations; the difference in their CPU is the registration and heartbeat loop's cost, scaled to the default 30 s interval. Both also pay about 25 ms a minute for actix-http's 500 ms date-header timer, which is not part of the loop.\n",
             machine(),
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             command.join(" "),
@@ -989,6 +1074,7 @@ pub fn bench(mut flags: BenchFlags) -> Result<(), String> {
             bench.flags.scale_workers,
             table(&rows),
             extras(&rows),
+            targets(&rows),
         );
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use awc::error::SendRequestError;
 use awc::http::StatusCode;
 use crank_actors::link::{ControllerLink, LinkError};
@@ -52,13 +53,27 @@ fn send_error(timeout: Duration) -> impl Fn(SendRequestError) -> LinkError {
     }
 }
 
-/// Reads an error answer: its `detail` (or `error`) if it is crank JSON, else text.
-async fn rejection<S>(status: StatusCode, response: &mut awc::ClientResponse<S>) -> LinkError
+/// Largest controller answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Reads a whole answer. Reading it, even when it is not needed, is what hands
+/// the connection back to awc's pool: an unread body closes it, and the next
+/// heartbeat would pay a new TLS handshake.
+async fn read_answer<S>(response: &mut awc::ClientResponse<S>) -> Bytes
 where
-    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
-    let body = response.body().limit(64 * 1024).await.unwrap_or_default();
-    let detail = serde_json::from_slice::<Value>(&body)
+    response
+        .body()
+        .limit(MAX_ANSWER_BYTES)
+        .await
+        .unwrap_or_default()
+}
+
+/// An error answer as a `LinkError`: its `detail` (or `error`) if it is crank
+/// JSON, else its text.
+fn rejection(status: StatusCode, body: &[u8]) -> LinkError {
+    let detail = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| {
             v.get("detail")
@@ -66,7 +81,7 @@ where
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         })
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     LinkError::Rejected {
         status: status.as_u16(),
         detail,
@@ -83,16 +98,14 @@ impl ControllerLink for HttpControllerLink {
         async move {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
+            let body = read_answer(&mut response).await;
             if !status.is_success() {
-                return Err(rejection(status, &mut response).await);
+                return Err(rejection(status, &body));
             }
-            response
-                .json::<RegisterResponse>()
-                .await
-                .map_err(|e| LinkError::Rejected {
-                    status: status.as_u16(),
-                    detail: format!("unreadable registration answer: {e}"),
-                })
+            serde_json::from_slice::<RegisterResponse>(&body).map_err(|e| LinkError::Rejected {
+                status: status.as_u16(),
+                detail: format!("unreadable registration answer: {e}"),
+            })
         }
         .boxed_local()
     }
@@ -106,27 +119,17 @@ impl ControllerLink for HttpControllerLink {
         async move {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
+            let body = read_answer(&mut response).await;
             if status.is_success() {
-                // Reading the (tiny) body is what hands the connection back to
-                // the pool: unread, awc closes it and the next beat pays a new
-                // TLS handshake.
-                let _ = response.body().limit(64 * 1024).await;
                 return Ok(());
             }
-            if status == StatusCode::NOT_FOUND {
-                let body = response.body().limit(64 * 1024).await.unwrap_or_default();
-                let unknown = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .is_some_and(|v| v["status"] == "unknown_worker");
-                if unknown {
-                    return Err(LinkError::UnknownWorker);
-                }
-                return Err(LinkError::Rejected {
-                    status: 404,
-                    detail: String::from_utf8_lossy(&body).into_owned(),
-                });
+            let unknown = status == StatusCode::NOT_FOUND
+                && serde_json::from_slice::<Value>(&body)
+                    .is_ok_and(|v| v["status"] == "unknown_worker");
+            if unknown {
+                return Err(LinkError::UnknownWorker);
             }
-            Err(rejection(status, &mut response).await)
+            Err(rejection(status, &body))
         }
         .boxed_local()
     }
@@ -140,11 +143,11 @@ impl ControllerLink for HttpControllerLink {
         async move {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
+            let body = read_answer(&mut response).await;
             if status.is_success() {
-                let _ = response.body().limit(64 * 1024).await;
                 Ok(())
             } else {
-                Err(rejection(status, &mut response).await)
+                Err(rejection(status, &body))
             }
         }
         .boxed_local()

@@ -2,18 +2,12 @@
 //! forbidden call, asserting status, body, and that `/workers` did not change
 //! when the call was refused.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
-use crank_actors::registry::RegistrySettings;
+use common::{client_in, start_controller};
 use crank_services::certs;
-use crank_services::controller::{controller_app, start_registry};
 use crank_services::identity::Role;
-use crank_services::link::mtls_client;
-use crank_services::server::{mtls_server, ServerLimits};
-use crank_services::tls::{self, TlsFiles};
 use serde_json::{json, Value};
+
+mod common;
 
 struct Controller {
     base: String,
@@ -27,23 +21,8 @@ impl Controller {
         for name in ["w1", "w2", "w9"] {
             certs::issue(dir.path(), Role::Worker, name, false).unwrap();
         }
-        let tls = tls::server_config(&TlsFiles::in_dir(dir.path(), "controller")).unwrap();
-        let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let limits = ServerLimits {
-            workers: 1,
-            ..ServerLimits::default()
-        };
-        let server = mtls_server("authz", listener, tls, limits, false, move || {
-            controller_app(registry.clone())
-        })
-        .unwrap();
-        actix_rt::spawn(server);
-        Controller {
-            base: format!("https://localhost:{port}"),
-            dir,
-        }
+        let base = start_controller(dir.path());
+        Controller { base, dir }
     }
 
     fn client(&self, cert: &str) -> awc::Client {
@@ -106,11 +85,6 @@ impl Controller {
             "{identity} {method} {path} changed the registry"
         );
     }
-}
-
-fn client_in(dir: &Path, cert: &str) -> awc::Client {
-    let config = tls::client_config(&TlsFiles::in_dir(dir, cert)).unwrap();
-    mtls_client(Arc::new(config), Duration::from_secs(5))
 }
 
 fn registration(id: &str) -> Value {

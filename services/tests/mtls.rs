@@ -2,41 +2,17 @@
 //! the fleet's CA gets answers; a client with no certificate, or one from another
 //! CA, is refused at the handshake.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crank_actors::registry::RegistrySettings;
+use common::{client_in, start_controller};
 use crank_services::certs::{self, CertificateAuthority, LeafSpec};
-use crank_services::controller::{controller_app, start_registry};
 use crank_services::identity::Role;
 use crank_services::link::mtls_client;
-use crank_services::server::{mtls_server, ServerLimits};
-use crank_services::tls::{self, TlsFiles};
+use crank_services::tls;
 use serde_json::{json, Value};
 
-/// Starts a controller on a free loopback port; returns its base URL.
-fn start_controller(dir: &Path) -> String {
-    let tls = tls::server_config(&TlsFiles::in_dir(dir, "controller")).unwrap();
-    let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let limits = ServerLimits {
-        workers: 1,
-        ..ServerLimits::default()
-    };
-    let server = mtls_server("test", listener, tls, limits, false, move || {
-        controller_app(registry.clone())
-    })
-    .unwrap();
-    actix_rt::spawn(server);
-    format!("https://localhost:{port}")
-}
-
-fn client_for(dir: &Path, name: &str) -> awc::Client {
-    let config = tls::client_config(&TlsFiles::in_dir(dir, name)).unwrap();
-    mtls_client(Arc::new(config), Duration::from_secs(5))
-}
+mod common;
 
 #[actix_web::test]
 async fn only_clients_with_a_certificate_from_the_ca_are_served() {
@@ -45,14 +21,14 @@ async fn only_clients_with_a_certificate_from_the_ca_are_served() {
     let base = start_controller(fleet.path());
 
     // A client certificate from the fleet's CA: answered.
-    let client = client_for(fleet.path(), "client");
+    let client = client_in(fleet.path(), "client");
     let mut response = client.get(format!("{base}/workers")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({"workers": []}));
 
     // A worker certificate registers over the same listener.
-    let worker = client_for(fleet.path(), "hello-world-1");
+    let worker = client_in(fleet.path(), "hello-world-1");
     let response = worker
         .post(format!("{base}/register"))
         .send_json(&json!({
@@ -93,7 +69,7 @@ async fn only_clients_with_a_certificate_from_the_ca_are_served() {
         .unwrap();
     certs::write_minted(rogue.path(), "mallory", &minted).unwrap();
     std::fs::copy(fleet.path().join("ca.crt"), rogue.path().join("ca.crt")).unwrap();
-    let mallory = client_for(rogue.path(), "mallory");
+    let mallory = client_in(rogue.path(), "mallory");
     let refused = mallory.get(format!("{base}/workers")).send().await;
     assert!(
         refused.is_err(),

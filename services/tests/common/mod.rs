@@ -1,0 +1,38 @@
+//! In-process controllers over real mTLS, for the services' integration tests.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crank_actors::registry::RegistrySettings;
+use crank_services::controller::{controller_app, start_registry};
+use crank_services::link::mtls_client;
+use crank_services::server::{mtls_server, ServerLimits};
+use crank_services::tls::{self, TlsFiles};
+
+/// Serves a controller with `dir`'s `controller` certificate on a free loopback
+/// port of the current actix system; its base URL.
+pub fn start_controller(dir: &Path) -> String {
+    let tls = tls::server_config(&TlsFiles::in_dir(dir, "controller")).unwrap();
+    let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let limits = ServerLimits {
+        workers: 1,
+        ..ServerLimits::default()
+    };
+    let server = mtls_server("test", listener, tls, limits, false, move || {
+        controller_app(registry.clone())
+    })
+    .unwrap();
+    actix_rt::spawn(server);
+    format!("https://localhost:{port}")
+}
+
+/// An mTLS client with `dir`'s certificate `name`.
+pub fn client_in(dir: &Path, name: &str) -> awc::Client {
+    let config = tls::client_config(&TlsFiles::in_dir(dir, name)).unwrap();
+    mtls_client(Arc::new(config), Duration::from_secs(5))
+}
