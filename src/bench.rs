@@ -120,8 +120,11 @@ impl Load {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
-        let index =
-            ((self.latencies_us.len() as f64 * q) as usize).min(self.latencies_us.len() - 1);
+        // Nearest rank: the smallest sample with at least q of all at or below it.
+        let len = self.latencies_us.len();
+        let index = ((len as f64 * q).ceil() as usize)
+            .saturating_sub(1)
+            .min(len - 1);
         f64::from(self.latencies_us[index]) / 1000.0
     }
 
@@ -164,6 +167,14 @@ fn run_load(
     make: MakeCall,
 ) -> Load {
     let threads = threads.clamp(1, connections.max(1));
+    // Fresh connections must pay full handshakes: no session resumption.
+    let tls = if fresh_connections {
+        let mut config = (*tls).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        Arc::new(config)
+    } else {
+        tls
+    };
     let sequence = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -275,12 +286,12 @@ fn register_workers(
     target: &Target,
     flags: &BenchFlags,
     prefix: &str,
-    from: usize,
-    to: usize,
-    per_worker: usize,
+    (from, to): (usize, usize),
+    (per_worker, capabilities): (usize, usize),
 ) -> Result<(), String> {
     let owned = prefix.to_owned();
-    let capabilities = flags.capabilities.max(1);
+    let capabilities = capabilities.max(1);
+    let per_worker = per_worker.min(capabilities);
     let make: MakeCall = Arc::new(move |n| {
         let prefix = &owned;
         let i = from + n as usize;
@@ -342,19 +353,23 @@ impl Drop for Target {
 
 /// CPU time a process has used, in seconds: the sum over its threads of
 /// `/proc/<pid>/task/*/schedstat`, which counts nanoseconds (`/proc/<pid>/stat`
-/// counts 10 ms ticks, too coarse for an idle worker).
+/// counts 10 ms ticks, too coarse for an idle worker). Threads that exited are
+/// not counted, so the processes measured avoid short-lived threads (the idle
+/// worker reaches its controller by IP: no DNS lookup thread).
 fn process_cpu_seconds(pid: u32) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut nanos: u64 = 0;
+    let mut nanos: Option<u64> = None;
     for task in tasks.flatten() {
         let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        nanos += stat
+        if let Some(n) = stat
             .split_whitespace()
             .next()
             .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
+        {
+            *nanos.get_or_insert(0) += n;
+        }
     }
-    Some(nanos as f64 / 1e9)
+    nanos.map(|n| n as f64 / 1e9)
 }
 
 fn proc_status_kb(pid: u32, key: &str) -> Option<f64> {
@@ -424,6 +439,7 @@ fn start_target(
 struct Bench {
     flags: BenchFlags,
     cert_dir: PathBuf,
+    /// The temporary certificates and logs, removed on success.
     _temp: Option<tempfile::TempDir>,
     tls: Arc<ClientConfig>,
 }
@@ -586,7 +602,13 @@ fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row, String> {
         }
         Scenario::Heartbeat | Scenario::Route | Scenario::Mixed => {
             let target = bench.controller()?;
-            register_workers(&target, flags, "bench", 0, flags.workers, 1)?;
+            register_workers(
+                &target,
+                flags,
+                "bench",
+                (0, flags.workers),
+                (1, flags.capabilities),
+            )?;
             let make = match scenario {
                 Scenario::Heartbeat => heartbeat_calls(flags.workers),
                 Scenario::Route => route_calls(flags.capabilities),
@@ -665,13 +687,21 @@ fn scale(bench: &Bench) -> Result<Row, String> {
     let small = 1_000.min(flags.scale_workers);
     let until = Until::Elapsed(flags.duration);
     let capabilities = flags.capabilities.max(2);
-    register_workers(&target, flags, "scale", 0, small, 2)?;
+    register_workers(&target, flags, "scale", (0, small), (2, capabilities))?;
     let at_small = bench.load(&target, until, route_calls(capabilities));
     let (_, cpu) = measured(&target, || {
-        register_workers(&target, flags, "scale", small, flags.scale_workers, 2)
+        register_workers(
+            &target,
+            flags,
+            "scale",
+            (small, flags.scale_workers),
+            (2, capabilities),
+        )
     })?;
     let stats = after_next_sweep(&target)?;
-    let at_scale = bench.load(&target, until, route_calls(capabilities));
+    let (at_scale, route_cpu) = measured(&target, || {
+        Ok(bench.load(&target, until, route_calls(capabilities)))
+    })?;
     // Heartbeats while sweeps run: the longest wait is the worst stall.
     let beats = bench.load(&target, until, {
         let bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -714,7 +744,7 @@ fn scale(bench: &Bench) -> Result<Row, String> {
     extra.insert("registration_cpu_s".into(), json!(cpu));
     Ok(Row {
         scenario: "scale",
-        cpu_s: cpu,
+        cpu_s: route_cpu,
         rss_mb: target.peak_rss_mb(),
         load: at_scale,
         extra,
@@ -728,6 +758,7 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
     // loop costs; the rest (actix's timers) an idle worker pays anyway.
     const INTERVAL_S: f64 = 6.0;
     let controller = bench.controller()?;
+    let controller_ip_url = controller.url.replace("://localhost:", "://127.0.0.1:");
     let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
     let (port, alone_port) = (free_port()?, free_port()?);
     let registered = start_target(
@@ -738,7 +769,7 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
             "--cert-dir",
             &cert_dir,
             "--controller-url",
-            &controller.url,
+            &controller_ip_url,
             "--heartbeat-interval",
             "6s",
         ]
@@ -771,6 +802,7 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
             .ok_or("cannot read a worker's CPU time")
     };
     let (before, alone_before) = (cpu(&registered)?, cpu(&standalone)?);
+    let controller_before = controller.cpu_seconds();
     let window = bench.flags.duration * 3;
     std::thread::sleep(window);
     let used = cpu(&registered)? - before;
@@ -804,7 +836,10 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
     Ok(Row {
         scenario: "idle-worker",
         load: Load::default(),
-        cpu_s: controller.cpu_seconds(),
+        cpu_s: controller
+            .cpu_seconds()
+            .zip(controller_before)
+            .map(|(after, before)| after - before),
         rss_mb: controller.peak_rss_mb(),
         extra,
     })
@@ -1024,21 +1059,29 @@ pub fn bench(mut flags: BenchFlags) -> Result<(), String> {
             Scenario::Mixed,
         ];
     }
-    if flags.connections == 0 || flags.workers == 0 {
-        return Err("--connections and --workers must be at least 1".into());
+    if flags.connections == 0 || flags.workers == 0 || flags.scale_workers == 0 {
+        return Err("--connections, --workers and --scale-workers must be at least 1".into());
     }
     let report = flags.report.clone();
     let json_output = flags.json;
     let scenarios = flags.scenarios.clone();
-    let bench = Bench::new(flags)?;
+    let mut bench = Bench::new(flags)?;
     let mut baseline = None;
     let mut rows = Vec::new();
     for scenario in scenarios {
         if !json_output {
             eprintln!("running {} …", scenario.name());
         }
-        let row =
-            run_scenario(&bench, scenario).map_err(|e| format!("{}: {e}", scenario.name()))?;
+        let row = match run_scenario(&bench, scenario) {
+            Ok(row) => row,
+            Err(e) => {
+                // Keep the children's logs that the error points at.
+                if let Some(temp) = bench._temp.take() {
+                    let _ = temp.keep();
+                }
+                return Err(format!("{}: {e}", scenario.name()));
+            }
+        };
         if scenario == Scenario::Baseline {
             baseline = Some(row.load.throughput());
         }

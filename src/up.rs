@@ -83,12 +83,13 @@ impl Supervised {
         }
     }
 
-    async fn stop(&mut self) {
+    /// SIGTERM (again, harmlessly, if already sent), then wait until `deadline`
+    /// before killing it.
+    async fn stop(&mut self, deadline: Instant) {
         if self.exit().is_some() {
             return;
         }
         let _ = kill(self.pid(), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if self.exit().is_some() {
                 return;
@@ -159,19 +160,28 @@ fn check_children(children: &mut [Supervised]) -> Vec<String> {
         .collect()
 }
 
+/// Workers first (they deregister), sharing one grace period, then the controller.
 async fn stop_all(controller: &mut Supervised, workers: &mut [Supervised]) {
     for worker in workers.iter() {
         let _ = kill(worker.pid(), Signal::SIGTERM);
     }
+    let deadline = Instant::now() + STOP_GRACE;
     for worker in workers.iter_mut() {
-        worker.stop().await;
+        worker.stop(deadline).await;
     }
-    controller.stop().await;
+    controller.stop(Instant::now() + STOP_GRACE).await;
 }
 
 pub async fn up(flags: UpFlags) -> Result<(), String> {
     let mut signals = crank_services::process::ShutdownSignals::install()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    if flags.port.checked_add(flags.workers).is_none() {
+        return Err(format!(
+            "ports {}..{} do not fit below 65536",
+            flags.port,
+            u32::from(flags.port) + u32::from(flags.workers)
+        ));
+    }
     let dir = flags.cert_dir.clone();
     ensure_certificates(&dir, flags.workers)?;
     let dir_arg = dir.to_string_lossy().into_owned();

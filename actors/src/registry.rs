@@ -22,6 +22,9 @@ use crate::wire::{capability_key, Capability, Load, RegisterRequest};
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
 /// Default time a worker may stay stale before it is removed.
 pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(600);
+/// Evictions of one sweep logged one line each; the rest are summed up in one
+/// line, so a fleet evicted together does not flood the log.
+const EVICTIONS_LOGGED_ONE_BY_ONE: usize = 100;
 
 /// How the registry judges liveness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +264,7 @@ impl WorkerRecord {
     fn keys(&self) -> Vec<Rc<str>> {
         let mut keys: Vec<Rc<str>> = Vec::with_capacity(self.capabilities.len());
         for capability in self.capabilities.iter() {
-            if !keys.iter().any(|k| Rc::ptr_eq(k, &capability.key)) {
+            if !keys.iter().any(|k| **k == *capability.key) {
                 keys.push(capability.key.clone());
             }
         }
@@ -330,6 +333,38 @@ impl RegistryActor {
                 self.index.remove(key);
             }
         }
+    }
+
+    /// Removes many workers at once: one pass over each affected provider list,
+    /// where removing them one by one would cost a scan per worker and stall the
+    /// registry when a whole fleet is evicted together.
+    fn remove_many(&mut self, ids: &HashSet<Rc<str>>) -> Vec<(Rc<str>, WorkerRecord)> {
+        let mut removed = Vec::with_capacity(ids.len());
+        let mut keys: HashSet<Rc<str>> = HashSet::new();
+        for id in ids {
+            if let Some((id, record)) = self.workers.remove_entry(&**id) {
+                keys.extend(record.keys());
+                removed.push((id, record));
+            }
+        }
+        for key in keys {
+            let Some(providers) = self.index.get_mut(&key) else {
+                continue;
+            };
+            let before_cursor = providers.workers[..providers.next.min(providers.workers.len())]
+                .iter()
+                .filter(|w| ids.contains(&***w))
+                .count();
+            providers.workers.retain(|w| !ids.contains(&**w));
+            providers.next -= before_cursor;
+            if providers.next >= providers.workers.len() {
+                providers.next = 0;
+            }
+            if providers.workers.is_empty() {
+                self.index.remove(&key);
+            }
+        }
+        removed
     }
 
     fn remove(&mut self, id: &str) -> Option<WorkerRecord> {
@@ -629,12 +664,25 @@ impl Handler<Sweep> for RegistryActor {
                 _ => {}
             }
         }
-        for id in &report.evicted {
-            if let Some(record) = self.remove(id) {
+        if !report.evicted.is_empty() {
+            let ids: HashSet<Rc<str>> = report
+                .evicted
+                .iter()
+                .map(|id| Rc::from(id.as_str()))
+                .collect();
+            let removed = self.remove_many(&ids);
+            for (id, record) in removed.iter().take(EVICTIONS_LOGGED_ONE_BY_ONE) {
                 log::warn!(
                     "evicted worker {id} ({}): no heartbeat for {:.0} s; it must register again",
                     record.url,
                     now.duration_since(record.last_seen).as_secs_f64()
+                );
+            }
+            if removed.len() > EVICTIONS_LOGGED_ONE_BY_ONE {
+                log::warn!(
+                    "evicted {} more workers in this sweep (no heartbeat for over {} s); they must register again",
+                    removed.len() - EVICTIONS_LOGGED_ONE_BY_ONE,
+                    (stale_after + evict_after.unwrap_or_default()).as_secs()
                 );
             }
         }
@@ -940,6 +988,93 @@ mod tests {
         assert_eq!(next().await, "c");
         assert_eq!(next().await, "a");
         assert_eq!(next().await, "b");
+    }
+
+    #[actix::test]
+    async fn two_versions_of_one_capability_index_the_worker_once() {
+        let registry = start(RegistrySettings::default());
+        registry
+            .send(registration(
+                "w1",
+                &[("invoke", "x", "1.0.0"), ("invoke", "x", "2.0.0")],
+            ))
+            .await
+            .unwrap();
+        registry
+            .send(registration("w2", &[("invoke", "x", "1.5.0")]))
+            .await
+            .unwrap();
+        let counts = registry.send(ListCapabilities).await.unwrap();
+        assert_eq!(
+            counts["invoke:x"],
+            CapabilityCount {
+                workers: 2,
+                healthy_workers: 2
+            }
+        );
+        let workers = registry.send(ListWorkers).await.unwrap();
+        assert_eq!(workers[0].capabilities, vec!["invoke:x".to_string()]);
+        let route = |req: &str| Route {
+            verb: "invoke".into(),
+            capability: "x".into(),
+            version: Some(VersionReq::parse(req).unwrap()),
+        };
+        let mut chosen = Vec::new();
+        for _ in 0..4 {
+            chosen.push(registry.send(route("^1")).await.unwrap().unwrap().worker_id);
+        }
+        assert_eq!(
+            chosen,
+            ["w1", "w2", "w1", "w2"],
+            "each worker once per turn"
+        );
+        let two = registry.send(route("^2")).await.unwrap().unwrap();
+        assert_eq!(
+            (two.worker_id.as_str(), two.version.as_str()),
+            ("w1", "2.0.0")
+        );
+    }
+
+    #[actix::test]
+    async fn evicting_many_at_once_keeps_the_index_and_the_rotation_right() {
+        tokio::time::pause();
+        let registry = start(RegistrySettings {
+            stale_after: Duration::from_secs(10),
+            evict_after: Some(Duration::from_secs(10)),
+        });
+        for i in 0..300 {
+            registry.send(greet(&format!("old-{i}"))).await.unwrap();
+        }
+        sleep(Duration::from_secs(11)).await;
+        registry.send(Sweep).await.unwrap();
+        for id in ["a", "b"] {
+            registry.send(greet(id)).await.unwrap();
+        }
+        sleep(Duration::from_secs(9)).await;
+        for id in ["a", "b"] {
+            let beat = Heartbeat {
+                worker_id: id.into(),
+                load: None,
+            };
+            registry.send(beat).await.unwrap().unwrap();
+        }
+        sleep(Duration::from_secs(1)).await;
+        let report = registry.send(Sweep).await.unwrap();
+        assert_eq!(report.evicted.len(), 300);
+        let counts = registry.send(ListCapabilities).await.unwrap();
+        assert_eq!(counts["invoke:hello.greet"].workers, 2);
+        let mut chosen = Vec::new();
+        for _ in 0..4 {
+            chosen.push(
+                registry
+                    .send(route_greet())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .worker_id,
+            );
+        }
+        assert_eq!(chosen, ["a", "b", "a", "b"]);
     }
 
     #[actix::test]

@@ -153,6 +153,10 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     tokio::select! {
         signal = signals.recv() => log::info!("worker {worker_id} received {signal}; shutting down"),
         ended = serving => {
+            // The server is gone: stop being routed to before exiting.
+            if let Some(registration) = &registration {
+                let _ = registration.send(Shutdown).await;
+            }
             return match ended {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(StartError::Serve(e)),
@@ -195,8 +199,9 @@ impl RegistryHost {
     }
 
     /// The registry's address, starting it on this thread if it is not running.
-    /// A registry whose thread died (a panicking HTTP worker is restarted) is
-    /// started anew, empty; workers register again on their next heartbeat.
+    /// Each HTTP thread asks once, when actix-server builds its app; should a
+    /// worker thread be rebuilt after the registry's thread died, it starts a
+    /// new, empty registry, and workers register again on their next heartbeat.
     fn address(&self) -> Addr<RegistryActor> {
         let mut slot = self.address.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
