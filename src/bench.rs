@@ -87,6 +87,10 @@ pub struct BenchFlags {
     /// Also write a Markdown report (machine, command, table) to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run the whole list this many times and report, per scenario, the round
+    /// with the median ratio to that round's own baseline (or median throughput).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 /// One request of a load.
@@ -867,6 +871,23 @@ fn row_json(row: &Row, baseline: Option<f64>) -> Value {
     value
 }
 
+/// The round whose ratio to its own baseline (else throughput) is the median.
+fn median_round(mut rounds: Vec<Value>) -> Value {
+    let key = |row: &Value| {
+        row["ratio_to_baseline"]
+            .as_f64()
+            .or_else(|| row["throughput"].as_f64())
+            .unwrap_or(0.0)
+    };
+    rounds.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let count = rounds.len();
+    let mut chosen = rounds.swap_remove(count / 2);
+    if count > 1 {
+        chosen["rounds"] = json!(count);
+    }
+    chosen
+}
+
 fn fmt_opt(value: Option<f64>, digits: usize) -> String {
     value
         .map(|v| format!("{v:.digits$}"))
@@ -1066,37 +1087,36 @@ pub fn bench(mut flags: BenchFlags) -> Result<(), String> {
     let json_output = flags.json;
     let scenarios = flags.scenarios.clone();
     let mut bench = Bench::new(flags)?;
-    let mut baseline = None;
-    let mut rows = Vec::new();
-    for scenario in scenarios {
-        if !json_output {
-            eprintln!("running {} …", scenario.name());
-        }
-        let row = match run_scenario(&bench, scenario) {
-            Ok(row) => row,
-            Err(e) => {
-                // Keep the children's logs that the error points at.
-                if let Some(temp) = bench._temp.take() {
-                    let _ = temp.keep();
-                }
-                return Err(format!("{}: {e}", scenario.name()));
+    let rounds = bench.flags.repeat.max(1);
+    let mut measured: Vec<Vec<Value>> = vec![Vec::new(); scenarios.len()];
+    for round in 1..=rounds {
+        let mut baseline = None;
+        for (k, scenario) in scenarios.iter().copied().enumerate() {
+            if !json_output {
+                eprintln!("round {round}/{rounds}: running {} …", scenario.name());
             }
-        };
-        if scenario == Scenario::Baseline {
-            baseline = Some(row.load.throughput());
-        }
-        let value = row_json(
-            &row,
+            let row = match run_scenario(&bench, scenario) {
+                Ok(row) => row,
+                Err(e) => {
+                    // Keep the children's logs that the error points at.
+                    if let Some(temp) = bench._temp.take() {
+                        let _ = temp.keep();
+                    }
+                    return Err(format!("{}: {e}", scenario.name()));
+                }
+            };
             if scenario == Scenario::Baseline {
-                baseline
-            } else {
-                baseline.filter(|_| row.load.requests > 0)
-            },
-        );
-        if json_output {
-            println!("{value}");
+                baseline = Some(row.load.throughput());
+            }
+            let ratio_base = baseline.filter(|_| row.load.requests > 0);
+            measured[k].push(row_json(&row, ratio_base));
         }
-        rows.push(value);
+    }
+    let rows: Vec<Value> = measured.into_iter().map(median_round).collect();
+    if json_output {
+        for row in &rows {
+            println!("{row}");
+        }
     }
     if !json_output {
         print!("{}", table(&rows));
@@ -1105,7 +1125,7 @@ pub fn bench(mut flags: BenchFlags) -> Result<(), String> {
     if let Some(path) = report {
         let command: Vec<String> = std::env::args().collect();
         let text = format!(
-            "# crank benchmarks\n\nRegenerated, every word and figure, by:\n\n```sh\ncargo build --release && target/release/crank bench baseline heartbeat route mixed register-storm scale idle-worker --report BENCHMARKS.md\n```\n\n- machine: {}\n- date: {}\n- command: `{}`\n- load: {} keep-alive mTLS connections from {} client threads on the same machine, {:?} per phase; {} workers, {} capabilities; scale: {} workers with 2 capabilities each\n\n{}\n{}\n## Targets\n\n{}\n## How to read this\n\n- Client and server share the two cores, so every figure includes the load generator's own cost; `baseline` is a bare endpoint on the same TLS stack (`crank bench-baseline`) that parses the same heartbeat JSON and answers `{{}}`, and the ratios compare against it within one run. Run to run, `baseline` itself varies by about ±10 % here, so ratios a little above 1 are noise, not a registry faster than its transport.\n- `register-storm` pays a full TLS handshake per request (`Connection: close`), so its ratio to the keep-alive baseline is not a target; its time to register every worker is.\n- `scale` registers 1,000 workers and measures routes, grows to the full size and measures routes again, then runs heartbeats while the sweeper runs; `max_sweep_ms` is the longest sweep the controller timed itself (`GET /stats`), which is the longest it can hold back a heartbeat.\n- `idle-worker` runs a standalone worker beside one heartbeating every 6 s for three phase durations; the difference in their CPU is the registration and heartbeat loop's cost, scaled to the default 30 s interval. Both also pay about 25 ms a minute for actix-http's 500 ms date-header timer, which is not part of the loop.\n",
+            "# crank benchmarks\n\nRegenerated, every word and figure, by:\n\n```sh\ncargo build --release && target/release/crank bench baseline heartbeat route mixed register-storm scale idle-worker --repeat 3 --report BENCHMARKS.md\n```\n\n- machine: {}\n- date: {}\n- command: `{}`\n- load: {} keep-alive mTLS connections from {} client threads on the same machine, {:?} per phase; {} workers, {} capabilities; scale: {} workers with 2 capabilities each\n\n{}\n{}\n## Targets\n\n{}\n## How to read this\n\n- Client and server share the two cores, so every figure includes the load generator's own cost; `baseline` is a bare endpoint on the same TLS stack (`crank bench-baseline`) that parses the same heartbeat JSON and answers `{{}}`, and each ratio compares against the baseline of its own round. Run to run, `baseline` itself varies by about ±10 % here, so the list runs three times and each row is the round with the median ratio; ratios a little above 1 are still noise, not a registry faster than its transport.\n- `register-storm` pays a full TLS handshake per request (`Connection: close`), so its ratio to the keep-alive baseline is not a target; its time to register every worker is.\n- `scale` registers 1,000 workers and measures routes, grows to the full size and measures routes again, then runs heartbeats while the sweeper runs; `max_sweep_ms` is the longest sweep the controller timed itself (`GET /stats`), which is the longest it can hold back a heartbeat.\n- `idle-worker` runs a standalone worker beside one heartbeating every 6 s for three phase durations; the difference in their CPU is the registration and heartbeat loop's cost, scaled to the default 30 s interval. Both also pay about 25 ms a minute for actix-http's 500 ms date-header timer, which is not part of the loop.\n",
             machine(),
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             command.join(" "),

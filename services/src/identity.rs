@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::{ready, Ready};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -166,9 +167,10 @@ fn parse_spiffe_path(path: &str) -> Option<PeerIdentity> {
     valid_name.then(|| PeerIdentity::new(role, name))
 }
 
-/// What `on_connect` learned of the peer: its identity, or why it has none.
+/// What was learned of the peer when it connected: its identity, or why it has
+/// none. Shared, so handing it to each request of the connection is a count.
 #[derive(Debug, Clone)]
-struct ConnectionIdentity(Result<PeerIdentity, IdentityError>);
+struct ConnectionIdentity(Result<Arc<PeerIdentity>, IdentityError>);
 
 /// Parses the client certificate of a new connection once and keeps the identity
 /// (or why there is none) in the connection's data, where `Caller` finds it.
@@ -187,20 +189,20 @@ pub fn record_identity(
             peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
         );
     }
-    data.insert(ConnectionIdentity(identity));
+    data.insert(ConnectionIdentity(identity.map(Arc::new)));
 }
 
 /// The authenticated caller of a request. Handlers that act on a worker's record
 /// take this extractor; it fails with 403 when the peer has no identity.
 #[derive(Debug, Clone)]
-pub struct Caller(pub PeerIdentity);
+pub struct Caller(pub Arc<PeerIdentity>);
 
 impl Caller {
     /// Makes `identity` the caller of `req`: for tests and middleware that stand
     /// in front of TLS termination.
     pub fn attach(req: &impl HttpMessage, identity: PeerIdentity) {
         req.extensions_mut()
-            .insert(ConnectionIdentity(Ok(identity)));
+            .insert(ConnectionIdentity(Ok(Arc::new(identity))));
     }
 }
 
