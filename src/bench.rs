@@ -956,7 +956,10 @@ fn extras(rows: &[Value]) -> String {
 fn targets(rows: &[Value]) -> String {
     let find = |name: &str| rows.iter().find(|r| r["scenario"] == name);
     let number = |row: Option<&Value>, key: &str| row.and_then(|r| r[key].as_f64());
-    let baseline_p99 = number(find("baseline"), "p99_ms");
+    // Against the baseline of the row's own round where it has one.
+    let baseline_p99 = |row: Option<&Value>| {
+        number(row, "round_baseline_p99_ms").or_else(|| number(find("baseline"), "p99_ms"))
+    };
     let mut lines = Vec::new();
     let mut check = |what: String, measured: Option<f64>, ok: fn(f64) -> bool, unit: &str| {
         let line = match measured {
@@ -978,7 +981,7 @@ fn targets(rows: &[Value]) -> String {
         check(
             format!("{name} p99 ≤ 1.5 × baseline's"),
             number(find(name), "p99_ms")
-                .zip(baseline_p99)
+                .zip(baseline_p99(find(name)))
                 .map(|(p, b)| p / b),
             |r| r <= 1.5,
             "×",
@@ -1106,10 +1109,17 @@ pub fn bench(mut flags: BenchFlags) -> Result<(), String> {
                 }
             };
             if scenario == Scenario::Baseline {
-                baseline = Some(row.load.throughput());
+                baseline = Some((row.load.throughput(), row.load.percentile_ms(0.99)));
             }
-            let ratio_base = baseline.filter(|_| row.load.requests > 0);
-            measured[k].push(row_json(&row, ratio_base));
+            let ratio_base = baseline.map(|(t, _)| t).filter(|_| row.load.requests > 0);
+            let mut value = row_json(&row, ratio_base);
+            // Rows of different rounds are shown together: each carries the
+            // baseline it is compared with.
+            if let (Some((throughput, p99)), true) = (baseline, scenario != Scenario::Baseline) {
+                value["round_baseline_throughput"] = json!(throughput);
+                value["round_baseline_p99_ms"] = json!(p99);
+            }
+            measured[k].push(value);
         }
     }
     let rows: Vec<Value> = measured.into_iter().map(median_round).collect();
