@@ -533,10 +533,11 @@ struct Row {
     extra: Map<String, Value>,
 }
 
-fn heartbeat_calls(workers: usize) -> MakeCall {
+/// Heartbeats cycling over workers `prefix-0 .. prefix-(workers-1)`.
+fn heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..workers.max(1))
-            .map(|i| heartbeat(&format!("bench-{i}")))
+            .map(|i| heartbeat(&format!("{prefix}-{i}")))
             .collect(),
     );
     Arc::new(move |n| {
@@ -553,7 +554,7 @@ fn route_calls(capabilities: usize) -> MakeCall {
 }
 
 fn mixed_calls(workers: usize, capabilities: usize) -> MakeCall {
-    let heartbeats = heartbeat_calls(workers);
+    let heartbeats = heartbeat_calls("bench", workers);
     let routes = route_calls(capabilities);
     Arc::new(move |n| match n % 100 {
         // Churn: the n-th hundred registers churn-k, the next one deregisters it.
@@ -600,7 +601,7 @@ fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row, String> {
         Scenario::Baseline => {
             let target = bench.baseline_endpoint()?;
             let (load, cpu) = measured(&target, || {
-                Ok(bench.load(&target, until, heartbeat_calls(flags.workers)))
+                Ok(bench.load(&target, until, heartbeat_calls("bench", flags.workers)))
             })?;
             Ok(row(load, &target, cpu, Map::new()))
         }
@@ -614,7 +615,7 @@ fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row, String> {
                 (1, flags.capabilities),
             )?;
             let make = match scenario {
-                Scenario::Heartbeat => heartbeat_calls(flags.workers),
+                Scenario::Heartbeat => heartbeat_calls("bench", flags.workers),
                 Scenario::Route => route_calls(flags.capabilities),
                 _ => mixed_calls(flags.workers, flags.capabilities),
             };
@@ -707,19 +708,11 @@ fn scale(bench: &Bench) -> Result<Row, String> {
         Ok(bench.load(&target, until, route_calls(capabilities)))
     })?;
     // Heartbeats while sweeps run: the longest wait is the worst stall.
-    let beats = bench.load(&target, until, {
-        let bodies: Arc<Vec<Bytes>> = Arc::new(
-            (0..flags.scale_workers)
-                .map(|i| heartbeat(&format!("scale-{i}")))
-                .collect(),
-        );
-        Arc::new(move |n| {
-            Call::Post(
-                "/heartbeat".into(),
-                bodies[n as usize % bodies.len()].clone(),
-            )
-        })
-    });
+    let beats = bench.load(
+        &target,
+        until,
+        heartbeat_calls("scale", flags.scale_workers),
+    );
     let stats_after = controller_stats(&target)?;
     let mut extra = Map::new();
     extra.insert("workers".into(), stats["workers"].clone());
@@ -916,26 +909,28 @@ fn table(rows: &[Value]) -> String {
     out
 }
 
+/// The keys every row has (`row_json`); anything else is a scenario's extra.
+const STANDARD_KEYS: [&str; 10] = [
+    "scenario",
+    "requests",
+    "errors",
+    "throughput",
+    "p50_ms",
+    "p99_ms",
+    "p999_ms",
+    "ratio_to_baseline",
+    "controller_cpu_s",
+    "controller_rss_mb",
+];
+
 fn extras(rows: &[Value]) -> String {
-    let standard = [
-        "scenario",
-        "requests",
-        "errors",
-        "throughput",
-        "p50_ms",
-        "p99_ms",
-        "p999_ms",
-        "ratio_to_baseline",
-        "controller_cpu_s",
-        "controller_rss_mb",
-    ];
     let mut out = String::new();
     for row in rows {
         let details: Vec<String> = row
             .as_object()
             .into_iter()
             .flatten()
-            .filter(|(k, _)| !standard.contains(&k.as_str()))
+            .filter(|(k, _)| !STANDARD_KEYS.contains(&k.as_str()))
             .map(|(k, v)| match v.as_f64() {
                 Some(f) if v.is_f64() => format!("{k} = {f:.3}"),
                 _ => format!("{k} = {v}"),

@@ -36,6 +36,14 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
+/// Maps a failure to listen on `address` to the error naming it.
+fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError + Copy + '_ {
+    move |source| StartError::Bind {
+        address: address.to_owned(),
+        source,
+    }
+}
+
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
@@ -47,10 +55,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
         client_timeout: config.client_timeout,
         workers: config.http_workers,
     };
-    let bind_error = |source| StartError::Bind {
-        address: address.clone(),
-        source,
-    };
+    let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
         controller_app(registry.address())
@@ -91,10 +96,7 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let state = HelloState::new(worker_id.clone(), status.clone());
     let address = format!("{}:{}", config.bind, config.port);
     let app_state = state.clone();
-    let bind_error = |source| StartError::Bind {
-        address: address.clone(),
-        source,
-    };
+    let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server(
         "crank-worker",
