@@ -1161,7 +1161,7 @@ pub async fn serve_baseline(port: u16, cert_dir: PathBuf) -> Result<(), String> 
     async fn heartbeat(
         ApiJson(request): ApiJson<HeartbeatRequest>,
     ) -> Result<HttpResponse, ApiError> {
-        request.validate()?;
+        crank_actors::domain::WorkerId::parse("worker_id", &request.worker_id)?;
         Ok(HttpResponse::Ok().json(json!({})))
     }
     async fn health() -> HttpResponse {

@@ -21,7 +21,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::link::{ControllerLink, LinkError};
-use crate::registration::ControllerForgotWorker;
 use crate::wire::{HeartbeatRequest, Load};
 
 /// Default time between heartbeats.
@@ -41,6 +40,14 @@ pub struct StartBeating {
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct StopBeating;
+
+/// The controller answered a heartbeat with `unknown_worker`: it no longer
+/// knows this worker. Sent to whoever registers it (the
+/// [`RegistrationActor`](crate::registration::RegistrationActor)), which
+/// registers again.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ControllerForgotWorker;
 
 /// Reports the worker's current load, sent with each heartbeat.
 pub type LoadProbe = Box<dyn Fn() -> Load>;

@@ -1,9 +1,13 @@
-//! crank's domain: the wire protocol, the controller's `RegistryActor` and
-//! `StalenessSweeper`, and the worker's `RegistrationActor` and `HeartbeatActor`.
-//! No HTTP and no TLS live here; the worker actors reach their controller through
-//! the `ControllerLink` trait.
+//! crank's domain: the wire protocol ([`wire`]), validated domain values
+//! ([`domain`]), the controller's [`RegistryActor`](registry::RegistryActor) and
+//! [`StalenessSweeper`](sweeper::StalenessSweeper), and the worker's
+//! [`RegistrationActor`](registration::RegistrationActor) and
+//! [`HeartbeatActor`](heartbeat::HeartbeatActor). No HTTP and no TLS live here;
+//! the worker actors reach their controller through the
+//! [`ControllerLink`](link::ControllerLink) trait.
 
 pub mod backoff;
+pub mod domain;
 pub mod heartbeat;
 pub mod link;
 pub mod registration;

@@ -18,7 +18,9 @@ use actix::clock::Instant;
 use actix::prelude::*;
 
 use crate::backoff::Backoff;
-use crate::heartbeat::{HeartbeatActor, LoadProbe, StartBeating, StopBeating};
+use crate::heartbeat::{
+    ControllerForgotWorker, HeartbeatActor, LoadProbe, StartBeating, StopBeating,
+};
 use crate::link::{ControllerLink, LinkError};
 use crate::wire::RegisterRequest;
 
@@ -26,11 +28,6 @@ use crate::wire::RegisterRequest;
 pub const OUTAGE_ALARM_AFTER: Duration = Duration::from_secs(5 * 60);
 /// Default time allowed for the deregistration on shutdown.
 pub const DEFAULT_DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The heartbeat side learned that the controller no longer knows this worker.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct ControllerForgotWorker;
 
 /// Stop heartbeating and deregister, bounded by the deregister timeout; the
 /// actors stop afterwards.

@@ -1,5 +1,5 @@
-//! `StalenessSweeper` is the registry's clock: on every tick it asks the
-//! `RegistryActor` to mark workers without a recent heartbeat stale and to evict
+//! [`StalenessSweeper`] is the registry's clock: on every tick it asks the
+//! [`RegistryActor`] to mark workers without a recent heartbeat stale and to evict
 //! the ones stale for too long. Keeping the timer out of the registry keeps the
 //! registry a pure state machine that tests can drive with explicit `Sweep`s.
 
@@ -39,6 +39,7 @@ impl Actor for StalenessSweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Registration;
     use crate::registry::{ListWorkers, Register, RegistrySettings};
     use crate::wire::{Capability, RegisterRequest};
 
@@ -53,11 +54,12 @@ mod tests {
         StalenessSweeper::new(registry.clone(), Duration::from_millis(500)).start();
         registry
             .send(Register {
-                request: RegisterRequest {
+                registration: Registration::try_from(RegisterRequest {
                     worker_id: "w1".into(),
                     worker_url: "https://w1:1".into(),
                     capabilities: vec![Capability::new("invoke", "x", "1.0.0")],
-                },
+                })
+                .unwrap(),
                 registered_by: "admin/test".into(),
             })
             .await

@@ -92,7 +92,7 @@ impl ControllerLink for InMemoryController {
             return ready(Err(LinkError::Unreachable("connection refused".into()))).boxed_local();
         }
         let answer = RegisterResponse {
-            status: "registered".into(),
+            status: crate::wire::RegisterStatus::Registered,
             worker_id: request.worker_id.clone(),
             capabilities_registered: request.capabilities.len(),
             heartbeat_interval_s: state.advised_interval.map(|d| d.as_secs_f64()),

@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpRequest};
-use crank_actors::wire::FieldError;
+use crank_actors::domain::FieldError;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 

@@ -134,7 +134,7 @@ impl CertificateAuthority {
     /// Signs a new leaf certificate with a fresh key.
     pub fn issue(&self, spec: &LeafSpec) -> Result<Minted, CertError> {
         let name = &spec.identity.name;
-        if crank_actors::wire::validate_worker_id("name", name).is_err() || name == "ca" {
+        if crank_actors::domain::WorkerId::parse("name", name).is_err() || name == "ca" {
             return Err(CertError::BadName(name.clone()));
         }
         let mut params = CertificateParams::default();

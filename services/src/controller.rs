@@ -1,27 +1,27 @@
-//! The controller's HTTP API: thin handlers that check the caller, `send` one
-//! message to the `RegistryActor` and map its answer to the wire protocol (v1).
-
-use std::time::Duration;
+//! The controller's HTTP API: thin handlers that parse the request into domain
+//! values, check the caller, `send` one message to the
+//! [`RegistryActor`] and map its domain answer to the wire protocol (v1).
 
 use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
-use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, App, HttpResponse};
+use crank_actors::domain::{Registration, RouteQuery, WorkerId};
 use crank_actors::registry::{
     Deregister, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers, Register,
-    RegistryActor, RegistrySettings, Route,
+    RegistryActor, Route,
 };
-use crank_actors::sweeper::StalenessSweeper;
 use crank_actors::wire::{
-    capability_key, HeartbeatRequest, RegisterRequest, RegisterResponse, RouteRequest,
-    RouteResponse,
+    CapabilityList, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
+    HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
 };
-use serde_json::json;
 
 use crate::body::ApiJson;
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::identity::Caller;
+use crate::fallback::{endpoint, not_found};
+use crate::views;
 
 type Registry = web::Data<Addr<RegistryActor>>;
 
@@ -53,31 +53,8 @@ pub fn controller_app(
         .default_service(web::to(not_found))
 }
 
-/// A resource whose wrong-method answer is crank's JSON 405.
-pub fn endpoint(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
-/// JSON 404 for paths no endpoint serves.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NotFound {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-    }
-    .error_response()
-}
-
-/// JSON 405 for a known path with the wrong method.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-    }
-    .error_response()
-}
-
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "healthy", "service": "crank-controller"}))
+    HttpResponse::Ok().json(Health::controller())
 }
 
 async fn register(
@@ -85,22 +62,16 @@ async fn register(
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    request.validate()?;
-    caller.may_act_for(&request.worker_id)?;
-    let worker_id = request.worker_id.clone();
+    let registration = Registration::try_from(request)?;
+    caller.may_act_for(registration.worker_id.as_str())?;
+    let worker_id = registration.worker_id.to_string();
     let ack = registry
         .send(Register {
-            request,
+            registration,
             registered_by: caller.to_string(),
         })
         .await?;
-    Ok(HttpResponse::Ok().json(RegisterResponse {
-        status: "registered".into(),
-        worker_id,
-        capabilities_registered: ack.capabilities_registered,
-        heartbeat_interval_s: Some(ack.heartbeat_interval.as_secs_f64()),
-        stale_after_s: Some(ack.stale_after.as_secs_f64()),
-    }))
+    Ok(HttpResponse::Ok().json(views::registered(worker_id, &ack)))
 }
 
 async fn heartbeat(
@@ -108,27 +79,21 @@ async fn heartbeat(
     Caller(caller): Caller,
     ApiJson(request): ApiJson<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    request.validate()?;
-    caller.may_act_for(&request.worker_id)?;
+    let worker_id = WorkerId::parse("worker_id", &request.worker_id)?;
+    caller.may_act_for(worker_id.as_str())?;
     let answer = registry
         .send(Heartbeat {
-            worker_id: request.worker_id.clone(),
+            worker_id,
             load: request.load,
         })
         .await?;
     Ok(match answer {
-        // The hottest answer of all, written once rather than built per beat.
         Ok(_) => HttpResponse::Ok()
             .content_type(ContentType::json())
-            .body(r#"{"status":"ok","acknowledged":true}"#),
-        // The original controller's shape, which workers key their re-registration
-        // on; `error`/`detail` are added for everyone else.
-        Err(_) => HttpResponse::NotFound().json(json!({
-            "status": "unknown_worker",
-            "acknowledged": false,
-            "error": "unknown_worker",
-            "detail": format!("worker {} is not registered; register it again", request.worker_id),
-        })),
+            .body(HEARTBEAT_OK_BODY),
+        Err(_) => {
+            HttpResponse::NotFound().json(HeartbeatAnswer::unknown_worker(&request.worker_id))
+        }
     })
 }
 
@@ -144,7 +109,10 @@ async fn deregister(
             worker_id: worker_id.clone(),
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "deregistered", "worker_id": worker_id})))
+    Ok(HttpResponse::Ok().json(DeregisterResponse {
+        status: DeregisterStatus::Deregistered,
+        worker_id,
+    }))
 }
 
 async fn route(
@@ -152,33 +120,25 @@ async fn route(
     _: Caller,
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let version = request.validate()?;
+    let query = RouteQuery::try_from(&request)?;
+    let key = query.key.clone();
     let choice = registry
-        .send(Route {
-            verb: request.verb.clone(),
-            capability: request.capability.clone(),
-            version,
-        })
+        .send(Route { query })
         .await?
-        .ok_or_else(|| {
-            ApiError::NoWorkerAvailable(capability_key(&request.verb, &request.capability))
-        })?;
-    Ok(HttpResponse::Ok().json(RouteResponse {
-        worker_id: choice.worker_id,
-        worker_url: choice.worker_url,
-        capability: choice.capability,
-        version: Some(choice.version),
-    }))
+        .ok_or_else(|| ApiError::NoWorkerAvailable(key.into_string()))?;
+    Ok(HttpResponse::Ok().json(views::route(choice)))
 }
 
 async fn capabilities(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {
     let capabilities = registry.send(ListCapabilities).await?;
-    Ok(HttpResponse::Ok().json(json!({ "capabilities": capabilities })))
+    Ok(HttpResponse::Ok().json(CapabilityList { capabilities }))
 }
 
 async fn workers(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {
     let workers = registry.send(ListWorkers).await?;
-    Ok(HttpResponse::Ok().json(json!({ "workers": workers })))
+    Ok(HttpResponse::Ok().json(WorkerList {
+        workers: workers.into_iter().map(views::worker_summary).collect(),
+    }))
 }
 
 async fn worker(
@@ -193,16 +153,10 @@ async fn worker(
         })
         .await?
         .ok_or(ApiError::UnknownWorker(worker_id))?;
-    Ok(HttpResponse::Ok().json(detail))
+    Ok(HttpResponse::Ok().json(views::worker_detail(detail)))
 }
 
 async fn stats(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(registry.send(GetStats).await?))
-}
-
-/// Starts the registry and its sweeper on the current actix system.
-pub fn start_registry(settings: RegistrySettings, sweep_interval: Duration) -> Addr<RegistryActor> {
-    let registry = RegistryActor::new(settings).start();
-    StalenessSweeper::new(registry.clone(), sweep_interval).start();
-    registry
+    let stats = registry.send(GetStats).await?;
+    Ok(HttpResponse::Ok().json(views::stats(stats)))
 }

@@ -5,9 +5,11 @@
 use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use crank_actors::domain::FieldError;
 use crank_actors::registry::RegistryError;
-use crank_actors::wire::FieldError;
-use serde_json::json;
+use crank_actors::wire::ErrorBody;
+
+use crate::identity::NotAllowed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,8 +27,8 @@ pub enum ApiError {
     Payload(String),
     #[error("no usable client identity: {0}")]
     NoIdentity(String),
-    #[error("certificate {caller} may not act for worker {worker_id}")]
-    IdentityMismatch { caller: String, worker_id: String },
+    #[error(transparent)]
+    IdentityMismatch(#[from] NotAllowed),
     #[error("worker {0} is not registered")]
     UnknownWorker(String),
     #[error("No worker available for {0}")]
@@ -64,7 +66,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Payload(_) => "bad_request",
             ApiError::NoIdentity(_) => "no_identity",
-            ApiError::IdentityMismatch { .. } => "identity_mismatch",
+            ApiError::IdentityMismatch(_) => "identity_mismatch",
             ApiError::UnknownWorker(_) => "unknown_worker",
             ApiError::NoWorkerAvailable(_) => "no_worker_available",
             ApiError::NotFound { .. } => "not_found",
@@ -74,6 +76,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        let field = match self {
+            ApiError::InvalidField(field) | ApiError::InvalidInput(field) => {
+                Some(field.field.clone())
+            }
+            _ => None,
+        };
+        ErrorBody {
+            error: self.code().to_owned(),
+            detail: self.to_string(),
+            field,
+        }
+    }
+}
+
+/// The one table from error to HTTP status.
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -83,7 +103,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NoIdentity(_) | ApiError::IdentityMismatch { .. } => StatusCode::FORBIDDEN,
+            ApiError::NoIdentity(_) | ApiError::IdentityMismatch(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownWorker(_)
             | ApiError::NoWorkerAvailable(_)
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -93,10 +113,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({ "error": self.code(), "detail": self.to_string() });
-        if let ApiError::InvalidField(field) | ApiError::InvalidInput(field) = self {
-            body["field"] = json!(field.field);
-        }
-        HttpResponse::build(self.status_code()).json(body)
+        HttpResponse::build(self.status_code()).json(self.body())
     }
 }

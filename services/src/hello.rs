@@ -8,15 +8,16 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
+use crank_actors::domain::FieldError;
 use crank_actors::registration::RegistrationStatus;
-use crank_actors::wire::{Capability, FieldError, Load};
+use crank_actors::wire::{Capability, Health, HealthStatus, Load};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::body::ApiJson;
-use crate::controller::{endpoint, not_found};
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::identity::Caller;
+use crate::fallback::{endpoint, not_found};
 
 /// Most `!` a greeting may end with.
 pub const MAX_EXCLAMATIONS: u32 = 10;
@@ -95,7 +96,7 @@ impl HelloState {
 }
 
 /// `POST /greet` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct GreetRequest {
     pub message: String,
     #[serde(default)]
@@ -103,7 +104,7 @@ pub struct GreetRequest {
 }
 
 /// How to greet.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GreetOptions {
     pub uppercase: bool,
@@ -243,19 +244,27 @@ async fn greet(
 }
 
 async fn health(state: web::Data<HelloState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "status": "healthy",
-        "service": "crank-hello-world",
-        "worker_id": state.worker_id,
-        "uptime_s": state.started.elapsed().as_secs_f64(),
-        "registration": state.registration.get().as_str(),
-    }))
+    HttpResponse::Ok().json(Health {
+        status: HealthStatus::Healthy,
+        service: "crank-hello-world".into(),
+        worker_id: Some(state.worker_id.clone()),
+        uptime_s: Some(state.started.elapsed().as_secs_f64()),
+        registration: Some(state.registration.get().as_str().into()),
+    })
+}
+
+/// `GET /stats` of the hello-world worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloStats {
+    pub worker_id: String,
+    pub total_greetings: u64,
+    pub in_flight: u32,
 }
 
 async fn stats(state: web::Data<HelloState>, _: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "worker_id": state.worker_id,
-        "total_greetings": state.total_greetings.load(Ordering::Relaxed),
-        "in_flight": state.in_flight.load(Ordering::Relaxed),
-    }))
+    HttpResponse::Ok().json(HelloStats {
+        worker_id: state.worker_id.clone(),
+        total_greetings: state.total_greetings.load(Ordering::Relaxed),
+        in_flight: state.in_flight.load(Ordering::Relaxed),
+    })
 }

@@ -3,22 +3,13 @@
 //! `spiffe://crank.local/<role>/<name>`, or, for certificates made the way the
 //! original Python project made them (no URI SAN), the subject CN as a worker name.
 //!
-//! The certificate is parsed once per connection (`record_identity`, called when
-//! the connection is accepted) and handlers read the result through the `Caller`
-//! extractor.
+//! This module knows certificates and the authorization rule, not HTTP; the
+//! [`Caller`](crate::caller::Caller) extractor hands the identity to handlers.
 
 use std::fmt;
-use std::future::{ready, Ready};
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use actix_web::dev::{Extensions, Payload};
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use rustls_pki_types::CertificateDer;
+use crank_actors::domain::WorkerId;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-
-use crate::error::ApiError;
 
 /// The trust domain of every crank identity.
 pub const TRUST_DOMAIN: &str = "crank.local";
@@ -79,12 +70,13 @@ impl PeerIdentity {
         format!("spiffe://{TRUST_DOMAIN}/{}/{}", self.role, self.name)
     }
 
-    /// Whether this identity may register, heartbeat and deregister `worker_id`.
-    pub fn may_act_for(&self, worker_id: &str) -> Result<(), ApiError> {
+    /// Whether this identity may register, heartbeat and deregister `worker_id`:
+    /// an admin for any worker, a worker for its own id.
+    pub fn may_act_for(&self, worker_id: &str) -> Result<(), NotAllowed> {
         match self.role {
             Role::Admin => Ok(()),
             Role::Worker if self.name == worker_id => Ok(()),
-            _ => Err(ApiError::IdentityMismatch {
+            _ => Err(NotAllowed {
                 caller: self.to_string(),
                 worker_id: worker_id.to_owned(),
             }),
@@ -100,6 +92,14 @@ impl fmt::Display for PeerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.role, self.name)
     }
+}
+
+/// The authorization rule refused: this identity may not act for that worker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certificate {caller} may not act for worker {worker_id}")]
+pub struct NotAllowed {
+    pub caller: String,
+    pub worker_id: String,
 }
 
 /// Why a certificate carries no usable identity.
@@ -159,72 +159,10 @@ pub fn identity_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
 fn parse_spiffe_path(path: &str) -> Option<PeerIdentity> {
     let (role, name) = path.split_once('/')?;
     let role = Role::parse(role)?;
-    let valid_name = !name.is_empty()
-        && name.len() <= crank_actors::wire::MAX_WORKER_ID_LEN
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    valid_name.then(|| PeerIdentity::new(role, name))
-}
-
-/// What was learned of the peer when it connected: its identity, or why it has
-/// none. Shared, so handing it to each request of the connection is a count.
-#[derive(Debug, Clone)]
-struct ConnectionIdentity(Result<Arc<PeerIdentity>, IdentityError>);
-
-/// Parses the client certificate of a new connection once and keeps the identity
-/// (or why there is none) in the connection's data, where `Caller` finds it.
-pub fn record_identity(
-    peer: Option<SocketAddr>,
-    certificates: Option<&[CertificateDer<'_>]>,
-    data: &mut Extensions,
-) {
-    let Some(leaf) = certificates.and_then(|certs| certs.first()) else {
-        return;
-    };
-    let identity = identity_from_der(leaf);
-    if let Err(problem) = &identity {
-        log::warn!(
-            "client {} presented a certificate without a usable identity: {problem}",
-            peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-        );
-    }
-    data.insert(ConnectionIdentity(identity.map(Arc::new)));
-}
-
-/// The authenticated caller of a request. Handlers that act on a worker's record
-/// take this extractor; it fails with 403 when the peer has no identity.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Arc<PeerIdentity>);
-
-impl Caller {
-    /// Makes `identity` the caller of `req`: for tests and middleware that stand
-    /// in front of TLS termination.
-    pub fn attach(req: &impl HttpMessage, identity: PeerIdentity) {
-        req.extensions_mut()
-            .insert(ConnectionIdentity(Ok(Arc::new(identity))));
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = req
-            .conn_data::<ConnectionIdentity>()
-            .cloned()
-            .or_else(|| req.extensions().get::<ConnectionIdentity>().cloned());
-        ready(match found {
-            Some(ConnectionIdentity(Ok(identity))) => Ok(Caller(identity)),
-            Some(ConnectionIdentity(Err(problem))) => {
-                Err(ApiError::NoIdentity(problem.to_string()))
-            }
-            None => Err(ApiError::NoIdentity(
-                "the connection presented no client certificate".into(),
-            )),
-        })
-    }
+    // Every role's name follows the worker id rule, so a worker's name is its id.
+    WorkerId::parse("name", name)
+        .ok()
+        .map(|name| PeerIdentity::new(role, name.into_string()))
 }
 
 #[cfg(test)]

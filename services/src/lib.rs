@@ -2,13 +2,16 @@
 //! peer identity, the awc `ControllerLink`, configuration and certificates.
 
 pub mod body;
+pub mod caller;
 pub mod certs;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod fallback;
 pub mod hello;
 pub mod identity;
 pub mod link;
 pub mod process;
 pub mod server;
 pub mod tls;
+pub mod views;

@@ -9,11 +9,13 @@ use actix_web::web::Bytes;
 use awc::error::SendRequestError;
 use awc::http::StatusCode;
 use crank_actors::link::{ControllerLink, LinkError};
-use crank_actors::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+use crank_actors::wire::{
+    ErrorBody, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, RegisterRequest,
+    RegisterResponse,
+};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use rustls::ClientConfig;
-use serde_json::Value;
 
 /// Builds an awc client that presents the certificate of `tls` and trusts its CA.
 pub fn mtls_client(tls: Arc<ClientConfig>, timeout: Duration) -> awc::Client {
@@ -77,18 +79,12 @@ where
         .unwrap_or_default()
 }
 
-/// An error answer as a `LinkError`: its `detail` (or `error`) if it is crank
-/// JSON, else its text.
+/// An error answer as a `LinkError`: its `detail` if it is crank's
+/// [`ErrorBody`], else its text.
 fn rejection(status: StatusCode, body: &[u8]) -> LinkError {
-    let detail = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("detail")
-                .or_else(|| v.get("error"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .map(|error| error.detail)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
     LinkError::Rejected {
         status: status.as_u16(),
         detail,
@@ -131,8 +127,8 @@ impl ControllerLink for HttpControllerLink {
                 return Ok(());
             }
             let unknown = status == StatusCode::NOT_FOUND
-                && serde_json::from_slice::<Value>(&body)
-                    .is_ok_and(|v| v["status"] == "unknown_worker");
+                && serde_json::from_slice::<HeartbeatAnswer>(&body)
+                    .is_ok_and(|answer| answer.status == HeartbeatStatus::UnknownWorker);
             if unknown {
                 return Err(LinkError::UnknownWorker);
             }

@@ -14,7 +14,7 @@ use crank_actors::registration::{
 use crank_actors::wire::RegisterRequest;
 
 use crate::config::{ControllerConfig, WorkerConfig};
-use crate::controller::{controller_app, start_registry};
+use crate::controller::controller_app;
 use crate::hello::{hello_app, HelloState};
 use crate::link::HttpControllerLink;
 use crate::server::{mtls_server, ServerLimits};
@@ -80,10 +80,10 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
 pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
     let worker_id = config.worker_id.clone();
-    crank_actors::wire::validate_worker_id("worker_id", &worker_id)
+    crank_actors::domain::WorkerId::parse("worker_id", &worker_id)
         .map_err(|e| StartError::Invalid(format!("invalid worker id: {e}")))?;
     let worker_url = config.announced_url();
-    crank_actors::wire::validate_worker_url("worker_url", &worker_url)
+    crank_actors::domain::WorkerUrl::parse("worker_url", &worker_url)
         .map_err(|e| StartError::Invalid(format!("invalid worker URL: {e}")))?;
     let files = TlsFiles::in_dir(&config.cert_dir, config.cert_name());
     let server_tls = server_config(&files)?;
@@ -209,7 +209,7 @@ impl RegistryHost {
         match slot.as_ref() {
             Some(address) if address.connected() => address.clone(),
             _ => {
-                let address = start_registry(self.settings, self.sweep_interval);
+                let address = RegistryActor::start_with_sweeper(self.settings, self.sweep_interval);
                 *slot = Some(address.clone());
                 address
             }

@@ -22,7 +22,7 @@ use actix_web::dev::{AppConfig, Extensions};
 use actix_web::rt::net::TcpStream;
 use rustls::ServerConfig;
 
-use crate::identity::record_identity;
+use crate::caller::record_identity;
 
 /// TLS handshakes one HTTP worker thread runs at once. actix-tls's default of
 /// 256 would let a few hundred silent connections stall new clients until their

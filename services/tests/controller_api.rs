@@ -8,8 +8,9 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use crank_actors::registry::{RegistryActor, RegistrySettings};
-use crank_services::controller::{controller_app, start_registry};
-use crank_services::identity::{Caller, PeerIdentity, Role};
+use crank_services::caller::Caller;
+use crank_services::controller::controller_app;
+use crank_services::identity::{PeerIdentity, Role};
 use serde_json::{json, Value};
 
 fn worker(name: &str) -> PeerIdentity {
@@ -57,7 +58,7 @@ where
 }
 
 fn registry() -> Addr<RegistryActor> {
-    start_registry(
+    RegistryActor::start_with_sweeper(
         RegistrySettings::default(),
         std::time::Duration::from_secs(5),
     )

@@ -4,8 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use crank_actors::registration::{RegistrationState, RegistrationStatus};
+use crank_services::caller::Caller;
 use crank_services::hello::{hello_app, HelloState};
-use crank_services::identity::{Caller, PeerIdentity, Role};
+use crank_services::identity::{PeerIdentity, Role};
 use serde_json::{json, Value};
 
 macro_rules! app {

@@ -7,15 +7,16 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::{self, TestRequest};
 use crank_actors::registry::{RegistryActor, RegistrySettings};
-use crank_services::controller::{controller_app, start_registry};
-use crank_services::identity::{Caller, PeerIdentity, Role};
+use crank_services::caller::Caller;
+use crank_services::controller::controller_app;
+use crank_services::identity::{PeerIdentity, Role};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 
 fn registry() -> Addr<RegistryActor> {
-    start_registry(
+    RegistryActor::start_with_sweeper(
         RegistrySettings::default(),
         std::time::Duration::from_secs(5),
     )

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crank_actors::registry::RegistryActor;
 use crank_actors::registry::RegistrySettings;
-use crank_services::controller::{controller_app, start_registry};
+use crank_services::controller::controller_app;
 use crank_services::link::mtls_client;
 use crank_services::server::{mtls_server, ServerLimits};
 use crank_services::tls::{self, TlsFiles};
@@ -16,7 +17,8 @@ use crank_services::tls::{self, TlsFiles};
 /// port of the current actix system; its base URL.
 pub fn start_controller(dir: &Path) -> String {
     let tls = tls::server_config(&TlsFiles::in_dir(dir, "controller")).unwrap();
-    let registry = start_registry(RegistrySettings::default(), Duration::from_secs(5));
+    let registry =
+        RegistryActor::start_with_sweeper(RegistrySettings::default(), Duration::from_secs(5));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let limits = ServerLimits {

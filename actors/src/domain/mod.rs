@@ -1,0 +1,19 @@
+//! Validated domain values: what the wire's untrusted requests become once
+//! parsed, so nothing past the HTTP edge checks them again.
+//!
+//! | file | parses |
+//! |---|---|
+//! | [`field`] | [`FieldError`] (which field, what is wrong) and the text rules |
+//! | [`id`] | [`WorkerId`], the one home of the worker id rule |
+//! | [`registration`] | [`Registration`] from a [`crate::wire::RegisterRequest`] |
+//! | [`route`] | [`RouteQuery`] from a [`crate::wire::RouteRequest`] |
+
+pub mod field;
+pub mod id;
+pub mod registration;
+pub mod route;
+
+pub use field::FieldError;
+pub use id::WorkerId;
+pub use registration::{CapabilityKey, Registration, ServedCapability, WorkerUrl};
+pub use route::RouteQuery;

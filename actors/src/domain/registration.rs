@@ -1,0 +1,266 @@
+//! [`Registration`]: a [`RegisterRequest`] that has been checked field by field,
+//! with each capability's version parsed, so the registry never re-parses.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use semver::Version;
+
+use super::field::{capability_word, short_string};
+use super::{FieldError, WorkerId};
+use crate::wire::{Capability, RegisterRequest};
+
+/// Most capabilities one worker may register.
+pub const MAX_CAPABILITIES: usize = 256;
+/// Longest accepted URL.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// An absolute `https://` URL with a host, where clients reach a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerUrl(String);
+
+impl WorkerUrl {
+    /// Parses `url`, naming `field` if it is not a usable worker URL.
+    pub fn parse(field: &str, url: &str) -> Result<Self, FieldError> {
+        if url.len() > MAX_URL_LEN {
+            return Err(FieldError::new(
+                field,
+                format!("must be at most {MAX_URL_LEN} characters"),
+            ));
+        }
+        let parsed = url::Url::parse(url)
+            .map_err(|e| FieldError::new(field, format!("is not an absolute URL ({e})")))?;
+        if parsed.scheme() != "https" {
+            return Err(FieldError::new(
+                field,
+                format!("must use https, not {:?}", parsed.scheme()),
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(FieldError::new(field, "must name a host"));
+        }
+        Ok(WorkerUrl(url.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The routing key of a capability, `<verb>:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CapabilityKey(String);
+
+impl CapabilityKey {
+    /// The key of `verb` and `name`, both already checked.
+    fn of(verb: &str, name: &str) -> Self {
+        CapabilityKey(crate::wire::capability_key(verb, name))
+    }
+
+    /// Parses a verb and a name, naming the field that is wrong.
+    pub fn parse(
+        verb_field: &str,
+        verb: &str,
+        name_field: &str,
+        name: &str,
+    ) -> Result<Self, FieldError> {
+        capability_word(name_field, name)?;
+        capability_word(verb_field, verb)?;
+        Ok(CapabilityKey::of(verb, name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for CapabilityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One capability of a [`Registration`]: its key, its parsed version, and the
+/// announcement as sent, which `GET /workers/{id}` echoes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedCapability {
+    pub key: CapabilityKey,
+    pub version: Version,
+    pub announced: Capability,
+}
+
+impl ServedCapability {
+    fn parse(at: &str, capability: Capability) -> Result<Self, FieldError> {
+        let key = CapabilityKey::parse(
+            &format!("{at}.verb"),
+            &capability.verb,
+            &format!("{at}.name"),
+            &capability.name,
+        )?;
+        let version = Version::parse(&capability.version).map_err(|e| {
+            FieldError::new(
+                format!("{at}.version"),
+                format!(
+                    "{:?} is not a semantic version M.m.p ({e})",
+                    capability.version
+                ),
+            )
+        })?;
+        for (field, value) in [
+            ("runtime", &capability.runtime),
+            ("env_profile", &capability.env_profile),
+            ("spiffe_id", &capability.spiffe_id),
+        ] {
+            if let Some(value) = value {
+                short_string(&format!("{at}.{field}"), value)?;
+            }
+        }
+        for (field, list) in [
+            ("required_capabilities", &capability.required_capabilities),
+            ("controller_affinity", &capability.controller_affinity),
+        ] {
+            for (i, value) in list.iter().flatten().enumerate() {
+                short_string(&format!("{at}.{field}[{i}]"), value)?;
+            }
+        }
+        Ok(ServedCapability {
+            key,
+            version,
+            announced: capability,
+        })
+    }
+}
+
+/// A registration the registry can trust.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub worker_id: WorkerId,
+    pub worker_url: WorkerUrl,
+    pub capabilities: Vec<ServedCapability>,
+}
+
+impl TryFrom<RegisterRequest> for Registration {
+    type Error = FieldError;
+
+    /// Checks every field, naming the first one that is wrong.
+    fn try_from(request: RegisterRequest) -> Result<Self, FieldError> {
+        let worker_id = WorkerId::parse("worker_id", &request.worker_id)?;
+        let worker_url = WorkerUrl::parse("worker_url", &request.worker_url)?;
+        if request.capabilities.is_empty() {
+            return Err(FieldError::new(
+                "capabilities",
+                "must list at least one capability",
+            ));
+        }
+        if request.capabilities.len() > MAX_CAPABILITIES {
+            return Err(FieldError::new(
+                "capabilities",
+                format!("must list at most {MAX_CAPABILITIES} capabilities"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut capabilities = Vec::with_capacity(request.capabilities.len());
+        for (i, capability) in request.capabilities.into_iter().enumerate() {
+            let at = format!("capabilities[{i}]");
+            let served = ServedCapability::parse(&at, capability)?;
+            if !seen.insert((served.key.clone(), served.version.clone())) {
+                return Err(FieldError::new(
+                    at,
+                    format!("duplicate capability {}@{}", served.key, served.version),
+                ));
+            }
+            capabilities.push(served);
+        }
+        Ok(Registration {
+            worker_id,
+            worker_url,
+            capabilities,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RegisterRequest {
+        RegisterRequest {
+            worker_id: "hello-world-1".into(),
+            worker_url: "https://localhost:8500".into(),
+            capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
+        }
+    }
+
+    fn field_of(request: RegisterRequest) -> String {
+        Registration::try_from(request).unwrap_err().field
+    }
+
+    #[test]
+    fn a_well_formed_registration_parses_with_its_versions() {
+        let registration = Registration::try_from(request()).unwrap();
+        assert_eq!(registration.worker_id.as_str(), "hello-world-1");
+        assert_eq!(
+            registration.capabilities[0].key.as_str(),
+            "invoke:hello.greet"
+        );
+        assert_eq!(registration.capabilities[0].version, Version::new(1, 0, 0));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut r = request();
+        r.worker_id = String::new();
+        assert_eq!(field_of(r), "worker_id");
+
+        let mut r = request();
+        r.worker_id = "a b".into();
+        assert_eq!(field_of(r), "worker_id");
+
+        let mut r = request();
+        r.worker_id = "x".repeat(129);
+        assert_eq!(field_of(r), "worker_id");
+
+        for url in [
+            "http://localhost:8500",
+            "localhost:8500",
+            "/relative",
+            "https://",
+        ] {
+            let mut r = request();
+            r.worker_url = url.into();
+            assert_eq!(field_of(r), "worker_url", "{url}");
+        }
+
+        let mut r = request();
+        r.capabilities.clear();
+        assert_eq!(field_of(r), "capabilities");
+
+        let mut r = request();
+        r.capabilities[0].version = "1.0".into();
+        assert_eq!(field_of(r), "capabilities[0].version");
+
+        let mut r = request();
+        r.capabilities[0].verb = "in voke".into();
+        assert_eq!(field_of(r), "capabilities[0].verb");
+
+        let mut r = request();
+        r.capabilities.push(r.capabilities[0].clone());
+        assert_eq!(field_of(r), "capabilities[1]");
+    }
+
+    #[test]
+    fn two_versions_of_one_capability_are_not_duplicates() {
+        let mut r = request();
+        r.capabilities
+            .push(Capability::new("invoke", "hello.greet", "2.0.0"));
+        assert!(Registration::try_from(r).is_ok());
+    }
+}

@@ -1,0 +1,418 @@
+//! [`Registry`]: the registry's state and algorithms as a plain struct with
+//! synchronous methods. The clock is passed in ([`Now`]), so everything here is
+//! tested with ordinary `#[test]`s; the [`RegistryActor`](super::RegistryActor)
+//! holds one and delegates.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::clock::Instant;
+use chrono::{DateTime, Utc};
+
+use super::deadlines::DeadlineQueue;
+use super::index::CapabilityIndex;
+use super::messages::{
+    HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice, WorkerDetailView,
+    WorkerView,
+};
+use super::record::{CapabilitySets, WorkerRecord};
+use super::store::RegistryEvent;
+use super::RegistrySettings;
+use crate::domain::{Registration, RouteQuery};
+use crate::wire::{CapabilityCount, Load};
+
+/// Deadlines one sweep step handles at most, so a sweep that finds a whole
+/// fleet expiring holds the registry for about a millisecond at a time, not
+/// for the whole fleet at once.
+pub const SWEEP_STEP_ENTRIES: usize = 4096;
+
+/// The clock, read once per message: monotonic time judges liveness, wall time
+/// is for people.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: DateTime<Utc>,
+}
+
+impl Now {
+    pub fn read() -> Self {
+        Now {
+            mono: Instant::now(),
+            wall: Utc::now(),
+        }
+    }
+
+    /// The wall-clock time of the monotonic instant `at` (in the past).
+    fn wall_of(&self, at: Instant) -> DateTime<Utc> {
+        let ago = self.mono.saturating_duration_since(at);
+        self.wall - chrono::Duration::from_std(ago).unwrap_or(chrono::TimeDelta::MAX)
+    }
+}
+
+/// What one sweep step did.
+#[derive(Debug, Default)]
+pub struct SweepStep {
+    /// Workers marked stale, with their time since the last heartbeat.
+    pub newly_stale: Vec<(Rc<str>, Duration)>,
+    /// Workers removed, with their URL and time since the last heartbeat.
+    pub evicted: Vec<(Rc<str>, Box<str>, Duration)>,
+    /// Queued deadlines this step looked at: the measure of its cost.
+    pub examined: usize,
+    /// Whether deadlines that are already due remain for another step.
+    pub more: bool,
+}
+
+/// The registry: worker records, the capability index and the deadline queue.
+pub struct Registry {
+    settings: RegistrySettings,
+    workers: HashMap<Rc<str>, WorkerRecord>,
+    index: CapabilityIndex,
+    deadlines: DeadlineQueue,
+    capability_sets: CapabilitySets,
+    /// Identities that registered workers, shared by their records.
+    registrants: HashSet<Rc<str>>,
+    /// Records marked stale, so counting the healthy ones walks nothing.
+    marked_stale: usize,
+    /// Changes since the last [`Registry::take_events`].
+    events: Vec<RegistryEvent>,
+}
+
+impl Registry {
+    pub fn new(settings: RegistrySettings) -> Self {
+        Registry {
+            settings,
+            workers: HashMap::new(),
+            index: CapabilityIndex::default(),
+            deadlines: DeadlineQueue::default(),
+            capability_sets: CapabilitySets::default(),
+            registrants: HashSet::new(),
+            marked_stale: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &RegistrySettings {
+        &self.settings
+    }
+
+    /// The changes made since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<RegistryEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Registers `registration`, replacing any record with its id.
+    pub fn register(
+        &mut self,
+        registration: Registration,
+        registered_by: &str,
+        now: Now,
+    ) -> RegisterAck {
+        let Registration {
+            worker_id,
+            worker_url,
+            capabilities,
+        } = registration;
+        let replaced = self.remove(worker_id.as_str()).is_some();
+        let count = capabilities.len();
+        let index = &self.index;
+        let capabilities = self
+            .capability_sets
+            .intern(capabilities, |key| index.shared_key(key));
+        let id: Rc<str> = Rc::from(worker_id.into_string());
+        self.index.insert(&id, &capabilities.keys);
+        self.deadlines
+            .push(id.clone(), now.mono + self.settings.stale_after);
+        let record = WorkerRecord {
+            id: id.clone(),
+            url: worker_url.into_string().into_boxed_str(),
+            capabilities,
+            registered_by: self.registrant(registered_by),
+            registered_at: now.wall,
+            last_seen: now.mono,
+            stale_since: None,
+            load: None,
+        };
+        log::info!(
+            "{} worker {} at {} with {} capabilit{} ({}), by {}",
+            if replaced {
+                "re-registered"
+            } else {
+                "registered"
+            },
+            id,
+            record.url,
+            count,
+            if count == 1 { "y" } else { "ies" },
+            record.capabilities.keys.join(", "),
+            record.registered_by
+        );
+        self.events.push(RegistryEvent::Registered(id.clone()));
+        self.workers.insert(id, record);
+        RegisterAck {
+            capabilities_registered: count,
+            replaced,
+            heartbeat_interval: self.settings.advised_heartbeat_interval(),
+            stale_after: self.settings.stale_after,
+        }
+    }
+
+    /// Records a heartbeat; a stale worker becomes healthy again.
+    pub fn heartbeat(
+        &mut self,
+        worker_id: &str,
+        load: Option<Load>,
+        now: Now,
+    ) -> Result<HeartbeatAck, RegistryError> {
+        let stale_after = self.settings.stale_after;
+        let record = self
+            .workers
+            .get_mut(worker_id)
+            .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
+        let was_stale = record.is_stale(now.mono, stale_after);
+        record.last_seen = now.mono;
+        if record.stale_since.take().is_some() {
+            self.marked_stale -= 1;
+        }
+        if load.is_some() {
+            record.load = load;
+        }
+        if was_stale {
+            log::info!(
+                "worker {worker_id} is healthy again: heartbeat received; routing to it resumes"
+            );
+            self.events.push(RegistryEvent::Healthy(record.id.clone()));
+        }
+        Ok(HeartbeatAck { revived: was_stale })
+    }
+
+    /// Removes a worker; answers whether it was known.
+    pub fn deregister(&mut self, worker_id: &str) -> bool {
+        match self.remove(worker_id) {
+            Some(record) => {
+                log::info!("deregistered worker {worker_id}");
+                self.events.push(RegistryEvent::Deregistered(record.id));
+                true
+            }
+            None => {
+                log::debug!("deregister for unknown worker {worker_id}: nothing to do");
+                false
+            }
+        }
+    }
+
+    /// Chooses a live provider of `query` in round-robin order.
+    pub fn route(&mut self, query: &RouteQuery, now: Now) -> Option<RouteChoice> {
+        let key = query.key.as_str();
+        let stale_after = self.settings.stale_after;
+        let workers = &self.workers;
+        let (id, (url, version)) = self.index.next_accepted(key, |id| {
+            let record = workers.get(id)?;
+            if record.is_stale(now.mono, stale_after) {
+                return None;
+            }
+            let version = record
+                .capabilities
+                .matching_version(key, query.version.as_ref())?;
+            Some((record.url.to_string(), version.to_string()))
+        })?;
+        Some(RouteChoice {
+            worker_id: id.to_string(),
+            worker_url: url,
+            capability: key.to_owned(),
+            version,
+        })
+    }
+
+    /// Every worker, ordered by id.
+    pub fn list(&self, now: Now) -> Vec<WorkerView> {
+        let mut workers: Vec<WorkerView> = self
+            .workers
+            .values()
+            .map(|record| self.view(record, now))
+            .collect();
+        workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        workers
+    }
+
+    /// The full record of one worker.
+    pub fn detail(&self, worker_id: &str, now: Now) -> Option<WorkerDetailView> {
+        let record = self.workers.get(worker_id)?;
+        Some(WorkerDetailView {
+            worker: self.view(record, now),
+            registered_by: record.registered_by.to_string(),
+            load: record.load,
+            capabilities: record
+                .capabilities
+                .capabilities
+                .iter()
+                .map(|c| c.to_wire())
+                .collect(),
+        })
+    }
+
+    fn view(&self, record: &WorkerRecord, now: Now) -> WorkerView {
+        WorkerView {
+            worker_id: record.id.to_string(),
+            worker_url: record.url.to_string(),
+            status: record.status(now.mono, self.settings.stale_after),
+            last_heartbeat: now.wall_of(record.last_seen),
+            registered_at: record.registered_at,
+            since_heartbeat: now.mono.saturating_duration_since(record.last_seen),
+            capability_keys: record
+                .capabilities
+                .keys
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        }
+    }
+
+    /// Providers per capability, healthy and in all.
+    pub fn capabilities(&self, now: Now) -> BTreeMap<String, CapabilityCount> {
+        let stale_after = self.settings.stale_after;
+        self.index
+            .iter()
+            .map(|(key, providers)| {
+                let healthy_workers = providers
+                    .iter()
+                    .filter_map(|id| self.workers.get(id))
+                    .filter(|record| !record.is_stale(now.mono, stale_after))
+                    .count();
+                let count = CapabilityCount {
+                    workers: providers.len(),
+                    healthy_workers,
+                };
+                (key.to_string(), count)
+            })
+            .collect()
+    }
+
+    /// Counts that cost nothing to read: no walk over the fleet.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.workers.len(),
+            self.workers.len() - self.marked_stale,
+            self.index.len(),
+        )
+    }
+
+    /// One sweep step: handles at most `budget` due deadlines, marking workers
+    /// stale at `stale_after` and evicting them `evict_after` later. A worker
+    /// that heartbeated since it was queued goes back in the queue at its true
+    /// deadline.
+    pub fn sweep_step(&mut self, now: Now, budget: usize) -> SweepStep {
+        let RegistrySettings {
+            stale_after,
+            evict_after,
+        } = self.settings;
+        let mut step = SweepStep::default();
+        let mut evicted: HashSet<Rc<str>> = HashSet::new();
+        for _ in 0..budget {
+            let Some(queued) = self.deadlines.pop_due(now.mono) else {
+                break;
+            };
+            step.examined += 1;
+            let Some(record) = self.workers.get_mut(&queued) else {
+                continue;
+            };
+            if !Rc::ptr_eq(&record.id, &queued) {
+                // The worker registered again since: its new record has its own entry.
+                continue;
+            }
+            let silent = now.mono.saturating_duration_since(record.last_seen);
+            match record.stale_since {
+                None if silent >= stale_after => {
+                    record.stale_since = Some(now.mono);
+                    self.marked_stale += 1;
+                    step.newly_stale.push((queued.clone(), silent));
+                    self.events.push(RegistryEvent::Stale(queued.clone()));
+                    if let Some(evict_after) = evict_after {
+                        self.deadlines.push(queued, now.mono + evict_after);
+                    }
+                }
+                None => self.deadlines.push(queued, record.last_seen + stale_after),
+                Some(since) => match evict_after {
+                    Some(evict_after) if now.mono.duration_since(since) >= evict_after => {
+                        evicted.insert(queued);
+                    }
+                    Some(evict_after) => self.deadlines.push(queued, since + evict_after),
+                    None => {}
+                },
+            }
+        }
+        step.more = self.deadlines.has_due(now.mono);
+        if !evicted.is_empty() {
+            step.evicted = self.remove_many(&evicted, now);
+        }
+        step
+    }
+
+    /// Registry-wide counters, given the sweep timings the actor keeps.
+    pub fn stats(&self, sweeps: u64, last_sweep: Duration, longest: Duration) -> RegistryStats {
+        let (workers, healthy_workers, capabilities) = self.counts();
+        RegistryStats {
+            workers,
+            healthy_workers,
+            capabilities,
+            sweeps,
+            last_sweep,
+            longest_sweep_step: longest,
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<WorkerRecord> {
+        let record = self.workers.remove(id)?;
+        self.index.remove(id, &record.capabilities.keys);
+        self.forget(&record);
+        Some(record)
+    }
+
+    /// Removes many workers at once, with one pass over each affected index list.
+    fn remove_many(
+        &mut self,
+        ids: &HashSet<Rc<str>>,
+        now: Now,
+    ) -> Vec<(Rc<str>, Box<str>, Duration)> {
+        let mut keys: HashSet<Rc<str>> = HashSet::new();
+        let mut removed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.workers.remove(&**id) {
+                keys.extend(record.capabilities.keys.iter().cloned());
+                self.forget(&record);
+                self.events.push(RegistryEvent::Evicted(record.id.clone()));
+                let silent = now.mono.saturating_duration_since(record.last_seen);
+                removed.push((record.id, record.url, silent));
+            }
+        }
+        self.index.remove_many(ids, &keys);
+        removed
+    }
+
+    /// Releases what a removed record shared.
+    fn forget(&mut self, record: &WorkerRecord) {
+        if record.stale_since.is_some() {
+            self.marked_stale -= 1;
+        }
+        self.capability_sets.release(&record.capabilities);
+    }
+
+    fn registrant(&mut self, identity: &str) -> Rc<str> {
+        if let Some(shared) = self.registrants.get(identity) {
+            return shared.clone();
+        }
+        let shared: Rc<str> = Rc::from(identity);
+        self.registrants.insert(shared.clone());
+        shared
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared_capability_sets(&self) -> usize {
+        self.capability_sets.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn queued_deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+}

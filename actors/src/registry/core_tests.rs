@@ -1,0 +1,168 @@
+//! Ordinary tests of the [`Registry`] core and its index: no actix system, the
+//! clock passed in.
+
+use std::time::Duration;
+
+use actix::clock::Instant;
+use chrono::Utc;
+
+use super::core::{Now, Registry};
+use super::RegistrySettings;
+use crate::domain::{Registration, RouteQuery};
+use crate::wire::{Capability, RegisterRequest, WorkerStatus};
+
+/// A clock that starts now and moves only when told.
+struct Clock {
+    start: Now,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            start: Now {
+                mono: Instant::now(),
+                wall: Utc::now(),
+            },
+        }
+    }
+
+    fn at(&self, seconds: u64) -> Now {
+        let d = Duration::from_secs(seconds);
+        Now {
+            mono: self.start.mono + d,
+            wall: self.start.wall + chrono::Duration::from_std(d).unwrap(),
+        }
+    }
+}
+
+fn registration(id: &str, name: &str) -> Registration {
+    Registration::try_from(RegisterRequest {
+        worker_id: id.into(),
+        worker_url: format!("https://{id}.local:8500"),
+        capabilities: vec![Capability::new("invoke", name, "1.0.0")],
+    })
+    .unwrap()
+}
+
+fn registry() -> Registry {
+    Registry::new(RegistrySettings {
+        stale_after: Duration::from_secs(120),
+        evict_after: Some(Duration::from_secs(600)),
+    })
+}
+
+#[test]
+fn a_sweep_examines_only_the_deadlines_that_passed() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    for i in 0..1000 {
+        registry.register(
+            registration(&format!("old-{i}"), "x"),
+            "admin/t",
+            clock.at(0),
+        );
+    }
+    for i in 0..10 {
+        registry.register(
+            registration(&format!("new-{i}"), "x"),
+            "admin/t",
+            clock.at(60),
+        );
+    }
+    let early = registry.sweep_step(clock.at(100), usize::MAX);
+    assert_eq!(early.examined, 0, "nothing is due yet");
+    let step = registry.sweep_step(clock.at(121), usize::MAX);
+    assert_eq!(step.examined, 1000, "the 10 newer workers are not due");
+    assert_eq!(step.newly_stale.len(), 1000);
+    assert_eq!(registry.counts(), (1010, 10, 1));
+}
+
+#[test]
+fn a_worker_that_heartbeats_is_queued_again_not_marked() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    registry.register(registration("w1", "x"), "admin/t", clock.at(0));
+    registry.heartbeat("w1", None, clock.at(100)).unwrap();
+    let step = registry.sweep_step(clock.at(121), usize::MAX);
+    assert_eq!((step.examined, step.newly_stale.len()), (1, 0));
+    assert_eq!(registry.sweep_step(clock.at(219), usize::MAX).examined, 0);
+    let step = registry.sweep_step(clock.at(220), usize::MAX);
+    assert_eq!(step.newly_stale.len(), 1, "stale 120 s after its last beat");
+    let step = registry.sweep_step(clock.at(820), usize::MAX);
+    assert_eq!(step.evicted.len(), 1, "evicted 600 s after going stale");
+    assert_eq!(registry.counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_step_stops_at_its_budget_and_says_more_is_due() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    for i in 0..10 {
+        registry.register(registration(&format!("w{i}"), "x"), "admin/t", clock.at(0));
+    }
+    let first = registry.sweep_step(clock.at(130), 4);
+    assert_eq!((first.newly_stale.len(), first.more), (4, true));
+    let second = registry.sweep_step(clock.at(130), 100);
+    assert_eq!((second.newly_stale.len(), second.more), (6, false));
+}
+
+#[test]
+fn registering_again_leaves_one_live_deadline() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    registry.register(registration("w1", "x"), "admin/t", clock.at(0));
+    registry.register(registration("w1", "x"), "admin/t", clock.at(50));
+    assert_eq!(registry.queued_deadlines(), 2);
+    let step = registry.sweep_step(clock.at(121), usize::MAX);
+    assert!(
+        step.newly_stale.is_empty(),
+        "the old record's deadline is dropped"
+    );
+    assert_eq!(registry.queued_deadlines(), 1);
+    let step = registry.sweep_step(clock.at(171), usize::MAX);
+    assert_eq!(step.newly_stale.len(), 1);
+}
+
+#[test]
+fn replicas_share_one_capability_set_until_the_last_leaves() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    for i in 0..100 {
+        registry.register(registration(&format!("w{i}"), "x"), "admin/t", clock.at(0));
+    }
+    registry.register(registration("other", "y"), "admin/t", clock.at(0));
+    assert_eq!(registry.shared_capability_sets(), 2);
+    registry.deregister("other");
+    assert_eq!(registry.shared_capability_sets(), 1);
+    for i in 0..100 {
+        registry.deregister(&format!("w{i}"));
+    }
+    assert_eq!(registry.shared_capability_sets(), 0);
+}
+
+#[test]
+fn the_wall_time_of_a_heartbeat_is_derived_from_the_monotonic_clock() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    registry.register(registration("w1", "x"), "admin/t", clock.at(0));
+    registry.heartbeat("w1", None, clock.at(10)).unwrap();
+    let view = registry.list(clock.at(15)).remove(0);
+    assert_eq!(view.last_heartbeat, clock.at(10).wall);
+    assert_eq!(view.registered_at, clock.at(0).wall);
+    assert_eq!(view.since_heartbeat, Duration::from_secs(5));
+    assert_eq!(view.status, WorkerStatus::Healthy);
+}
+
+#[test]
+fn a_stale_worker_is_passed_over_by_the_router_without_a_sweep() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    registry.register(registration("a", "x"), "admin/t", clock.at(0));
+    registry.register(registration("b", "x"), "admin/t", clock.at(60));
+    let query = RouteQuery::any_version("invoke", "x");
+    for _ in 0..3 {
+        let choice = registry.route(&query, clock.at(150)).unwrap();
+        assert_eq!(choice.worker_id, "b");
+    }
+    assert!(registry.route(&query, clock.at(181)).is_none());
+}

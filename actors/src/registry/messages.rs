@@ -1,0 +1,151 @@
+//! The [`RegistryActor`](super::RegistryActor)'s public contract: the messages it
+//! answers and the domain values it answers with. Times are `DateTime` and
+//! `Duration`; the HTTP layer formats them for the wire.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Registration, RouteQuery, WorkerId};
+use crate::wire::{Capability, CapabilityCount, Load, WorkerStatus};
+
+/// Register (or replace) a worker. Who may do so is decided before (a worker
+/// for its own id, or an admin); the registry records who did.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "RegisterAck")]
+pub struct Register {
+    pub registration: Registration,
+    /// The identity registering it, e.g. `worker/hello-world-1`.
+    pub registered_by: String,
+}
+
+/// Record a heartbeat from a worker.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<HeartbeatAck, RegistryError>")]
+pub struct Heartbeat {
+    pub worker_id: WorkerId,
+    pub load: Option<Load>,
+}
+
+/// Remove a worker; answers whether it was known.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct Deregister {
+    pub worker_id: String,
+}
+
+/// List every worker, ordered by id.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Vec<WorkerView>")]
+pub struct ListWorkers;
+
+/// The full record of one worker.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<WorkerDetailView>")]
+pub struct GetWorker {
+    pub worker_id: String,
+}
+
+/// Count providers per capability, keyed by `verb:name`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "BTreeMap<String, CapabilityCount>")]
+pub struct ListCapabilities;
+
+/// Choose a healthy worker for a capability.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<RouteChoice>")]
+pub struct Route {
+    pub query: RouteQuery,
+}
+
+/// Mark workers without a recent heartbeat stale and evict long-stale ones.
+/// Sent by the [`StalenessSweeper`](crate::sweeper::StalenessSweeper).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "SweepReport")]
+pub struct Sweep;
+
+/// Counters for operators and benchmarks.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats;
+
+/// Why the registry refused a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("worker {0} is not registered")]
+    UnknownWorker(String),
+}
+
+/// A successful registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisterAck {
+    pub capabilities_registered: usize,
+    /// Whether an existing record with this id was replaced.
+    pub replaced: bool,
+    pub heartbeat_interval: Duration,
+    pub stale_after: Duration,
+}
+
+/// A recorded heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatAck {
+    /// The worker was stale and is healthy again.
+    pub revived: bool,
+}
+
+/// The worker a [`Route`] chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteChoice {
+    pub worker_id: String,
+    pub worker_url: String,
+    /// `verb:name`.
+    pub capability: String,
+    pub version: String,
+}
+
+/// What one [`Sweep`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub newly_stale: Vec<String>,
+    pub evicted: Vec<String>,
+}
+
+/// One worker as [`ListWorkers`] shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerView {
+    pub worker_id: String,
+    pub worker_url: String,
+    pub status: WorkerStatus,
+    pub last_heartbeat: DateTime<Utc>,
+    pub registered_at: DateTime<Utc>,
+    /// Time since the last heartbeat, on the controller's monotonic clock.
+    pub since_heartbeat: Duration,
+    /// `verb:name` of each capability served.
+    pub capability_keys: Vec<String>,
+}
+
+/// Everything the registry knows of one worker ([`GetWorker`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerDetailView {
+    pub worker: WorkerView,
+    pub registered_by: String,
+    pub load: Option<Load>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// What [`GetStats`] answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RegistryStats {
+    pub workers: usize,
+    /// Workers not marked stale by the last sweep.
+    pub healthy_workers: usize,
+    pub capabilities: usize,
+    pub sweeps: u64,
+    /// Registry time the last complete sweep took, all its steps together.
+    pub last_sweep: Duration,
+    /// The longest single sweep step: the longest the registry held back
+    /// heartbeats and routes to sweep.
+    pub longest_sweep_step: Duration,
+}

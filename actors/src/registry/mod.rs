@@ -1,0 +1,69 @@
+//! The controller's registry of workers.
+//!
+//! | file | answers |
+//! |---|---|
+//! | [`messages`] | what the [`RegistryActor`] is asked and answers (its public contract) |
+//! | [`actor`] | [`RegistryActor`]: one short handler per message, delegating to the core |
+//! | [`core`] | [`Registry`]: state and algorithms, synchronous, the clock passed in |
+//! | [`index`] | [`CapabilityIndex`]: providers per capability and the round-robin cursor |
+//! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
+//! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
+//! | [`store`] | [`ChangeSink`]: where changes go besides memory (the seam for a replicated store) |
+//!
+//! Liveness is measured on the controller's monotonic clock
+//! (`actix::clock::Instant`, which a paused tokio clock controls in tests); the
+//! RFC 3339 timestamps on the wire are for people and never compared.
+
+pub mod actor;
+pub mod core;
+pub mod deadlines;
+pub mod index;
+pub mod messages;
+pub mod record;
+pub mod store;
+
+#[cfg(test)]
+mod core_tests;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use self::actor::RegistryActor;
+pub use self::core::{Now, Registry};
+pub use self::deadlines::DeadlineQueue;
+pub use self::index::CapabilityIndex;
+pub use self::messages::*;
+pub use self::record::{CapabilitySet, WorkerRecord};
+pub use self::store::{ChangeSink, MemoryOnly, RegistryEvent};
+
+/// Default time without a heartbeat after which a worker is stale.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
+/// Default time a worker may stay stale before it is removed.
+pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(600);
+
+/// How the registry judges liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// No heartbeat for this long makes a worker stale.
+    pub stale_after: Duration,
+    /// A worker stale for this long is removed; `None` keeps stale workers forever.
+    pub evict_after: Option<Duration>,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            stale_after: DEFAULT_STALE_AFTER,
+            evict_after: Some(DEFAULT_EVICT_AFTER),
+        }
+    }
+}
+
+impl RegistrySettings {
+    /// The heartbeat interval the controller advises workers: four heartbeats fit in
+    /// one `stale_after`, so a single lost heartbeat never makes a worker stale.
+    pub fn advised_heartbeat_interval(&self) -> Duration {
+        self.stale_after / 4
+    }
+}

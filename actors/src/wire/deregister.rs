@@ -1,0 +1,18 @@
+//! `DELETE /deregister/{worker_id}`: a worker leaves (also answered for an
+//! unknown id, as the original controller does).
+
+use serde::{Deserialize, Serialize};
+
+/// The `status` of a deregistration answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeregisterStatus {
+    Deregistered,
+}
+
+/// `DELETE /deregister/{worker_id}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeregisterResponse {
+    pub status: DeregisterStatus,
+    pub worker_id: String,
+}

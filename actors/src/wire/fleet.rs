@@ -1,0 +1,129 @@
+//! What a controller tells about its fleet: `GET /workers`, `GET /workers/{id}`,
+//! `GET /capabilities`, `GET /stats` and `GET /health`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Capability, Load};
+
+/// `healthy` or `stale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerStatus {
+    Healthy,
+    Stale,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Healthy => "healthy",
+            WorkerStatus::Stale => "stale",
+        }
+    }
+}
+
+/// `GET /workers` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerList {
+    pub workers: Vec<WorkerSummary>,
+}
+
+/// One row of [`WorkerList`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    pub worker_id: String,
+    pub worker_url: String,
+    pub is_healthy: bool,
+    pub status: WorkerStatus,
+    #[serde(with = "super::timestamp")]
+    pub last_heartbeat: DateTime<Utc>,
+    #[serde(with = "super::timestamp")]
+    pub registered_at: DateTime<Utc>,
+    /// `<verb>:<name>` of each capability served.
+    pub capabilities: Vec<String>,
+}
+
+/// `GET /workers/{id}`: everything the registry knows of one worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerDetail {
+    pub worker_id: String,
+    pub worker_url: String,
+    pub is_healthy: bool,
+    pub status: WorkerStatus,
+    #[serde(with = "super::timestamp")]
+    pub last_heartbeat: DateTime<Utc>,
+    #[serde(with = "super::timestamp")]
+    pub registered_at: DateTime<Utc>,
+    /// Seconds since the last heartbeat, on the controller's monotonic clock.
+    pub seconds_since_heartbeat: f64,
+    /// The identity that registered it, e.g. `worker/hello-world-1`.
+    pub registered_by: String,
+    pub load: Option<Load>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// `GET /capabilities` answer, keyed by `<verb>:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityList {
+    pub capabilities: BTreeMap<String, CapabilityCount>,
+}
+
+/// One entry of [`CapabilityList`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityCount {
+    pub workers: usize,
+    pub healthy_workers: usize,
+}
+
+/// `GET /stats`: counters for operators and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub workers: usize,
+    /// Workers not marked stale by the last sweep.
+    pub healthy_workers: usize,
+    pub capabilities: usize,
+    pub sweeps: u64,
+    /// Registry time of the last sweep, in milliseconds (all its steps).
+    pub last_sweep_ms: f64,
+    /// Longest single sweep step so far, in milliseconds: the longest the
+    /// registry held back heartbeats and routes to sweep.
+    pub max_sweep_ms: f64,
+}
+
+/// The `status` of [`Health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+}
+
+/// `GET /health` answer of the controller and of workers. Workers add their id,
+/// uptime and registration state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<f64>,
+    /// `standalone`, `registering` or `registered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<String>,
+}
+
+impl Health {
+    /// The controller's answer.
+    pub fn controller() -> Self {
+        Health {
+            status: HealthStatus::Healthy,
+            service: "crank-controller".into(),
+            worker_id: None,
+            uptime_s: None,
+            registration: None,
+        }
+    }
+}

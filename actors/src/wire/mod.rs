@@ -1,0 +1,37 @@
+//! The wire protocol (v1): every JSON body controller, workers and clients
+//! exchange, as serde types that the writer and every reader share.
+//!
+//! The shapes are a superset of the original Python controller's API, so a worker
+//! written against that API works unchanged. These types say what is on the wire
+//! and nothing more: turning an untrusted request into a value the registry can
+//! trust is [`crate::domain`]'s job.
+//!
+//! | file | bodies |
+//! |---|---|
+//! | [`capability`] | [`Capability`], the routing key [`capability_key`] |
+//! | [`register`] | [`RegisterRequest`], [`RegisterResponse`] |
+//! | [`heartbeat`] | [`HeartbeatRequest`], [`Load`], both answers as [`HeartbeatAnswer`] |
+//! | [`deregister`] | [`DeregisterResponse`] |
+//! | [`route`] | [`RouteRequest`], [`RouteResponse`] |
+//! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
+//! | [`error`] | [`ErrorBody`], every error answer |
+
+pub mod capability;
+pub mod deregister;
+pub mod error;
+pub mod fleet;
+pub mod heartbeat;
+pub mod register;
+pub mod route;
+mod timestamp;
+
+pub use capability::{capability_key, Capability};
+pub use deregister::{DeregisterResponse, DeregisterStatus};
+pub use error::ErrorBody;
+pub use fleet::{
+    CapabilityCount, CapabilityList, Health, HealthStatus, Stats, WorkerDetail, WorkerList,
+    WorkerStatus, WorkerSummary,
+};
+pub use heartbeat::{HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY};
+pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
+pub use route::{RouteRequest, RouteResponse};

@@ -1,0 +1,75 @@
+//! The authenticated caller of a request. The client certificate of a
+//! connection is parsed once, when the connection is accepted
+//! ([`record_identity`]), and handlers read the result through the [`Caller`]
+//! extractor.
+
+use std::future::{ready, Ready};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::{Extensions, Payload};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use rustls_pki_types::CertificateDer;
+
+use crate::error::ApiError;
+use crate::identity::{identity_from_der, IdentityError, PeerIdentity};
+
+/// What was learned of the peer when it connected: its identity, or why it has
+/// none. Shared, so handing it to each request of the connection is a count.
+#[derive(Debug, Clone)]
+struct ConnectionIdentity(Result<Arc<PeerIdentity>, IdentityError>);
+
+/// Parses the client certificate of a new connection once and keeps the identity
+/// (or why there is none) in the connection's data, where `Caller` finds it.
+pub fn record_identity(
+    peer: Option<SocketAddr>,
+    certificates: Option<&[CertificateDer<'_>]>,
+    data: &mut Extensions,
+) {
+    let Some(leaf) = certificates.and_then(|certs| certs.first()) else {
+        return;
+    };
+    let identity = identity_from_der(leaf);
+    if let Err(problem) = &identity {
+        log::warn!(
+            "client {} presented a certificate without a usable identity: {problem}",
+            peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        );
+    }
+    data.insert(ConnectionIdentity(identity.map(Arc::new)));
+}
+
+/// The authenticated caller of a request. Handlers that act on a worker's record
+/// take this extractor; it fails with 403 when the peer has no identity.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<PeerIdentity>);
+
+impl Caller {
+    /// Makes `identity` the caller of `req`: for tests and middleware that stand
+    /// in front of TLS termination.
+    pub fn attach(req: &impl HttpMessage, identity: PeerIdentity) {
+        req.extensions_mut()
+            .insert(ConnectionIdentity(Ok(Arc::new(identity))));
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = req
+            .conn_data::<ConnectionIdentity>()
+            .cloned()
+            .or_else(|| req.extensions().get::<ConnectionIdentity>().cloned());
+        ready(match found {
+            Some(ConnectionIdentity(Ok(identity))) => Ok(Caller(identity)),
+            Some(ConnectionIdentity(Err(problem))) => {
+                Err(ApiError::NoIdentity(problem.to_string()))
+            }
+            None => Err(ApiError::NoIdentity(
+                "the connection presented no client certificate".into(),
+            )),
+        })
+    }
+}
