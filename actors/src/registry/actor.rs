@@ -1,6 +1,6 @@
 //! [`RegistryActor`]: the actor that owns the [`Registry`]. Nothing else holds or
 //! mutates worker state: HTTP handlers and the
-//! [`StalenessSweeper`](crate::sweeper::StalenessSweeper) only send it messages,
+//! [`StalenessSweeper`] only send it messages,
 //! so there are no locks and every change is ordered. Each handler reads the
 //! clock once and delegates to the core.
 
