@@ -10,15 +10,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod client;
+mod settings;
 mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use crank_services::config::{
-    ControllerConfig, ControllerFlags, ProcessEnv, WorkerConfig, WorkerFlags,
-};
+use crank_services::config::{ControllerConfig, ProcessEnv, WorkerConfig};
 use crank_services::identity::Role;
 
 #[derive(Parser)]
@@ -35,9 +34,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: the registry of workers and the router.
-    Controller(ControllerFlags),
+    Controller(settings::SettingFlags<ControllerConfig>),
     /// Run the hello-world worker (capability invoke:hello.greet@1.0.0).
-    Worker(WorkerFlags),
+    Worker(settings::SettingFlags<WorkerConfig>),
     /// Make a dev CA and certificates.
     Certs {
         #[command(subcommand)]
@@ -129,7 +128,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Controller(flags) => {
             init_logging();
-            ControllerConfig::resolve(&ProcessEnv, flags)
+            flags
+                .resolve(&ProcessEnv)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
                     actix_rt::System::new()
@@ -140,7 +140,8 @@ fn main() -> ExitCode {
         }
         Command::Worker(flags) => {
             init_logging();
-            WorkerConfig::resolve(&ProcessEnv, flags)
+            flags
+                .resolve(&ProcessEnv)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
                     actix_rt::System::new()

@@ -168,3 +168,47 @@ fn up_starts_a_fleet_and_ctrl_c_leaves_nothing_behind() {
         assert!(kill(pid, None).is_err(), "child {pid} was left behind");
     }
 }
+
+/// The `starting service` line of a controller started with `env`.
+fn controller_start_line(fleet: &Fleet, env: &[(&str, &str)]) -> String {
+    let log_path = fleet.dir.path().join("controller.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut controller = Command::new(CRANK)
+        .arg("controller")
+        .envs(env.iter().copied())
+        .env("CONTROLLER_HTTPS_PORT", free_port().to_string())
+        .env("CERT_DIR", fleet.cert_dir())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("starting service")) {
+            break line.to_owned();
+        }
+        if Instant::now() > deadline || controller.try_wait().unwrap().is_some() {
+            let _ = controller.kill();
+            panic!("the controller did not start:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = controller.kill();
+    let _ = controller.wait();
+    started
+}
+
+#[test]
+fn controller_http_workers_from_the_environment_sets_its_http_threads() {
+    let fleet = Fleet::new();
+    for threads in ["1", "3"] {
+        let started = controller_start_line(&fleet, &[("CONTROLLER_HTTP_WORKERS", threads)]);
+        assert!(
+            started.contains(&format!("workers: {threads},")),
+            "{started}"
+        );
+    }
+}

@@ -30,8 +30,6 @@ pub enum StartError {
         address: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Invalid(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -79,12 +77,9 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
 /// Runs the hello-world worker until SIGTERM/SIGINT, then deregisters and stops.
 pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
+    // Valid by construction: `WorkerConfig` checks both when it is resolved.
     let worker_id = config.worker_id.clone();
-    crank_actors::domain::WorkerId::parse("worker_id", &worker_id)
-        .map_err(|e| StartError::Invalid(format!("invalid worker id: {e}")))?;
     let worker_url = config.announced_url();
-    crank_actors::domain::WorkerUrl::parse("worker_url", &worker_url)
-        .map_err(|e| StartError::Invalid(format!("invalid worker URL: {e}")))?;
     let files = TlsFiles::in_dir(&config.cert_dir, config.cert_name());
     let server_tls = server_config(&files)?;
     let client_tls = Arc::new(client_config(&files)?);

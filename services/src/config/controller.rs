@@ -1,0 +1,155 @@
+//! [`ControllerConfig`]: `crank controller`'s settings, each declared once in
+//! [`ControllerConfig::SETTINGS`](super::Layered::SETTINGS). See
+//! `config/controller.toml`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crank_actors::registry::RegistrySettings;
+
+use super::parse::{number, parse_duration, path, positive_duration, text};
+use super::{ConfigError, Flags, Layered, Layers, Setting};
+
+pub(super) const BIND: Setting = Setting {
+    key: "bind",
+    flag: "bind",
+    env: "CONTROLLER_BIND",
+    value_name: "ADDR",
+    default: Some("127.0.0.1"),
+    help: "Address to listen on (0.0.0.0 for other hosts)",
+};
+pub(super) const PORT: Setting = Setting {
+    key: "port",
+    flag: "port",
+    env: "CONTROLLER_HTTPS_PORT",
+    value_name: "N",
+    default: Some("9000"),
+    help: "HTTPS port",
+};
+pub(super) const CERT_DIR: Setting = Setting {
+    key: "cert_dir",
+    flag: "cert-dir",
+    env: "CERT_DIR",
+    value_name: "DIR",
+    default: Some("certs"),
+    help: "Directory of ca.crt and the controller's certificate",
+};
+pub(super) const CERT: Setting = Setting {
+    key: "cert",
+    flag: "cert",
+    env: "CONTROLLER_CERT",
+    value_name: "NAME",
+    default: Some("controller"),
+    help: "Base name of the controller's certificate and key in the cert dir (NAME.crt, NAME.key)",
+};
+pub(super) const STALE_AFTER: Setting = Setting {
+    key: "stale_after",
+    flag: "stale-after",
+    env: "CONTROLLER_HEARTBEAT_TIMEOUT",
+    value_name: "D",
+    default: Some("120s"),
+    help: "No heartbeat for this long makes a worker stale",
+};
+pub(super) const SWEEP_INTERVAL: Setting = Setting {
+    key: "sweep_interval",
+    flag: "sweep-interval",
+    env: "CONTROLLER_SWEEP_INTERVAL",
+    value_name: "D",
+    default: Some("5s"),
+    help: "Time between staleness sweeps",
+};
+pub(super) const EVICT_AFTER: Setting = Setting {
+    key: "evict_after",
+    flag: "evict-after",
+    env: "CONTROLLER_EVICT_AFTER",
+    value_name: "D",
+    default: Some("600s"),
+    help: "Remove workers stale this long; 0 = never",
+};
+pub(super) const CLIENT_TIMEOUT: Setting = Setting {
+    key: "client_timeout",
+    flag: "client-timeout",
+    env: "CONTROLLER_CLIENT_TIMEOUT",
+    value_name: "D",
+    default: Some("10s"),
+    help:
+        "Drop clients that complete no TLS handshake, or send no request headers, within this time",
+};
+pub(super) const HTTP_WORKERS: Setting = Setting {
+    key: "http_workers",
+    flag: "http-workers",
+    env: "CONTROLLER_HTTP_WORKERS",
+    value_name: "N",
+    default: Some("0"),
+    help: "HTTP worker threads; 0 = one per core",
+};
+
+/// `crank controller`'s settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// HTTPS port.
+    pub port: u16,
+    /// Directory of `ca.crt` and the controller's certificate.
+    pub cert_dir: PathBuf,
+    /// Base name of the controller's certificate and key in `cert_dir`.
+    pub cert: String,
+    /// No heartbeat for this long makes a worker stale.
+    pub stale_after: Duration,
+    /// How often the sweeper marks stale workers.
+    pub sweep_interval: Duration,
+    /// A worker stale this long is removed; 0 keeps stale workers forever.
+    pub evict_after: Duration,
+    /// A client that has not sent its request headers within this time is dropped.
+    pub client_timeout: Duration,
+    /// HTTP worker threads; 0 = one per core.
+    pub http_workers: usize,
+}
+
+impl Layered for ControllerConfig {
+    const SETTINGS: &'static [Setting] = &[
+        BIND,
+        PORT,
+        CERT_DIR,
+        CERT,
+        STALE_AFTER,
+        SWEEP_INTERVAL,
+        EVICT_AFTER,
+        CLIENT_TIMEOUT,
+        HTTP_WORKERS,
+    ];
+
+    fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+        Ok(ControllerConfig {
+            bind: layers.value(&BIND, text)?,
+            port: layers.value(&PORT, number)?,
+            cert_dir: layers.value(&CERT_DIR, path)?,
+            cert: layers.value(&CERT, text)?,
+            stale_after: layers.value(&STALE_AFTER, positive_duration)?,
+            sweep_interval: layers.value(&SWEEP_INTERVAL, positive_duration)?,
+            evict_after: layers.value(&EVICT_AFTER, parse_duration)?,
+            client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
+            http_workers: layers.value(&HTTP_WORKERS, number)?,
+        })
+    }
+}
+
+impl Default for ControllerConfig {
+    /// Every setting at its declared default.
+    fn default() -> Self {
+        Self::resolve(&HashMap::new(), &Flags::default())
+            .expect("the controller's declared defaults are valid")
+    }
+}
+
+impl ControllerConfig {
+    /// The registry's timing: `evict_after` of 0 means never.
+    pub fn registry_settings(&self) -> RegistrySettings {
+        RegistrySettings {
+            stale_after: self.stale_after,
+            evict_after: (!self.evict_after.is_zero()).then_some(self.evict_after),
+        }
+    }
+}

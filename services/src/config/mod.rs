@@ -1,0 +1,45 @@
+//! Process configuration, layered as TOML file < environment < command-line
+//! flags.
+//!
+//! Each process declares every setting once, as a [`Setting`] in its table
+//! ([`Layered::SETTINGS`]): its file key, flag, environment variable, default and
+//! help. [`Layers`] reads each setting from the file, the environment (through
+//! the [`Env`] trait, so the layering is tested without touching the process
+//! environment) and the flags, and [`Layered::from_layers`] parses and validates
+//! it into [`ControllerConfig`] or [`WorkerConfig`]. The `crank` binary builds
+//! the flags and their help from the same table.
+
+mod controller;
+mod env;
+mod error;
+mod layers;
+mod parse;
+mod setting;
+mod worker;
+
+#[cfg(test)]
+mod documented;
+#[cfg(test)]
+mod tests;
+
+pub use controller::ControllerConfig;
+pub use env::{Env, ProcessEnv};
+pub use error::{ConfigError, Origin};
+pub use layers::{Flags, Layers};
+pub use parse::parse_duration;
+pub use setting::Setting;
+pub use worker::WorkerConfig;
+
+/// A process's configuration, read key by key from its [`Setting`] table.
+pub trait Layered: Sized {
+    /// Every setting of the process, each once.
+    const SETTINGS: &'static [Setting];
+
+    /// Reads and validates each setting from `layers`.
+    fn from_layers(layers: &Layers) -> Result<Self, ConfigError>;
+
+    /// The file named by `flags` (if any) < `env` < `flags`, over the defaults.
+    fn resolve(env: &dyn Env, flags: &Flags) -> Result<Self, ConfigError> {
+        Self::from_layers(&Layers::load(Self::SETTINGS, env, flags)?)
+    }
+}

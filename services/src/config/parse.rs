@@ -1,0 +1,55 @@
+//! How a setting's text becomes a value: the parsers handed to
+//! [`Layers::value`](super::Layers::value), one per kind of value.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Parses `500ms`, `2s`, `2m`, `1h 30m`, or a plain number of seconds (`120`, `0.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a non-negative number of seconds"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 500ms, 2s, 2m or 120 ({e})"))
+}
+
+/// A duration where zero would spin a timer or make every worker stale.
+pub(super) fn positive_duration(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(value)
+}
+
+/// A number, such as a port or a thread count.
+pub(super) fn number<T: FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.trim().parse::<T>().map_err(|e| e.to_string())
+}
+
+/// Text without surrounding whitespace.
+pub(super) fn text(text: &str) -> Result<String, String> {
+    Ok(text.trim().to_owned())
+}
+
+/// A path, as written.
+pub(super) fn path(text: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
+}
+
+/// Text where empty means unset.
+pub(super) fn optional_text(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// A URL where empty means unset; a trailing `/` is dropped.
+pub(super) fn optional_url(text: &str) -> Result<Option<String>, String> {
+    Ok(optional_text(text)?.map(|url| url.trim_end_matches('/').to_owned()))
+}
