@@ -27,6 +27,9 @@ use crate::wire::{HeartbeatRequest, Load};
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// Each interval is drawn from `interval * (1 ± HEARTBEAT_JITTER)`.
 pub const HEARTBEAT_JITTER: f64 = 0.1;
+/// The shortest interval a worker beats at, whatever a controller advises: a
+/// misconfigured controller must not make its fleet flood it.
+pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Start (or restart) beating; sent by the `RegistrationActor` after each successful
 /// registration with the interval the controller advised.
@@ -49,6 +52,19 @@ pub struct StopBeating;
 #[rtype(result = "()")]
 pub struct ControllerForgotWorker;
 
+/// The controller answered a heartbeat with `superseded`: another process
+/// registered this worker id since. Beating has stopped for good; sent to
+/// whoever registers it, which must not register again.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct InstanceSuperseded;
+
+/// Where the heartbeat loop reports what the controller said of the worker.
+pub struct BeatListeners {
+    pub forgot: Recipient<ControllerForgotWorker>,
+    pub superseded: Recipient<InstanceSuperseded>,
+}
+
 /// Reports the worker's current load, sent with each heartbeat.
 pub type LoadProbe = Box<dyn Fn() -> Load>;
 
@@ -56,11 +72,12 @@ pub type LoadProbe = Box<dyn Fn() -> Load>;
 pub struct HeartbeatActor {
     link: Rc<dyn ControllerLink>,
     worker_id: String,
+    instance: Option<String>,
     configured_interval: Duration,
     interval: Duration,
     /// The controller's advice: no wait may exceed it, jitter included.
     advised_ceiling: Option<Duration>,
-    registration: Recipient<ControllerForgotWorker>,
+    listeners: BeatListeners,
     load_probe: Option<LoadProbe>,
     rng: SmallRng,
     timer: Option<SpawnHandle>,
@@ -73,17 +90,19 @@ impl HeartbeatActor {
     pub fn new(
         link: Rc<dyn ControllerLink>,
         worker_id: String,
+        instance: Option<String>,
         configured_interval: Duration,
-        registration: Recipient<ControllerForgotWorker>,
+        listeners: BeatListeners,
         load_probe: Option<LoadProbe>,
     ) -> Self {
         HeartbeatActor {
             link,
             worker_id,
+            instance,
             configured_interval,
             interval: configured_interval,
             advised_ceiling: None,
-            registration,
+            listeners,
             load_probe,
             rng: SmallRng::from_os_rng(),
             timer: None,
@@ -91,13 +110,18 @@ impl HeartbeatActor {
         }
     }
 
+    /// The next wait: `interval ± 10 %`, the window shifted down (not clipped)
+    /// where it would pass the advised ceiling. Clipping would pile the upper
+    /// half of the draws onto the ceiling itself and put a fleet started
+    /// together back in lockstep.
     fn next_delay(&mut self) -> Duration {
-        let factor = 1.0 + self.rng.random_range(-HEARTBEAT_JITTER..=HEARTBEAT_JITTER);
-        let delay = self.interval.mul_f64(factor);
-        match self.advised_ceiling {
-            Some(ceiling) => delay.min(ceiling),
-            None => delay,
+        let width = self.interval.mul_f64(2.0 * HEARTBEAT_JITTER);
+        let mut upper = self.interval.mul_f64(1.0 + HEARTBEAT_JITTER);
+        if let Some(ceiling) = self.advised_ceiling {
+            upper = upper.min(ceiling);
         }
+        let lower = upper.saturating_sub(width);
+        lower + width.mul_f64(self.rng.random_range(0.0..=1.0))
     }
 
     fn schedule_beat(&mut self, delay: Duration, ctx: &mut Context<Self>) {
@@ -117,6 +141,7 @@ impl HeartbeatActor {
         let request = HeartbeatRequest {
             worker_id: self.worker_id.clone(),
             load: self.load_probe.as_ref().map(|probe| probe()),
+            instance: self.instance.clone(),
         };
         let sent = self.link.heartbeat(request);
         ctx.spawn(sent.into_actor(self).map(move |result, actor, ctx| {
@@ -136,7 +161,17 @@ impl HeartbeatActor {
                         actor.worker_id
                     );
                     actor.generation += 1;
-                    actor.registration.do_send(ControllerForgotWorker);
+                    actor.listeners.forgot.do_send(ControllerForgotWorker);
+                }
+                Err(LinkError::Superseded) => {
+                    log::warn!(
+                        "controller {} says another process registered worker id {} since (instance {} was replaced); this process stops heartbeating and keeps serving direct calls. If both should run, give one another --worker-id",
+                        actor.link.describe(),
+                        actor.worker_id,
+                        actor.instance.as_deref().unwrap_or("?")
+                    );
+                    actor.generation += 1;
+                    actor.listeners.superseded.do_send(InstanceSuperseded);
                 }
                 Err(error) => {
                     let delay = actor.next_delay();
@@ -162,8 +197,23 @@ impl Handler<StartBeating> for HeartbeatActor {
 
     fn handle(&mut self, msg: StartBeating, ctx: &mut Self::Context) {
         self.cancel(ctx);
-        self.advised_ceiling = msg.advised_interval;
-        self.interval = match msg.advised_interval {
+        if msg
+            .advised_interval
+            .is_some_and(|advised| advised < MIN_HEARTBEAT_INTERVAL)
+        {
+            log::warn!(
+                "controller {} advises worker {} to heartbeat every {:?}; beating every {:?} instead, the shortest interval a worker keeps",
+                self.link.describe(),
+                self.worker_id,
+                msg.advised_interval.unwrap_or_default(),
+                MIN_HEARTBEAT_INTERVAL
+            );
+        }
+        let advised = msg
+            .advised_interval
+            .map(|advised| advised.max(MIN_HEARTBEAT_INTERVAL));
+        self.advised_ceiling = advised;
+        self.interval = match advised {
             Some(advised) if advised < self.configured_interval => {
                 log::info!(
                     "worker {} heartbeats every {:.1} s, as the controller advises (configured {:.1} s)",

@@ -13,6 +13,10 @@ pub enum LinkError {
     /// The controller answered `404 unknown_worker`: it restarted or evicted us.
     #[error("the controller does not know this worker")]
     UnknownWorker,
+    /// Another process registered this worker id since: this instance no
+    /// longer speaks for the record.
+    #[error("another process registered this worker id since; this instance was replaced")]
+    Superseded,
     /// The controller answered, but refused the request.
     #[error("the controller refused the request with HTTP {status}: {detail}")]
     Rejected { status: u16, detail: String },
@@ -36,7 +40,13 @@ pub trait ControllerLink {
         request: HeartbeatRequest,
     ) -> LocalBoxFuture<'static, Result<(), LinkError>>;
 
-    fn deregister(&self, worker_id: &str) -> LocalBoxFuture<'static, Result<(), LinkError>>;
+    /// Deregisters `worker_id` on behalf of `instance` (the process that
+    /// registered it, if it named itself).
+    fn deregister(
+        &self,
+        worker_id: &str,
+        instance: Option<&str>,
+    ) -> LocalBoxFuture<'static, Result<(), LinkError>>;
 
     /// Where the controller is, for log lines.
     fn describe(&self) -> String;

@@ -19,7 +19,8 @@ use actix::prelude::*;
 
 use crate::backoff::Backoff;
 use crate::heartbeat::{
-    ControllerForgotWorker, HeartbeatActor, LoadProbe, StartBeating, StopBeating,
+    BeatListeners, ControllerForgotWorker, HeartbeatActor, InstanceSuperseded, LoadProbe,
+    StartBeating, StopBeating,
 };
 use crate::link::{ControllerLink, LinkError};
 use crate::wire::RegisterRequest;
@@ -44,6 +45,9 @@ pub enum RegistrationState {
     Registering,
     /// The controller knows this worker.
     Registered,
+    /// Another process registered this worker id since; this one no longer
+    /// heartbeats or registers, and only serves direct calls.
+    Superseded,
 }
 
 impl RegistrationState {
@@ -52,6 +56,7 @@ impl RegistrationState {
             RegistrationState::Standalone => "standalone",
             RegistrationState::Registering => "registering",
             RegistrationState::Registered => "registered",
+            RegistrationState::Superseded => "superseded",
         }
     }
 }
@@ -71,7 +76,8 @@ impl RegistrationStatus {
         match self.0.load(Ordering::Acquire) {
             0 => RegistrationState::Standalone,
             1 => RegistrationState::Registering,
-            _ => RegistrationState::Registered,
+            2 => RegistrationState::Registered,
+            _ => RegistrationState::Superseded,
         }
     }
 
@@ -80,6 +86,7 @@ impl RegistrationStatus {
             RegistrationState::Standalone => 0,
             RegistrationState::Registering => 1,
             RegistrationState::Registered => 2,
+            RegistrationState::Superseded => 3,
         };
         self.0.store(value, Ordering::Release);
     }
@@ -136,8 +143,12 @@ impl RegistrationActor {
             let heartbeat = HeartbeatActor::new(
                 heartbeat_link,
                 request.worker_id.clone(),
+                request.instance.clone(),
                 timing.heartbeat_interval,
-                ctx.address().recipient(),
+                BeatListeners {
+                    forgot: ctx.address().recipient(),
+                    superseded: ctx.address().recipient(),
+                },
                 load_probe,
             )
             .start();
@@ -246,11 +257,25 @@ impl Handler<ControllerForgotWorker> for RegistrationActor {
     fn handle(&mut self, _: ControllerForgotWorker, ctx: &mut Self::Context) {
         // Already on it: one new registration per loss, however many heartbeats
         // told us about it.
-        if self.attempt_in_flight || self.retry_timer.is_some() || self.shutting_down {
+        if self.attempt_in_flight
+            || self.retry_timer.is_some()
+            || self.shutting_down
+            || self.status.get() == RegistrationState::Superseded
+        {
             return;
         }
         self.failed_attempts = 0;
         self.attempt(ctx);
+    }
+}
+
+impl Handler<InstanceSuperseded> for RegistrationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InstanceSuperseded, _: &mut Self::Context) {
+        // The newer process owns the record: registering again would take it
+        // back from a live process, so this one stays out for good.
+        self.status.set(RegistrationState::Superseded);
     }
 }
 
@@ -268,6 +293,8 @@ impl Handler<Shutdown> for RegistrationActor {
         let in_flight = self.attempt_in_flight.then(|| self.attempt_settled.clone());
         let link = self.link.clone();
         let worker_id = self.request.worker_id.clone();
+        let instance = self.request.instance.clone();
+        let superseded = self.status.get() == RegistrationState::Superseded;
         let timeout = self.deregister_timeout;
         let done = async move {
             let _ = stop_beating.await;
@@ -275,7 +302,11 @@ impl Handler<Shutdown> for RegistrationActor {
                 if let Some(settled) = in_flight {
                     settled.notified().await;
                 }
-                link.deregister(&worker_id).await
+                if superseded {
+                    // The record is the newer process's; leave it alone.
+                    return Err(LinkError::Superseded);
+                }
+                link.deregister(&worker_id, instance.as_deref()).await
             };
             match tokio::time::timeout(timeout, deregister).await {
                 Ok(result) => result,
@@ -288,6 +319,10 @@ impl Handler<Shutdown> for RegistrationActor {
                     "worker {} deregistered from controller {}",
                     actor.request.worker_id,
                     actor.link.describe()
+                ),
+                Err(LinkError::Superseded) => log::info!(
+                    "worker {} did not deregister: another process registered this id since and keeps its record",
+                    actor.request.worker_id
                 ),
                 Err(error) => log::warn!(
                     "worker {} could not deregister from controller {}: {error}; the controller will mark it stale when its heartbeats stop",

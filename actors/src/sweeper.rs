@@ -58,6 +58,7 @@ mod tests {
                     worker_id: "w1".into(),
                     worker_url: "https://w1:1".into(),
                     capabilities: vec![Capability::new("invoke", "x", "1.0.0")],
+                    instance: None,
                 })
                 .unwrap(),
                 registered_by: "admin/test".into(),

@@ -57,6 +57,14 @@ impl InMemoryController {
     }
 
     /// Forget a worker, as a restarted controller would.
+    /// Another process registers `worker_id` as `instance`, as a rolling
+    /// restart's new process would.
+    pub fn replace_instance(&self, worker_id: &str, instance: &str) {
+        if let Some(record) = self.state.borrow_mut().known.get_mut(worker_id) {
+            record.instance = Some(instance.to_owned());
+        }
+    }
+
     pub fn forget(&self, worker_id: &str) {
         self.state.borrow_mut().known.remove(worker_id);
     }
@@ -134,15 +142,29 @@ impl ControllerLink for InMemoryController {
             state.failing_heartbeats -= 1;
             return ready(Err(LinkError::Timeout(Duration::from_secs(5)))).boxed_local();
         }
-        if !state.known.contains_key(&request.worker_id) {
+        let Some(registered) = state.known.get(&request.worker_id) else {
             return ready(Err(LinkError::UnknownWorker)).boxed_local();
+        };
+        if request.instance.is_some() && request.instance != registered.instance {
+            return ready(Err(LinkError::Superseded)).boxed_local();
         }
         state.heartbeats.push(Instant::now());
         ready(Ok(())).boxed_local()
     }
 
-    fn deregister(&self, worker_id: &str) -> LocalBoxFuture<'static, Result<(), LinkError>> {
+    fn deregister(
+        &self,
+        worker_id: &str,
+        instance: Option<&str>,
+    ) -> LocalBoxFuture<'static, Result<(), LinkError>> {
         let mut state = self.state.borrow_mut();
+        let current = state
+            .known
+            .get(worker_id)
+            .is_none_or(|r| instance.is_none() || r.instance.as_deref() == instance);
+        if !current {
+            return ready(Err(LinkError::Superseded)).boxed_local();
+        }
         state.known.remove(worker_id);
         state.deregistrations.push(worker_id.to_owned());
         ready(Ok(())).boxed_local()

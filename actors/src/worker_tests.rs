@@ -24,6 +24,7 @@ fn request_for(worker_id: &str) -> RegisterRequest {
         worker_id: worker_id.into(),
         worker_url: "https://localhost:8500".into(),
         capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
+        instance: Some("instance-a".into()),
     }
 }
 
@@ -145,20 +146,43 @@ async fn jittered_retries_stay_under_their_ceilings_and_keep_going_past_five_min
 }
 
 #[actix::test]
-async fn advice_equal_to_the_configured_interval_caps_the_jitter() {
+async fn advice_equal_to_the_configured_interval_shifts_the_jitter_below_it() {
     tokio::time::pause();
     let controller = InMemoryController::new();
     controller.advise_heartbeat_interval(Duration::from_secs(30));
     let (_addr, _status) = launch(&controller, WorkerTiming::default());
-    sleep(Duration::from_secs(600)).await;
+    sleep(Duration::from_secs(3000)).await;
     let beats = controller.heartbeat_times();
-    assert!(beats.len() >= 20);
-    for wait in gaps(&beats) {
+    assert!(beats.len() >= 100);
+    let waits = gaps(&beats);
+    for wait in &waits {
         assert!(
-            (27.0..=30.0).contains(&secs(wait)),
-            "gap {wait:?} exceeds the advised 30 s"
+            (24.0..=30.0).contains(&secs(*wait)),
+            "gap {wait:?} is outside 24..30 s (the advised 30 s, minus 20 %)"
         );
     }
+    // Clipping at the advice would put half of all waits at exactly 30 s, and
+    // workers started together would beat in lockstep.
+    let at_ceiling = waits.iter().filter(|w| secs(**w) >= 29.9).count();
+    assert!(
+        at_ceiling * 10 < waits.len(),
+        "{at_ceiling} of {} waits sit at the advised interval",
+        waits.len()
+    );
+}
+
+#[actix::test]
+async fn advice_below_the_floor_is_raised_to_it() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.advise_heartbeat_interval(Duration::from_millis(4));
+    let (_addr, _status) = launch(&controller, WorkerTiming::default());
+    sleep(Duration::from_secs(10)).await;
+    let beats = controller.heartbeat_times().len();
+    assert!(
+        (80..=125).contains(&beats),
+        "{beats} beats in 10 s: the 100 ms floor allows 100 (±20 %), not 2,500"
+    );
 }
 
 #[actix::test]
@@ -234,7 +258,10 @@ async fn the_controllers_advice_shortens_the_interval() {
     let (_addr, _status) = launch(&controller, WorkerTiming::default());
     sleep(Duration::from_secs(100)).await;
     for wait in gaps(&controller.heartbeat_times()) {
-        assert!((9.0..=10.0).contains(&secs(wait)), "gap {wait:?}");
+        assert!(
+            (8.0..=10.0).contains(&secs(wait)),
+            "gap {wait:?}: within 20 % below the advised 10 s"
+        );
     }
     assert!(controller.heartbeat_times().len() >= 8);
 }
@@ -316,4 +343,35 @@ async fn shutdown_while_retrying_stops_the_retries() {
     let attempts = controller.registration_times().len();
     sleep(Duration::from_secs(600)).await;
     assert_eq!(controller.registration_times().len(), attempts);
+}
+
+#[actix::test]
+async fn a_superseded_instance_stops_beating_and_leaves_the_record_alone() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    let timing = WorkerTiming {
+        heartbeat_interval: Duration::from_secs(10),
+        ..WorkerTiming::default()
+    };
+    let (addr, status) = launch(&controller, timing);
+    sleep(Duration::from_secs(25)).await;
+    let beats_before = controller.heartbeat_times().len();
+    assert!(beats_before >= 1);
+    // A new process registers the same id (a rolling restart).
+    controller.replace_instance("hello-world-1", "instance-b");
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(status.get(), RegistrationState::Superseded);
+    assert_eq!(
+        controller.heartbeat_times().len(),
+        beats_before,
+        "no beat counted after the replacement"
+    );
+    assert_eq!(
+        controller.registration_times().len(),
+        1,
+        "it does not register again over the newer process"
+    );
+    let _ = addr.send(Shutdown).await.unwrap();
+    assert!(controller.deregistrations().is_empty());
+    assert!(controller.registered("hello-world-1").is_some());
 }

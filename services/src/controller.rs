@@ -7,13 +7,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpResponse};
-use crank_actors::domain::{Registration, RouteQuery, WorkerId};
+use crank_actors::domain::{InstanceId, Registration, RouteQuery, WorkerId};
+use crank_actors::registry::RegistryError;
 use crank_actors::registry::{
-    Deregister, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers, Register,
-    RegistryActor, Route,
+    Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
+    Register, RegistryActor, Route,
 };
 use crank_actors::wire::{
-    CapabilityList, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
+    CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
     HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
 };
 
@@ -80,10 +81,16 @@ async fn heartbeat(
     ApiJson(request): ApiJson<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let worker_id = WorkerId::parse("worker_id", &request.worker_id)?;
+    let instance = request
+        .instance
+        .as_deref()
+        .map(|instance| InstanceId::parse("instance", instance))
+        .transpose()?;
     caller.may_act_for(worker_id.as_str())?;
     let answer = registry
         .send(Heartbeat {
             worker_id,
+            instance,
             load: request.load,
         })
         .await?;
@@ -91,9 +98,13 @@ async fn heartbeat(
         Ok(_) => HttpResponse::Ok()
             .content_type(ContentType::json())
             .body(HEARTBEAT_OK_BODY),
-        Err(_) => {
-            HttpResponse::NotFound().json(HeartbeatAnswer::unknown_worker(&request.worker_id))
+        Err(RegistryError::UnknownWorker(id)) => {
+            HttpResponse::NotFound().json(HeartbeatAnswer::unknown_worker(&id))
         }
+        Err(RegistryError::Superseded {
+            worker_id,
+            instance,
+        }) => HttpResponse::Conflict().json(HeartbeatAnswer::superseded(&worker_id, &instance)),
     })
 }
 
@@ -101,14 +112,23 @@ async fn deregister(
     registry: Registry,
     Caller(caller): Caller,
     worker_id: web::Path<String>,
+    query: web::Query<DeregisterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let worker_id = worker_id.into_inner();
     caller.may_act_for(&worker_id)?;
-    registry
+    let instance = query.into_inner().instance;
+    let outcome = registry
         .send(Deregister {
             worker_id: worker_id.clone(),
+            instance: instance.clone(),
         })
         .await?;
+    if outcome == DeregisterOutcome::Superseded {
+        return Err(ApiError::Superseded {
+            worker_id,
+            instance: instance.unwrap_or_default(),
+        });
+    }
     Ok(HttpResponse::Ok().json(DeregisterResponse {
         status: DeregisterStatus::Deregistered,
         worker_id,

@@ -31,6 +31,8 @@ pub enum ApiError {
     IdentityMismatch(#[from] NotAllowed),
     #[error("worker {0} is not registered")]
     UnknownWorker(String),
+    #[error("instance {instance} of worker {worker_id} was replaced by a newer registration of that id; the record was kept")]
+    Superseded { worker_id: String, instance: String },
     #[error("No worker available for {0}")]
     NoWorkerAvailable(String),
     #[error("no endpoint {method} {path}")]
@@ -51,6 +53,13 @@ impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
         match error {
             RegistryError::UnknownWorker(id) => ApiError::UnknownWorker(id),
+            RegistryError::Superseded {
+                worker_id,
+                instance,
+            } => ApiError::Superseded {
+                worker_id,
+                instance,
+            },
         }
     }
 }
@@ -68,6 +77,7 @@ impl ApiError {
             ApiError::NoIdentity(_) => "no_identity",
             ApiError::IdentityMismatch(_) => "identity_mismatch",
             ApiError::UnknownWorker(_) => "unknown_worker",
+            ApiError::Superseded { .. } => "superseded",
             ApiError::NoWorkerAvailable(_) => "no_worker_available",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -108,6 +118,7 @@ impl ResponseError for ApiError {
             | ApiError::NoWorkerAvailable(_)
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Superseded { .. } => StatusCode::CONFLICT,
             ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

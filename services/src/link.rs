@@ -10,8 +10,8 @@ use awc::error::SendRequestError;
 use awc::http::StatusCode;
 use crank_actors::link::{ControllerLink, LinkError};
 use crank_actors::wire::{
-    ErrorBody, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, RegisterRequest,
-    RegisterResponse,
+    DeregisterQuery, ErrorBody, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus,
+    RegisterRequest, RegisterResponse,
 };
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
@@ -132,16 +132,34 @@ impl ControllerLink for HttpControllerLink {
             if unknown {
                 return Err(LinkError::UnknownWorker);
             }
+            let superseded = status == StatusCode::CONFLICT
+                && serde_json::from_slice::<HeartbeatAnswer>(&body)
+                    .is_ok_and(|answer| answer.status == HeartbeatStatus::Superseded);
+            if superseded {
+                return Err(LinkError::Superseded);
+            }
             Err(rejection(status, &body))
         }
         .boxed_local()
     }
 
-    fn deregister(&self, worker_id: &str) -> LocalBoxFuture<'static, Result<(), LinkError>> {
-        let sent = self
+    fn deregister(
+        &self,
+        worker_id: &str,
+        instance: Option<&str>,
+    ) -> LocalBoxFuture<'static, Result<(), LinkError>> {
+        let query = DeregisterQuery {
+            instance: instance.map(str::to_owned),
+        };
+        let request = self
             .client
-            .delete(self.url(&format!("/deregister/{worker_id}")))
-            .send();
+            .delete(self.url(&format!("/deregister/{worker_id}")));
+        let sent = match request.query(&query) {
+            Ok(request) => request.send(),
+            Err(e) => {
+                return async move { Err(LinkError::Unreachable(e.to_string())) }.boxed_local()
+            }
+        };
         let timeout = self.timeout;
         async move {
             let mut response = sent.await.map_err(send_error(timeout))?;
@@ -149,6 +167,10 @@ impl ControllerLink for HttpControllerLink {
             let body = read_answer(&mut response).await;
             if status.is_success() {
                 Ok(())
+            } else if status == StatusCode::CONFLICT
+                && serde_json::from_slice::<ErrorBody>(&body).is_ok_and(|e| e.error == "superseded")
+            {
+                Err(LinkError::Superseded)
             } else {
                 Err(rejection(status, &body))
             }

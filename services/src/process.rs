@@ -126,7 +126,10 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
                 ),
                 deregister_timeout: config.deregister_timeout,
             };
+            let instance = crank_actors::domain::InstanceId::random();
+            log::info!("worker {worker_id} runs as instance {instance}");
             let request = RegisterRequest {
+                instance: Some(instance.into_string()),
                 worker_id: worker_id.clone(),
                 worker_url,
                 capabilities: crate::hello::capabilities(),

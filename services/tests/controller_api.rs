@@ -580,3 +580,59 @@ async fn reads_need_an_identity() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "no_identity");
 }
+
+#[actix_web::test]
+async fn a_replaced_instance_is_told_so_and_cannot_touch_the_new_record() {
+    let registry = registry();
+    let app = app!(registry);
+    for instance in ["old-1", "new-2"] {
+        let mut body = registration("w1");
+        body["instance"] = json!(instance);
+        let (status, _) = call(
+            &app,
+            TestRequest::post().uri("/register").set_json(body),
+            Some(worker("w1")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    let beat = |instance: Option<&str>| {
+        let mut body = json!({"worker_id": "w1"});
+        if let Some(instance) = instance {
+            body["instance"] = json!(instance);
+        }
+        TestRequest::post().uri("/heartbeat").set_json(body)
+    };
+    let (status, body) = call(&app, beat(Some("old-1")), Some(worker("w1"))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["status"], "superseded");
+    assert_eq!(body["acknowledged"], false);
+    assert_eq!(body["error"], "superseded");
+    // The current instance and a worker of the original system (no instance)
+    // are acknowledged as before.
+    for instance in [Some("new-2"), None] {
+        let (status, body) = call(&app, beat(instance), Some(worker("w1"))).await;
+        assert_eq!(status, StatusCode::OK, "{instance:?}");
+        assert_eq!(body, json!({"status": "ok", "acknowledged": true}));
+    }
+
+    let (status, body) = call(
+        &app,
+        TestRequest::delete().uri("/deregister/w1?instance=old-1"),
+        Some(worker("w1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "superseded");
+    assert_eq!(worker_ids(&app).await, vec!["w1"], "the new record stays");
+
+    let (status, _) = call(
+        &app,
+        TestRequest::delete().uri("/deregister/w1?instance=new-2"),
+        Some(worker("w1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(worker_ids(&app).await.is_empty());
+}

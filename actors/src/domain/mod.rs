@@ -14,6 +14,6 @@ pub mod registration;
 pub mod route;
 
 pub use field::FieldError;
-pub use id::WorkerId;
+pub use id::{InstanceId, WorkerId};
 pub use registration::{CapabilityKey, Registration, ServedCapability, WorkerUrl};
 pub use route::RouteQuery;

@@ -7,7 +7,7 @@ use std::fmt;
 use semver::Version;
 
 use super::field::{capability_word, short_string};
-use super::{FieldError, WorkerId};
+use super::{FieldError, InstanceId, WorkerId};
 use crate::wire::{Capability, RegisterRequest};
 
 /// Most capabilities one worker may register.
@@ -38,6 +38,13 @@ impl WorkerUrl {
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(FieldError::new(field, "must name a host"));
+        }
+        // Every client is shown this URL: a secret in it would be handed out.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(FieldError::new(
+                field,
+                "must not carry credentials (user:password@)",
+            ));
         }
         Ok(WorkerUrl(url.to_owned()))
     }
@@ -145,6 +152,9 @@ pub struct Registration {
     pub worker_id: WorkerId,
     pub worker_url: WorkerUrl,
     pub capabilities: Vec<ServedCapability>,
+    /// The registering process's instance; `None` for workers of the original
+    /// system, which send none.
+    pub instance: Option<InstanceId>,
 }
 
 impl TryFrom<RegisterRequest> for Registration {
@@ -154,6 +164,11 @@ impl TryFrom<RegisterRequest> for Registration {
     fn try_from(request: RegisterRequest) -> Result<Self, FieldError> {
         let worker_id = WorkerId::parse("worker_id", &request.worker_id)?;
         let worker_url = WorkerUrl::parse("worker_url", &request.worker_url)?;
+        let instance = request
+            .instance
+            .as_deref()
+            .map(|instance| InstanceId::parse("instance", instance))
+            .transpose()?;
         if request.capabilities.is_empty() {
             return Err(FieldError::new(
                 "capabilities",
@@ -183,6 +198,7 @@ impl TryFrom<RegisterRequest> for Registration {
             worker_id,
             worker_url,
             capabilities,
+            instance,
         })
     }
 }
@@ -196,6 +212,7 @@ mod tests {
             worker_id: "hello-world-1".into(),
             worker_url: "https://localhost:8500".into(),
             capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
+            instance: None,
         }
     }
 
@@ -233,6 +250,8 @@ mod tests {
             "localhost:8500",
             "/relative",
             "https://",
+            "https://user:secret@localhost:8500",
+            "https://token@localhost:8500",
         ] {
             let mut r = request();
             r.worker_url = url.into();
@@ -254,6 +273,14 @@ mod tests {
         let mut r = request();
         r.capabilities.push(r.capabilities[0].clone());
         assert_eq!(field_of(r), "capabilities[1]");
+
+        let mut r = request();
+        r.capabilities[0].name = "x\u{1b}]0;pwned\u{7}".into();
+        assert_eq!(field_of(r), "capabilities[0].name");
+
+        let mut r = request();
+        r.capabilities[0].runtime = Some("rust\u{202e}".into());
+        assert_eq!(field_of(r), "capabilities[0].runtime");
     }
 
     #[test]

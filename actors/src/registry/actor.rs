@@ -156,21 +156,24 @@ impl Handler<Heartbeat> for RegistryActor {
     type Result = Result<HeartbeatAck, RegistryError>;
 
     fn handle(&mut self, msg: Heartbeat, _: &mut Self::Context) -> Self::Result {
+        let instance = msg.instance.as_ref().map(|i| i.as_str());
         let ack = self
             .registry
-            .heartbeat(msg.worker_id.as_str(), msg.load, Now::read());
+            .heartbeat(msg.worker_id.as_str(), instance, msg.load, Now::read());
         self.publish();
         ack
     }
 }
 
 impl Handler<Deregister> for RegistryActor {
-    type Result = bool;
+    type Result = MessageResult<Deregister>;
 
-    fn handle(&mut self, msg: Deregister, _: &mut Self::Context) -> bool {
-        let known = self.registry.deregister(&msg.worker_id);
+    fn handle(&mut self, msg: Deregister, _: &mut Self::Context) -> Self::Result {
+        let outcome = self
+            .registry
+            .deregister(&msg.worker_id, msg.instance.as_deref());
         self.publish();
-        known
+        MessageResult(outcome)
     }
 }
 

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use super::deadlines::DeadlineQueue;
 use super::index::CapabilityIndex;
 use super::messages::{
-    HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice, WorkerDetailView,
-    WorkerView,
+    DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice,
+    WorkerDetailView, WorkerView,
 };
 use super::record::{CapabilitySets, WorkerRecord};
 use super::store::RegistryEvent;
@@ -112,6 +112,7 @@ impl Registry {
             worker_id,
             worker_url,
             capabilities,
+            instance,
         } = registration;
         let replaced = self.remove(worker_id.as_str()).is_some();
         let count = capabilities.len();
@@ -128,6 +129,7 @@ impl Registry {
             url: worker_url.into_string().into_boxed_str(),
             capabilities,
             registered_by: self.registrant(registered_by),
+            instance: instance.map(|i| i.into_string().into_boxed_str()),
             registered_at: now.wall,
             last_seen: now.mono,
             stale_since: None,
@@ -161,6 +163,7 @@ impl Registry {
     pub fn heartbeat(
         &mut self,
         worker_id: &str,
+        instance: Option<&str>,
         load: Option<Load>,
         now: Now,
     ) -> Result<HeartbeatAck, RegistryError> {
@@ -169,6 +172,17 @@ impl Registry {
             .workers
             .get_mut(worker_id)
             .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
+        if !record.is_current(instance) {
+            log::info!(
+                "heartbeat of worker {worker_id} from instance {} refused: instance {} registered it since",
+                instance.unwrap_or("?"),
+                record.instance.as_deref().unwrap_or("(none)")
+            );
+            return Err(RegistryError::Superseded {
+                worker_id: worker_id.to_owned(),
+                instance: instance.unwrap_or_default().to_owned(),
+            });
+        }
         let was_stale = record.is_stale(now.mono, stale_after);
         record.last_seen = now.mono;
         if record.stale_since.take().is_some() {
@@ -186,19 +200,30 @@ impl Registry {
         Ok(HeartbeatAck { revived: was_stale })
     }
 
-    /// Removes a worker; answers whether it was known.
-    pub fn deregister(&mut self, worker_id: &str) -> bool {
-        match self.remove(worker_id) {
-            Some(record) => {
-                log::info!("deregistered worker {worker_id}");
-                self.events.push(RegistryEvent::Deregistered(record.id));
-                true
-            }
-            None => {
-                log::debug!("deregister for unknown worker {worker_id}: nothing to do");
-                false
-            }
+    /// Removes a worker, unless `instance` names a process that another
+    /// registration of the id has replaced.
+    pub fn deregister(&mut self, worker_id: &str, instance: Option<&str>) -> DeregisterOutcome {
+        let Some(record) = self.workers.get(worker_id) else {
+            // The id comes from a URL path and is not checked: escape it.
+            log::debug!(
+                "deregister for unknown worker {}: nothing to do",
+                worker_id.escape_debug()
+            );
+            return DeregisterOutcome::Unknown;
+        };
+        if !record.is_current(instance) {
+            log::info!(
+                "kept worker {worker_id}: its old instance {} deregistered, but instance {} registered it since",
+                instance.unwrap_or("?"),
+                record.instance.as_deref().unwrap_or("(none)")
+            );
+            return DeregisterOutcome::Superseded;
         }
+        if let Some(record) = self.remove(worker_id) {
+            log::info!("deregistered worker {worker_id}");
+            self.events.push(RegistryEvent::Deregistered(record.id));
+        }
+        DeregisterOutcome::Removed
     }
 
     /// Chooses a live provider of `query` in round-robin order.

@@ -40,6 +40,7 @@ fn registration(id: &str, name: &str) -> Registration {
         worker_id: id.into(),
         worker_url: format!("https://{id}.local:8500"),
         capabilities: vec![Capability::new("invoke", name, "1.0.0")],
+        instance: None,
     })
     .unwrap()
 }
@@ -82,7 +83,7 @@ fn a_worker_that_heartbeats_is_queued_again_not_marked() {
     let clock = Clock::new();
     let mut registry = registry();
     registry.register(registration("w1", "x"), "admin/t", clock.at(0));
-    registry.heartbeat("w1", None, clock.at(100)).unwrap();
+    registry.heartbeat("w1", None, None, clock.at(100)).unwrap();
     let step = registry.sweep_step(clock.at(121), usize::MAX);
     assert_eq!((step.examined, step.newly_stale.len()), (1, 0));
     assert_eq!(registry.sweep_step(clock.at(219), usize::MAX).examined, 0);
@@ -132,10 +133,10 @@ fn replicas_share_one_capability_set_until_the_last_leaves() {
     }
     registry.register(registration("other", "y"), "admin/t", clock.at(0));
     assert_eq!(registry.shared_capability_sets(), 2);
-    registry.deregister("other");
+    registry.deregister("other", None);
     assert_eq!(registry.shared_capability_sets(), 1);
     for i in 0..100 {
-        registry.deregister(&format!("w{i}"));
+        registry.deregister(&format!("w{i}"), None);
     }
     assert_eq!(registry.shared_capability_sets(), 0);
 }
@@ -145,7 +146,7 @@ fn the_wall_time_of_a_heartbeat_is_derived_from_the_monotonic_clock() {
     let clock = Clock::new();
     let mut registry = registry();
     registry.register(registration("w1", "x"), "admin/t", clock.at(0));
-    registry.heartbeat("w1", None, clock.at(10)).unwrap();
+    registry.heartbeat("w1", None, None, clock.at(10)).unwrap();
     let view = registry.list(clock.at(15)).remove(0);
     assert_eq!(view.last_heartbeat, clock.at(10).wall);
     assert_eq!(view.registered_at, clock.at(0).wall);

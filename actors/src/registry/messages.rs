@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Registration, RouteQuery, WorkerId};
+use crate::domain::{InstanceId, Registration, RouteQuery, WorkerId};
 use crate::wire::{Capability, CapabilityCount, Load, WorkerStatus};
 
 /// Register (or replace) a worker. Who may do so is decided before (a worker
@@ -26,14 +26,30 @@ pub struct Register {
 #[rtype(result = "Result<HeartbeatAck, RegistryError>")]
 pub struct Heartbeat {
     pub worker_id: WorkerId,
+    /// The beating process; a beat from an instance that is no longer the
+    /// registered one is refused ([`RegistryError::Superseded`]).
+    pub instance: Option<InstanceId>,
     pub load: Option<Load>,
 }
 
-/// Remove a worker; answers whether it was known.
+/// Remove a worker.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "bool")]
+#[rtype(result = "DeregisterOutcome")]
 pub struct Deregister {
     pub worker_id: String,
+    /// The leaving process; it removes the record only if it is the one
+    /// registered.
+    pub instance: Option<String>,
+}
+
+/// What a [`Deregister`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeregisterOutcome {
+    Removed,
+    /// No such worker: nothing to do.
+    Unknown,
+    /// Another instance holds the record now; it was kept.
+    Superseded,
 }
 
 /// List every worker, ordered by id.
@@ -76,6 +92,8 @@ pub struct GetStats;
 pub enum RegistryError {
     #[error("worker {0} is not registered")]
     UnknownWorker(String),
+    #[error("instance {instance} of worker {worker_id} was replaced by a newer registration")]
+    Superseded { worker_id: String, instance: String },
 }
 
 /// A successful registration.

@@ -41,6 +41,10 @@ pub use self::store::{ChangeSink, MemoryOnly, RegistryEvent};
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
 /// Default time a worker may stay stale before it is removed.
 pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(600);
+/// The shortest `stale_after` a controller accepts: its workers are advised
+/// to beat every quarter of it, and faster than four times a second is a
+/// misconfiguration, not a liveness policy.
+pub const MIN_STALE_AFTER: Duration = Duration::from_secs(1);
 
 /// How the registry judges liveness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

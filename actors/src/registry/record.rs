@@ -145,6 +145,8 @@ pub struct WorkerRecord {
     pub capabilities: Rc<CapabilitySet>,
     /// The identity that registered it.
     pub registered_by: Rc<str>,
+    /// The process that registered it, if it named itself.
+    pub instance: Option<Box<str>>,
     pub registered_at: DateTime<Utc>,
     /// Monotonic time of the last heartbeat (or of the registration).
     pub last_seen: Instant,
@@ -154,6 +156,13 @@ pub struct WorkerRecord {
 }
 
 impl WorkerRecord {
+    /// Whether a message from `instance` speaks for this record: any message
+    /// that names no instance does (the original system's workers), one that
+    /// names one must name the registered one.
+    pub fn is_current(&self, instance: Option<&str>) -> bool {
+        instance.is_none_or(|instance| self.instance.as_deref() == Some(instance))
+    }
+
     /// Stale once marked by a sweep, or as soon as `stale_after` has passed, so
     /// the answer does not depend on when the sweeper last ran.
     pub fn is_stale(&self, now: Instant, stale_after: Duration) -> bool {

@@ -22,6 +22,7 @@ fn registration(id: &str, capabilities: &[(&str, &str, &str)]) -> Register {
             .iter()
             .map(|(verb, name, version)| Capability::new(verb, name, version))
             .collect(),
+        instance: None,
     };
     Register {
         registration: Registration::try_from(request).unwrap(),
@@ -92,6 +93,7 @@ async fn a_stale_worker_is_not_routed_to_and_a_heartbeat_revives_it() {
     registry
         .send(Heartbeat {
             worker_id: WorkerId::try_from("w2").unwrap(),
+            instance: None,
             load: None,
         })
         .await
@@ -108,6 +110,7 @@ async fn a_stale_worker_is_not_routed_to_and_a_heartbeat_revives_it() {
     let ack = registry
         .send(Heartbeat {
             worker_id: WorkerId::try_from("w1").unwrap(),
+            instance: None,
             load: None,
         })
         .await
@@ -147,6 +150,7 @@ async fn a_worker_stale_for_evict_after_is_removed() {
     let heartbeat = registry
         .send(Heartbeat {
             worker_id: WorkerId::try_from("w1").unwrap(),
+            instance: None,
             load: None,
         })
         .await
@@ -267,6 +271,7 @@ async fn round_robin_skips_no_one_when_providers_leave_or_return() {
     registry
         .send(Deregister {
             worker_id: "a".into(),
+            instance: None,
         })
         .await
         .unwrap();
@@ -347,6 +352,7 @@ async fn evicting_many_at_once_keeps_the_index_and_the_rotation_right() {
     for id in ["a", "b"] {
         let beat = Heartbeat {
             worker_id: WorkerId::try_from(id).unwrap(),
+            instance: None,
             load: None,
         };
         registry.send(beat).await.unwrap().unwrap();
@@ -390,18 +396,18 @@ async fn the_record_names_who_registered_it() {
 async fn deregister_removes_the_worker_from_the_index() {
     let registry = start(RegistrySettings::default());
     registry.send(greet("w1")).await.unwrap();
-    assert!(registry
-        .send(Deregister {
-            worker_id: "w1".into()
-        })
-        .await
-        .unwrap());
-    assert!(!registry
-        .send(Deregister {
-            worker_id: "w1".into()
-        })
-        .await
-        .unwrap());
+    let deregister = || Deregister {
+        worker_id: "w1".into(),
+        instance: None,
+    };
+    assert_eq!(
+        registry.send(deregister()).await.unwrap(),
+        DeregisterOutcome::Removed
+    );
+    assert_eq!(
+        registry.send(deregister()).await.unwrap(),
+        DeregisterOutcome::Unknown
+    );
     assert_eq!(registry.send(route_greet()).await.unwrap(), None);
     assert!(registry.send(ListCapabilities).await.unwrap().is_empty());
 }
@@ -453,6 +459,7 @@ async fn a_heartbeat_records_the_reported_load() {
     registry
         .send(Heartbeat {
             worker_id: WorkerId::try_from("w1").unwrap(),
+            instance: None,
             load: Some(load),
         })
         .await
@@ -466,4 +473,49 @@ async fn a_heartbeat_records_the_reported_load() {
         .unwrap()
         .unwrap();
     assert_eq!(detail.load, Some(load));
+}
+
+fn with_instance(mut register: Register, instance: &str) -> Register {
+    register.registration.instance =
+        Some(crate::domain::InstanceId::parse("instance", instance).unwrap());
+    register
+}
+
+#[actix::test]
+async fn an_old_instance_can_neither_refresh_nor_remove_the_new_record() {
+    tokio::time::pause();
+    let registry = start(RegistrySettings::default());
+    registry
+        .send(with_instance(greet("w1"), "old"))
+        .await
+        .unwrap();
+    registry
+        .send(with_instance(greet("w1"), "new"))
+        .await
+        .unwrap();
+    let beat = |instance: Option<&str>| Heartbeat {
+        worker_id: WorkerId::try_from("w1").unwrap(),
+        instance: instance.map(|i| crate::domain::InstanceId::parse("instance", i).unwrap()),
+        load: None,
+    };
+    assert!(matches!(
+        registry.send(beat(Some("old"))).await.unwrap(),
+        Err(RegistryError::Superseded { .. })
+    ));
+    let old_leaves = Deregister {
+        worker_id: "w1".into(),
+        instance: Some("old".into()),
+    };
+    assert_eq!(
+        registry.send(old_leaves).await.unwrap(),
+        DeregisterOutcome::Superseded
+    );
+    assert!(registry.send(route_greet()).await.unwrap().is_some());
+    // The new instance, and a v1 worker naming none, still speak for it.
+    assert!(registry.send(beat(Some("new"))).await.unwrap().is_ok());
+    assert!(registry.send(beat(None)).await.unwrap().is_ok());
+    // Only the old instance's beats came in: the record goes stale.
+    sleep(Duration::from_secs(121)).await;
+    assert!(registry.send(beat(Some("old"))).await.unwrap().is_err());
+    assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
 }

@@ -10,6 +10,15 @@ pub enum DeregisterStatus {
     Deregistered,
 }
 
+/// `DELETE /deregister/{worker_id}?instance=…`: the optional instance that
+/// asks. A deregistration naming an instance that is no longer the registered
+/// one removes nothing and is answered 409 `superseded`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeregisterQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
 /// `DELETE /deregister/{worker_id}` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeregisterResponse {

@@ -15,6 +15,9 @@ pub struct HeartbeatRequest {
     pub worker_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<Load>,
+    /// The instance that registered, as in its [`RegisterRequest`](super::RegisterRequest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// The `status` of a heartbeat answer.
@@ -27,10 +30,15 @@ pub enum HeartbeatStatus {
     /// it); the worker registers again. The original controller's shape, which
     /// workers key their re-registration on.
     UnknownWorker,
+    /// 409: another process registered this worker id since (a rolling
+    /// restart, or a duplicate id); this instance's beats no longer count and
+    /// it stops beating. Only ever sent to a heartbeat that names an instance.
+    Superseded,
 }
 
-/// Both heartbeat answers: `200 {"status":"ok","acknowledged":true}` and
-/// `404 {"status":"unknown_worker","acknowledged":false, "error", "detail"}`.
+/// Every heartbeat answer: `200 {"status":"ok","acknowledged":true}`,
+/// `404 {"status":"unknown_worker","acknowledged":false, "error", "detail"}` and
+/// `409 {"status":"superseded", …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatAnswer {
     pub status: HeartbeatStatus,
@@ -64,6 +72,20 @@ impl HeartbeatAnswer {
             error: Some("unknown_worker".into()),
             detail: Some(format!(
                 "worker {worker_id} is not registered; register it again"
+            )),
+        }
+    }
+}
+
+impl HeartbeatAnswer {
+    /// The 409 answer to an instance that another process replaced.
+    pub fn superseded(worker_id: &str, instance: &str) -> Self {
+        HeartbeatAnswer {
+            status: HeartbeatStatus::Superseded,
+            acknowledged: false,
+            error: Some("superseded".into()),
+            detail: Some(format!(
+                "instance {instance} of worker {worker_id} was replaced by a newer registration of that id; stop heartbeating"
             )),
         }
     }

@@ -26,7 +26,7 @@ pub mod route;
 mod timestamp;
 
 pub use capability::{capability_key, Capability};
-pub use deregister::{DeregisterResponse, DeregisterStatus};
+pub use deregister::{DeregisterQuery, DeregisterResponse, DeregisterStatus};
 pub use error::ErrorBody;
 pub use fleet::{
     CapabilityCount, CapabilityList, Health, HealthStatus, Stats, WorkerDetail, WorkerList,

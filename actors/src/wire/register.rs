@@ -10,6 +10,11 @@ pub struct RegisterRequest {
     pub worker_id: String,
     pub worker_url: String,
     pub capabilities: Vec<Capability>,
+    /// This worker process's instance: a random token fixed for the life of
+    /// the process, so the controller can tell a restarted process from the
+    /// one it replaced. Workers of the original system send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// The `status` of a successful registration.

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crank_actors::registry::RegistrySettings;
+use crank_actors::registry::{RegistrySettings, MIN_STALE_AFTER};
 
-use super::parse::{number, parse_duration, path, positive_duration, text};
+use super::parse::{duration_at_least, number, parse_duration, path, positive_duration, text};
 use super::{ConfigError, Flags, Layered, Layers, Setting};
 
 pub(super) const BIND: Setting = Setting {
@@ -127,8 +127,20 @@ impl Layered for ControllerConfig {
             port: layers.value(&PORT, number)?,
             cert_dir: layers.value(&CERT_DIR, path)?,
             cert: layers.value(&CERT, text)?,
-            stale_after: layers.value(&STALE_AFTER, positive_duration)?,
-            sweep_interval: layers.value(&SWEEP_INTERVAL, positive_duration)?,
+            stale_after: layers.value(
+                &STALE_AFTER,
+                duration_at_least(
+                    MIN_STALE_AFTER,
+                    "workers are advised to heartbeat every quarter of it",
+                ),
+            )?,
+            sweep_interval: layers.value(
+                &SWEEP_INTERVAL,
+                duration_at_least(
+                    Duration::from_millis(10),
+                    "a sweep more often would keep the registry busy sweeping",
+                ),
+            )?,
             evict_after: layers.value(&EVICT_AFTER, parse_duration)?,
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,

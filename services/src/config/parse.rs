@@ -25,6 +25,20 @@ pub(super) fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// A duration of at least `min`, naming the minimum and why when it is shorter.
+pub(super) fn duration_at_least(
+    min: Duration,
+    why: &'static str,
+) -> impl Fn(&str) -> Result<Duration, String> {
+    move |text| {
+        let value = parse_duration(text)?;
+        if value < min {
+            return Err(format!("must be at least {min:?}: {why}"));
+        }
+        Ok(value)
+    }
+}
+
 /// A number, such as a port or a thread count.
 pub(super) fn number<T: FromStr>(text: &str) -> Result<T, String>
 where

@@ -170,7 +170,7 @@ fn zero_durations_are_refused_naming_the_key() {
     let error = ControllerConfig::resolve(&env, &Flags::default()).unwrap_err();
     assert!(
         error.to_string().starts_with("sweep_interval")
-            && error.to_string().contains("longer than zero"),
+            && error.to_string().contains("must be at least 10ms"),
         "{error}"
     );
     let env = HashMap::from([("CONTROLLER_EVICT_AFTER", "0")]);
@@ -211,4 +211,22 @@ fn an_invalid_worker_id_or_url_is_refused_naming_the_key() {
     let env = HashMap::from([("WORKER_URL", "https://w1.example:8500/")]);
     let config = WorkerConfig::resolve(&env, &Flags::default()).unwrap();
     assert_eq!(config.announced_url(), "https://w1.example:8500");
+}
+
+#[test]
+fn absurdly_short_timings_are_refused_at_start_saying_why() {
+    let flags = Flags::default().with(&controller::STALE_AFTER, "4ms");
+    let error = ControllerConfig::resolve(&HashMap::new(), &flags).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("stale_after") && text.contains("at least 1s"),
+        "{text}"
+    );
+    let env = HashMap::from([("WORKER_HEARTBEAT_INTERVAL", "1ms")]);
+    let error = WorkerConfig::resolve(&env, &Flags::default()).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("heartbeat_interval") && text.contains("at least 100ms"),
+        "{text}"
+    );
 }

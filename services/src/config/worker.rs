@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crank_actors::domain::{WorkerId, WorkerUrl};
+use crank_actors::heartbeat::MIN_HEARTBEAT_INTERVAL;
 
-use super::parse::{number, optional_text, optional_url, path, positive_duration, text};
+use super::parse::{
+    duration_at_least, number, optional_text, optional_url, path, positive_duration, text,
+};
 use super::{ConfigError, Flags, Layered, Layers, Setting};
 
 pub(super) const BIND: Setting = Setting {
@@ -173,7 +176,13 @@ impl Layered for WorkerConfig {
             worker_id: layers.value(&WORKER_ID, worker_id)?,
             worker_url: layers.optional(&WORKER_URL, worker_url)?.flatten(),
             controller_url: layers.optional(&CONTROLLER_URL, optional_url)?.flatten(),
-            heartbeat_interval: layers.value(&HEARTBEAT_INTERVAL, positive_duration)?,
+            heartbeat_interval: layers.value(
+                &HEARTBEAT_INTERVAL,
+                duration_at_least(
+                    MIN_HEARTBEAT_INTERVAL,
+                    "faster beats load the controller and say nothing more",
+                ),
+            )?,
             cert_dir: layers.value(&CERT_DIR, path)?,
             cert: layers.optional(&CERT, optional_text)?.flatten(),
             registration_backoff_initial: layers
