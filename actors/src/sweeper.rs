@@ -49,6 +49,7 @@ mod tests {
         let registry = RegistryActor::new(RegistrySettings {
             stale_after: Duration::from_secs(2),
             evict_after: Some(Duration::from_secs(3)),
+            ..RegistrySettings::default()
         })
         .start();
         StalenessSweeper::new(registry.clone(), Duration::from_millis(500)).start();

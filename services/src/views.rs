@@ -6,8 +6,7 @@ use crank_actors::registry::{
     RegisterAck, RegistryStats, RouteChoice, WorkerDetailView, WorkerView,
 };
 use crank_actors::wire::{
-    RegisterResponse, RegisterStatus, RouteResponse, Stats, WorkerDetail, WorkerStatus,
-    WorkerSummary,
+    RegisterResponse, RegisterStatus, RouteResponse, Stats, WorkerDetail, WorkerSummary,
 };
 
 /// `POST /register`'s answer.
@@ -34,7 +33,7 @@ pub fn route(choice: RouteChoice) -> RouteResponse {
 /// One row of `GET /workers`.
 pub fn worker_summary(view: WorkerView) -> WorkerSummary {
     WorkerSummary {
-        is_healthy: view.status == WorkerStatus::Healthy,
+        is_healthy: view.status.is_routable(),
         worker_id: view.worker_id,
         worker_url: view.worker_url,
         status: view.status,
@@ -48,7 +47,7 @@ pub fn worker_summary(view: WorkerView) -> WorkerSummary {
 pub fn worker_detail(detail: WorkerDetailView) -> WorkerDetail {
     let view = detail.worker;
     WorkerDetail {
-        is_healthy: view.status == WorkerStatus::Healthy,
+        is_healthy: view.status.is_routable(),
         worker_id: view.worker_id,
         worker_url: view.worker_url,
         status: view.status,

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use actix::clock::Instant;
 use actix::prelude::*;
 
 use super::core::{Now, Registry, SweepStep, SWEEP_STEP_ENTRIES};
+use super::liveness::GraceReason;
 use super::messages::*;
 use super::store::{ChangeSink, MemoryOnly};
 use super::RegistrySettings;
@@ -34,6 +36,18 @@ pub struct RegistryActor {
     sweep_so_far: Duration,
     last_sweep: Duration,
     longest_sweep_step: Duration,
+    /// How often sweeps are due, when a sweeper drives this registry.
+    sweep_interval: Option<Duration>,
+    /// When the last sweep arrived: a long silence means this controller
+    /// was not running (paused, stalled), not that its workers died.
+    last_sweep_heard: Option<Instant>,
+}
+
+/// No sweep for this long, when one is due every `interval`, means the
+/// controller itself was not running: two missed sweeps and a second of slack
+/// for a busy machine.
+fn pause_threshold(interval: Duration) -> Duration {
+    interval * 2 + Duration::from_secs(1)
 }
 
 impl RegistryActor {
@@ -51,7 +65,16 @@ impl RegistryActor {
             sweep_so_far: Duration::ZERO,
             last_sweep: Duration::ZERO,
             longest_sweep_step: Duration::ZERO,
+            sweep_interval: None,
+            last_sweep_heard: None,
         }
+    }
+
+    /// Expects a sweep every `interval`, and treats a much longer silence as a
+    /// pause of this controller (see [`liveness`](super::liveness)).
+    pub fn expecting_sweeps_every(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
+        self
     }
 
     /// Starts a registry and its [`StalenessSweeper`] on the current thread's
@@ -60,9 +83,27 @@ impl RegistryActor {
         settings: RegistrySettings,
         sweep_interval: Duration,
     ) -> Addr<RegistryActor> {
-        let registry = RegistryActor::new(settings).start();
+        let registry = RegistryActor::new(settings)
+            .expecting_sweeps_every(sweep_interval)
+            .start();
         StalenessSweeper::new(registry.clone(), sweep_interval).start();
         registry
+    }
+
+    /// Reads the clock, and begins a grace period if sweeps stopped arriving
+    /// for far longer than their interval: this controller was not running.
+    fn now(&mut self) -> Now {
+        let now = Now::read();
+        if let (Some(interval), Some(last)) = (self.sweep_interval, self.last_sweep_heard) {
+            let unseen_for = now.mono.saturating_duration_since(last);
+            if unseen_for > pause_threshold(interval) {
+                // Once per pause: the next sweep is due from here.
+                self.last_sweep_heard = Some(now.mono);
+                self.registry
+                    .begin_grace(now, GraceReason::Paused { unseen_for });
+            }
+        }
+        now
     }
 
     /// Hands the changes of the last message to the sink.
@@ -77,7 +118,9 @@ impl RegistryActor {
     fn sweep_step(&mut self, ctx: &mut Context<Self>) -> SweepStep {
         // Wall time, not the (possibly paused) tokio clock: this is a cost.
         let started = std::time::Instant::now();
-        let step = self.registry.sweep_step(Now::read(), SWEEP_STEP_ENTRIES);
+        let now = self.now();
+        self.last_sweep_heard = Some(now.mono);
+        let step = self.registry.sweep_step(now, SWEEP_STEP_ENTRIES);
         self.log_step(&step);
         self.publish();
         let spent = started.elapsed();
@@ -144,9 +187,10 @@ impl Handler<Register> for RegistryActor {
     type Result = MessageResult<Register>;
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
+        let now = self.now();
         let ack = self
             .registry
-            .register(msg.registration, &msg.registered_by, Now::read());
+            .register(msg.registration, &msg.registered_by, now);
         self.publish();
         MessageResult(ack)
     }
@@ -156,10 +200,11 @@ impl Handler<Heartbeat> for RegistryActor {
     type Result = Result<HeartbeatAck, RegistryError>;
 
     fn handle(&mut self, msg: Heartbeat, _: &mut Self::Context) -> Self::Result {
+        let now = self.now();
         let instance = msg.instance.as_ref().map(|i| i.as_str());
         let ack = self
             .registry
-            .heartbeat(msg.worker_id.as_str(), instance, msg.load, Now::read());
+            .heartbeat(msg.worker_id.as_str(), instance, msg.load, now);
         self.publish();
         ack
     }
@@ -181,7 +226,8 @@ impl Handler<ListWorkers> for RegistryActor {
     type Result = MessageResult<ListWorkers>;
 
     fn handle(&mut self, _: ListWorkers, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.registry.list(Now::read()))
+        let now = self.now();
+        MessageResult(self.registry.list(now))
     }
 }
 
@@ -189,7 +235,8 @@ impl Handler<GetWorker> for RegistryActor {
     type Result = Option<WorkerDetailView>;
 
     fn handle(&mut self, msg: GetWorker, _: &mut Self::Context) -> Self::Result {
-        self.registry.detail(&msg.worker_id, Now::read())
+        let now = self.now();
+        self.registry.detail(&msg.worker_id, now)
     }
 }
 
@@ -197,7 +244,8 @@ impl Handler<ListCapabilities> for RegistryActor {
     type Result = MessageResult<ListCapabilities>;
 
     fn handle(&mut self, _: ListCapabilities, _: &mut Self::Context) -> Self::Result {
-        let counts: BTreeMap<String, CapabilityCount> = self.registry.capabilities(Now::read());
+        let now = self.now();
+        let counts: BTreeMap<String, CapabilityCount> = self.registry.capabilities(now);
         MessageResult(counts)
     }
 }
@@ -206,7 +254,8 @@ impl Handler<Route> for RegistryActor {
     type Result = Option<RouteChoice>;
 
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Self::Result {
-        self.registry.route(&msg.query, Now::read())
+        let now = self.now();
+        self.registry.route(&msg.query, now)
     }
 }
 

@@ -12,15 +12,16 @@ use chrono::{DateTime, Utc};
 
 use super::deadlines::DeadlineQueue;
 use super::index::CapabilityIndex;
+use super::liveness::{GraceReason, Liveness};
 use super::messages::{
     DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice,
     WorkerDetailView, WorkerView,
 };
 use super::record::{CapabilitySets, WorkerRecord};
 use super::store::RegistryEvent;
-use super::RegistrySettings;
+use super::{RegistrySettings, MIN_PROTECTED_FLEET};
 use crate::domain::{Registration, RouteQuery};
-use crate::wire::{CapabilityCount, Load};
+use crate::wire::{CapabilityCount, Load, WorkerStatus};
 
 /// Deadlines one sweep step handles at most, so a sweep that finds a whole
 /// fleet expiring holds the registry for about a millisecond at a time, not
@@ -43,10 +44,15 @@ impl Now {
         }
     }
 
-    /// The wall-clock time of the monotonic instant `at` (in the past).
+    /// The wall-clock time of the monotonic instant `at`, taking this reading
+    /// as the anchor between the two clocks.
     fn wall_of(&self, at: Instant) -> DateTime<Utc> {
-        let ago = self.mono.saturating_duration_since(at);
-        self.wall - chrono::Duration::from_std(ago).unwrap_or(chrono::TimeDelta::MAX)
+        let delta = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+        if at >= self.mono {
+            self.wall + delta(at - self.mono)
+        } else {
+            self.wall - delta(self.mono - at)
+        }
     }
 }
 
@@ -61,11 +67,19 @@ pub struct SweepStep {
     pub examined: usize,
     /// Whether deadlines that are already due remain for another step.
     pub more: bool,
+    /// Whether this step began a grace period because too much of the fleet
+    /// would have gone stale, with that share.
+    pub protected: Option<f64>,
 }
 
 /// The registry: worker records, the capability index and the deadline queue.
 pub struct Registry {
     settings: RegistrySettings,
+    /// The first clock reading: the one anchor from which every time on the
+    /// wire is derived, so a record's times are stable from read to read and
+    /// consistent with each other.
+    anchor: Option<Now>,
+    liveness: Liveness,
     workers: HashMap<Rc<str>, WorkerRecord>,
     index: CapabilityIndex,
     deadlines: DeadlineQueue,
@@ -82,6 +96,8 @@ impl Registry {
     pub fn new(settings: RegistrySettings) -> Self {
         Registry {
             settings,
+            anchor: None,
+            liveness: Liveness::new(settings.stale_after),
             workers: HashMap::new(),
             index: CapabilityIndex::default(),
             deadlines: DeadlineQueue::default(),
@@ -114,6 +130,7 @@ impl Registry {
             capabilities,
             instance,
         } = registration;
+        self.anchor.get_or_insert(now);
         let replaced = self.remove(worker_id.as_str()).is_some();
         let count = capabilities.len();
         let index = &self.index;
@@ -130,7 +147,7 @@ impl Registry {
             capabilities,
             registered_by: self.registrant(registered_by),
             instance: instance.map(|i| i.into_string().into_boxed_str()),
-            registered_at: now.wall,
+            registered_at: now.mono,
             last_seen: now.mono,
             stale_since: None,
             load: None,
@@ -167,7 +184,6 @@ impl Registry {
         load: Option<Load>,
         now: Now,
     ) -> Result<HeartbeatAck, RegistryError> {
-        let stale_after = self.settings.stale_after;
         let record = self
             .workers
             .get_mut(worker_id)
@@ -183,7 +199,8 @@ impl Registry {
                 instance: instance.unwrap_or_default().to_owned(),
             });
         }
-        let was_stale = record.is_stale(now.mono, stale_after);
+        let was = self.liveness.status(record, now.mono);
+        let was_stale = was == WorkerStatus::Stale;
         record.last_seen = now.mono;
         if record.stale_since.take().is_some() {
             self.marked_stale -= 1;
@@ -197,7 +214,9 @@ impl Registry {
             );
             self.events.push(RegistryEvent::Healthy(record.id.clone()));
         }
-        Ok(HeartbeatAck { revived: was_stale })
+        Ok(HeartbeatAck {
+            revived: was != WorkerStatus::Healthy,
+        })
     }
 
     /// Removes a worker, unless `instance` names a process that another
@@ -229,11 +248,11 @@ impl Registry {
     /// Chooses a live provider of `query` in round-robin order.
     pub fn route(&mut self, query: &RouteQuery, now: Now) -> Option<RouteChoice> {
         let key = query.key.as_str();
-        let stale_after = self.settings.stale_after;
         let workers = &self.workers;
+        let liveness = &self.liveness;
         let (id, (url, version)) = self.index.next_accepted(key, |id| {
             let record = workers.get(id)?;
-            if record.is_stale(now.mono, stale_after) {
+            if !liveness.is_routable(record, now.mono) {
                 return None;
             }
             let version = record
@@ -276,13 +295,18 @@ impl Registry {
         })
     }
 
+    /// The wall-clock time of `at`, from the anchor.
+    fn wall_of(&self, at: Instant, now: Now) -> DateTime<Utc> {
+        self.anchor.unwrap_or(now).wall_of(at)
+    }
+
     fn view(&self, record: &WorkerRecord, now: Now) -> WorkerView {
         WorkerView {
             worker_id: record.id.to_string(),
             worker_url: record.url.to_string(),
-            status: record.status(now.mono, self.settings.stale_after),
-            last_heartbeat: now.wall_of(record.last_seen),
-            registered_at: record.registered_at,
+            status: self.liveness.status(record, now.mono),
+            last_heartbeat: self.wall_of(record.last_seen, now),
+            registered_at: self.wall_of(record.registered_at, now),
             since_heartbeat: now.mono.saturating_duration_since(record.last_seen),
             capability_keys: record
                 .capabilities
@@ -295,14 +319,13 @@ impl Registry {
 
     /// Providers per capability, healthy and in all.
     pub fn capabilities(&self, now: Now) -> BTreeMap<String, CapabilityCount> {
-        let stale_after = self.settings.stale_after;
         self.index
             .iter()
             .map(|(key, providers)| {
                 let healthy_workers = providers
                     .iter()
                     .filter_map(|id| self.workers.get(id))
-                    .filter(|record| !record.is_stale(now.mono, stale_after))
+                    .filter(|record| self.liveness.is_routable(record, now.mono))
                     .count();
                 let count = CapabilityCount {
                     workers: providers.len(),
@@ -330,22 +353,53 @@ impl Registry {
         let RegistrySettings {
             stale_after,
             evict_after,
+            protect_threshold,
         } = self.settings;
         let mut step = SweepStep::default();
         let mut evicted: HashSet<Rc<str>> = HashSet::new();
-        for _ in 0..budget {
+        let mut due = Vec::new();
+        while due.len() < budget {
             let Some(queued) = self.deadlines.pop_due(now.mono) else {
                 break;
             };
             step.examined += 1;
+            // Dropped if the worker is gone or registered again since (its new
+            // record has its own entry).
+            if let Some(record) = self.workers.get(&queued) {
+                if Rc::ptr_eq(&record.id, &queued) {
+                    due.push(queued);
+                }
+            }
+        }
+        let mut grace_until = self.liveness.grace_until(now.mono);
+        if grace_until.is_none() && self.liveness.may_protect(now.mono) {
+            let fleet = self.workers.len();
+            let going_stale = due
+                .iter()
+                .filter_map(|id| self.workers.get(id))
+                .filter(|r| r.stale_since.is_none() && self.liveness.is_silent(r, now.mono))
+                .count();
+            let share = (self.marked_stale + going_stale) as f64 / fleet.max(1) as f64;
+            if fleet >= MIN_PROTECTED_FLEET && going_stale > 0 && share > protect_threshold {
+                grace_until = Some(self.liveness.begin_grace(now.mono));
+                step.protected = Some(share);
+            }
+        }
+        for queued in due {
             let Some(record) = self.workers.get_mut(&queued) else {
                 continue;
             };
-            if !Rc::ptr_eq(&record.id, &queued) {
-                // The worker registered again since: its new record has its own entry.
-                continue;
-            }
             let silent = now.mono.saturating_duration_since(record.last_seen);
+            if record.stale_since.is_none() && silent >= stale_after {
+                if let Some(until) = grace_until {
+                    // Silent since before the grace period began: suspect, not
+                    // stale, until it ends.
+                    if self.liveness.status(record, now.mono) == WorkerStatus::Suspect {
+                        self.deadlines.push(queued, until);
+                        continue;
+                    }
+                }
+            }
             match record.stale_since {
                 None if silent >= stale_after => {
                     record.stale_since = Some(now.mono);
@@ -367,10 +421,39 @@ impl Registry {
             }
         }
         step.more = self.deadlines.has_due(now.mono);
+        if let Some(share) = step.protected {
+            self.log_grace(GraceReason::MassExpiry { share });
+        }
         if !evicted.is_empty() {
             step.evicted = self.remove_many(&evicted, now);
         }
         step
+    }
+
+    /// Begins a grace period at `now` for `reason`: every worker silent since
+    /// before it is suspect, not stale, until it ends. Returns its end.
+    pub fn begin_grace(&mut self, now: Now, reason: GraceReason) -> Instant {
+        let until = self.liveness.begin_grace(now.mono);
+        self.log_grace(reason);
+        until
+    }
+
+    /// One line for the operator: why the registry holds back, and how long.
+    fn log_grace(&self, reason: GraceReason) {
+        let grace = self.liveness.grace_period();
+        match reason {
+            GraceReason::Paused { unseen_for } => log::warn!(
+                "the controller was not running for {:.1} s (no sweep since); workers get {:.1} s to heartbeat before any is judged stale, and are routed to as suspect meanwhile",
+                unseen_for.as_secs_f64(),
+                grace.as_secs_f64()
+            ),
+            GraceReason::MassExpiry { share } => log::warn!(
+                "{:.0} % of the fleet would be stale at once, more than the {:.0} % protect threshold; holding back for {:.1} s: silent workers are routed to as suspect until they heartbeat or the grace period ends",
+                share * 100.0,
+                self.settings.protect_threshold * 100.0,
+                grace.as_secs_f64()
+            ),
+        }
     }
 
     /// Registry-wide counters, given the sweep timings the actor keeps.

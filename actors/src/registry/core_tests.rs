@@ -45,10 +45,21 @@ fn registration(id: &str, name: &str) -> Registration {
     .unwrap()
 }
 
+/// A registry that judges every worker on its own (no mass-expiry protection),
+/// for the tests of everything else.
 fn registry() -> Registry {
     Registry::new(RegistrySettings {
         stale_after: Duration::from_secs(120),
         evict_after: Some(Duration::from_secs(600)),
+        protect_threshold: 1.0,
+    })
+}
+
+/// A registry that holds back when more than half the fleet falls silent.
+fn protected_registry() -> Registry {
+    Registry::new(RegistrySettings {
+        protect_threshold: 0.5,
+        ..RegistrySettings::default()
     })
 }
 
@@ -166,4 +177,115 @@ fn a_stale_worker_is_passed_over_by_the_router_without_a_sweep() {
         assert_eq!(choice.worker_id, "b");
     }
     assert!(registry.route(&query, clock.at(181)).is_none());
+}
+
+fn fleet(registry: &mut Registry, clock: &Clock, size: usize) {
+    for i in 0..size {
+        registry.register(registration(&format!("w{i}"), "x"), "admin/t", clock.at(0));
+    }
+}
+
+fn statuses(registry: &Registry, now: Now) -> Vec<WorkerStatus> {
+    registry.list(now).into_iter().map(|w| w.status).collect()
+}
+
+#[test]
+fn most_of_the_fleet_falling_silent_at_once_is_held_back_then_judged() {
+    let clock = Clock::new();
+    let mut registry = protected_registry();
+    fleet(&mut registry, &clock, 10);
+    for second in [60, 110, 170, 230] {
+        registry
+            .heartbeat("w0", None, None, clock.at(second))
+            .unwrap();
+        registry
+            .heartbeat("w1", None, None, clock.at(second))
+            .unwrap();
+    }
+    // 8 of 10 silent for 121 s: more than the 50 % threshold.
+    let step = registry.sweep_step(clock.at(121), usize::MAX);
+    assert!(step.newly_stale.is_empty(), "{:?}", step.newly_stale);
+    assert_eq!(step.protected, Some(0.8));
+    let suspect = statuses(&registry, clock.at(121))
+        .into_iter()
+        .filter(|s| *s == WorkerStatus::Suspect)
+        .count();
+    assert_eq!(suspect, 8, "silent workers are suspect");
+    let query = RouteQuery::any_version("invoke", "x");
+    let routed: std::collections::HashSet<String> = (0..10)
+        .map(|_| registry.route(&query, clock.at(121)).unwrap().worker_id)
+        .collect();
+    assert_eq!(routed.len(), 10, "suspects are still routed to");
+
+    // The grace period (stale_after / 2) ends at 181: the silent ones are
+    // judged, and not protected again right away.
+    assert!(registry
+        .sweep_step(clock.at(180), usize::MAX)
+        .newly_stale
+        .is_empty());
+    let step = registry.sweep_step(clock.at(182), usize::MAX);
+    assert_eq!(step.newly_stale.len(), 8);
+    assert_eq!(step.protected, None);
+    let step = registry.sweep_step(clock.at(782), usize::MAX);
+    assert_eq!(step.evicted.len(), 8, "and evicted as usual");
+    assert_eq!(registry.counts().0, 2);
+}
+
+#[test]
+fn a_minority_going_silent_is_judged_at_once() {
+    let clock = Clock::new();
+    let mut registry = protected_registry();
+    fleet(&mut registry, &clock, 10);
+    for i in 0..7 {
+        registry
+            .heartbeat(&format!("w{i}"), None, None, clock.at(60))
+            .unwrap();
+    }
+    let step = registry.sweep_step(clock.at(121), usize::MAX);
+    assert_eq!((step.newly_stale.len(), step.protected), (3, None));
+}
+
+#[test]
+fn a_fleet_of_two_is_never_protected() {
+    let clock = Clock::new();
+    let mut registry = protected_registry();
+    fleet(&mut registry, &clock, 2);
+    registry.heartbeat("w0", None, None, clock.at(60)).unwrap();
+    let step = registry.sweep_step(clock.at(121), usize::MAX);
+    assert_eq!((step.newly_stale.len(), step.protected), (1, None));
+}
+
+#[test]
+fn after_a_pause_silent_workers_get_a_grace_period_to_prove_themselves() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    fleet(&mut registry, &clock, 5);
+    // The controller stood still from 30 s to 150 s: nobody's beats arrived.
+    registry.begin_grace(
+        clock.at(150),
+        super::GraceReason::Paused {
+            unseen_for: Duration::from_secs(120),
+        },
+    );
+    assert!(statuses(&registry, clock.at(150))
+        .iter()
+        .all(|s| *s == WorkerStatus::Suspect));
+    for i in 0..3 {
+        registry
+            .heartbeat(&format!("w{i}"), None, None, clock.at(155))
+            .unwrap();
+    }
+    assert!(registry
+        .sweep_step(clock.at(200), usize::MAX)
+        .newly_stale
+        .is_empty());
+    // Grace ends at 210: the two that never came back are stale.
+    let step = registry.sweep_step(clock.at(211), usize::MAX);
+    let mut stale: Vec<String> = step
+        .newly_stale
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    stale.sort();
+    assert_eq!(stale, ["w3", "w4"]);
 }

@@ -6,6 +6,7 @@
 //! | [`actor`] | [`RegistryActor`]: one short handler per message, delegating to the core |
 //! | [`core`] | [`Registry`]: state and algorithms, synchronous, the clock passed in |
 //! | [`index`] | [`CapabilityIndex`]: providers per capability and the round-robin cursor |
+//! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
 //! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
 //! | [`store`] | [`ChangeSink`]: where changes go besides memory (the seam for a replicated store) |
@@ -18,6 +19,7 @@ pub mod actor;
 pub mod core;
 pub mod deadlines;
 pub mod index;
+pub mod liveness;
 pub mod messages;
 pub mod record;
 pub mod store;
@@ -33,6 +35,7 @@ pub use self::actor::RegistryActor;
 pub use self::core::{Now, Registry};
 pub use self::deadlines::DeadlineQueue;
 pub use self::index::CapabilityIndex;
+pub use self::liveness::{GraceReason, Liveness};
 pub use self::messages::*;
 pub use self::record::{CapabilitySet, WorkerRecord};
 pub use self::store::{ChangeSink, MemoryOnly, RegistryEvent};
@@ -46,13 +49,23 @@ pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(600);
 /// misconfiguration, not a liveness policy.
 pub const MIN_STALE_AFTER: Duration = Duration::from_secs(1);
 
+/// Default share of the fleet that may go stale before the registry suspects
+/// itself rather than the workers (see [`liveness`]).
+pub const DEFAULT_PROTECT_THRESHOLD: f64 = 0.5;
+/// Fleets smaller than this are never protected: one of two workers dying is
+/// half the fleet, and no reason to doubt the judge.
+pub const MIN_PROTECTED_FLEET: usize = 3;
+
 /// How the registry judges liveness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RegistrySettings {
     /// No heartbeat for this long makes a worker stale.
     pub stale_after: Duration,
     /// A worker stale for this long is removed; `None` keeps stale workers forever.
     pub evict_after: Option<Duration>,
+    /// When more than this share of the fleet would be stale, hold back for a
+    /// grace period instead (1.0 never holds back).
+    pub protect_threshold: f64,
 }
 
 impl Default for RegistrySettings {
@@ -60,6 +73,7 @@ impl Default for RegistrySettings {
         RegistrySettings {
             stale_after: DEFAULT_STALE_AFTER,
             evict_after: Some(DEFAULT_EVICT_AFTER),
+            protect_threshold: DEFAULT_PROTECT_THRESHOLD,
         }
     }
 }

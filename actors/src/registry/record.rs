@@ -9,14 +9,12 @@
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
-use std::time::Duration;
 
 use actix::clock::Instant;
-use chrono::{DateTime, Utc};
 use semver::{Version, VersionReq};
 
 use crate::domain::ServedCapability;
-use crate::wire::{Capability, Load, WorkerStatus};
+use crate::wire::{Capability, Load};
 
 /// One capability as the registry keeps it: the routing key (shared with the
 /// index), the parsed version, and the announcement only when it says more
@@ -147,7 +145,8 @@ pub struct WorkerRecord {
     pub registered_by: Rc<str>,
     /// The process that registered it, if it named itself.
     pub instance: Option<Box<str>>,
-    pub registered_at: DateTime<Utc>,
+    /// Monotonic time of the registration.
+    pub registered_at: Instant,
     /// Monotonic time of the last heartbeat (or of the registration).
     pub last_seen: Instant,
     /// When a sweep marked it stale.
@@ -161,19 +160,5 @@ impl WorkerRecord {
     /// names one must name the registered one.
     pub fn is_current(&self, instance: Option<&str>) -> bool {
         instance.is_none_or(|instance| self.instance.as_deref() == Some(instance))
-    }
-
-    /// Stale once marked by a sweep, or as soon as `stale_after` has passed, so
-    /// the answer does not depend on when the sweeper last ran.
-    pub fn is_stale(&self, now: Instant, stale_after: Duration) -> bool {
-        self.stale_since.is_some() || now.duration_since(self.last_seen) >= stale_after
-    }
-
-    pub fn status(&self, now: Instant, stale_after: Duration) -> WorkerStatus {
-        if self.is_stale(now, stale_after) {
-            WorkerStatus::Stale
-        } else {
-            WorkerStatus::Healthy
-        }
     }
 }

@@ -136,6 +136,7 @@ async fn a_worker_stale_for_evict_after_is_removed() {
     let registry = start(RegistrySettings {
         stale_after: Duration::from_secs(120),
         evict_after: Some(Duration::from_secs(600)),
+        ..RegistrySettings::default()
     });
     crate::sweeper::StalenessSweeper::new(registry.clone(), Duration::from_secs(5)).start();
     registry.send(greet("w1")).await.unwrap();
@@ -164,6 +165,7 @@ async fn evict_after_none_keeps_stale_workers() {
     let registry = start(RegistrySettings {
         stale_after: Duration::from_secs(120),
         evict_after: None,
+        ..RegistrySettings::default()
     });
     registry.send(greet("w1")).await.unwrap();
     sleep(Duration::from_secs(10_000)).await;
@@ -339,6 +341,8 @@ async fn evicting_many_at_once_keeps_the_index_and_the_rotation_right() {
     let registry = start(RegistrySettings {
         stale_after: Duration::from_secs(10),
         evict_after: Some(Duration::from_secs(10)),
+        // The 300 go silent together on purpose: no protection.
+        protect_threshold: 1.0,
     });
     for i in 0..300 {
         registry.send(greet(&format!("old-{i}"))).await.unwrap();
@@ -518,4 +522,30 @@ async fn an_old_instance_can_neither_refresh_nor_remove_the_new_record() {
     sleep(Duration::from_secs(121)).await;
     assert!(registry.send(beat(Some("old"))).await.unwrap().is_err());
     assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
+}
+
+#[actix::test]
+async fn a_registry_that_heard_no_sweep_for_long_suspects_itself_not_the_fleet() {
+    tokio::time::pause();
+    let registry = RegistryActor::new(RegistrySettings::default())
+        .expecting_sweeps_every(Duration::from_secs(5))
+        .start();
+    registry.send(greet("w1")).await.unwrap();
+    registry.send(Sweep).await.unwrap();
+    // No sweep for 200 s: this controller was not running (SIGSTOP, VM pause).
+    sleep(Duration::from_secs(200)).await;
+    assert!(
+        registry.send(route_greet()).await.unwrap().is_some(),
+        "still routed to after the pause"
+    );
+    assert_eq!(
+        status_of(&registry, "w1").await,
+        Some(WorkerStatus::Suspect)
+    );
+    // The controller runs again, sweeps with it; w1 never heartbeats: once the
+    // grace period (60 s) is over, it is stale.
+    crate::sweeper::StalenessSweeper::new(registry.clone(), Duration::from_secs(5)).start();
+    sleep(Duration::from_secs(66)).await;
+    assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
+    assert_eq!(registry.send(route_greet()).await.unwrap(), None);
 }

@@ -8,11 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{Capability, Load};
 
-/// `healthy` or `stale`.
+/// `healthy`, `suspect` or `stale`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerStatus {
     Healthy,
+    /// Silent for `stale_after`, but the controller is in a grace period (it
+    /// was paused, or too much of the fleet fell silent at once): still routed
+    /// to until it heartbeats or the grace period ends.
+    Suspect,
     Stale,
 }
 
@@ -20,8 +24,14 @@ impl WorkerStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerStatus::Healthy => "healthy",
+            WorkerStatus::Suspect => "suspect",
             WorkerStatus::Stale => "stale",
         }
+    }
+
+    /// Whether a worker in this status is routed to (`is_healthy` on the wire).
+    pub fn is_routable(self) -> bool {
+        self != WorkerStatus::Stale
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crank_actors::registry::{RegistrySettings, MIN_STALE_AFTER};
 
-use super::parse::{duration_at_least, number, parse_duration, path, positive_duration, text};
+use super::parse::{
+    duration_at_least, number, parse_duration, path, positive_duration, share, text,
+};
 use super::{ConfigError, Flags, Layered, Layers, Setting};
 
 pub(super) const BIND: Setting = Setting {
@@ -67,6 +69,14 @@ pub(super) const EVICT_AFTER: Setting = Setting {
     default: Some("600s"),
     help: "Remove workers stale this long; 0 = never",
 };
+pub(super) const PROTECT_THRESHOLD: Setting = Setting {
+    key: "protect_threshold",
+    flag: "protect-threshold",
+    env: "CONTROLLER_PROTECT_THRESHOLD",
+    value_name: "SHARE",
+    default: Some("0.5"),
+    help: "When more than this share of the fleet would go stale at once, hold back for stale_after / 2 and route to them as suspect; 1 = never",
+};
 pub(super) const CLIENT_TIMEOUT: Setting = Setting {
     key: "client_timeout",
     flag: "client-timeout",
@@ -102,6 +112,8 @@ pub struct ControllerConfig {
     pub sweep_interval: Duration,
     /// A worker stale this long is removed; 0 keeps stale workers forever.
     pub evict_after: Duration,
+    /// Share of the fleet that may go stale at once before the registry holds back.
+    pub protect_threshold: f64,
     /// A client that has not sent its request headers within this time is dropped.
     pub client_timeout: Duration,
     /// HTTP worker threads; 0 = one per core.
@@ -117,6 +129,7 @@ impl Layered for ControllerConfig {
         STALE_AFTER,
         SWEEP_INTERVAL,
         EVICT_AFTER,
+        PROTECT_THRESHOLD,
         CLIENT_TIMEOUT,
         HTTP_WORKERS,
     ];
@@ -142,6 +155,7 @@ impl Layered for ControllerConfig {
                 ),
             )?,
             evict_after: layers.value(&EVICT_AFTER, parse_duration)?,
+            protect_threshold: layers.value(&PROTECT_THRESHOLD, share)?,
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
         })
@@ -162,6 +176,7 @@ impl ControllerConfig {
         RegistrySettings {
             stale_after: self.stale_after,
             evict_after: (!self.evict_after.is_zero()).then_some(self.evict_after),
+            protect_threshold: self.protect_threshold,
         }
     }
 }

@@ -39,6 +39,15 @@ pub(super) fn duration_at_least(
     }
 }
 
+/// A share: a number above 0 and at most 1.
+pub(super) fn share(text: &str) -> Result<f64, String> {
+    let value: f64 = number(text)?;
+    if !(value > 0.0 && value <= 1.0) {
+        return Err(format!("{value} is not a share above 0 and at most 1"));
+    }
+    Ok(value)
+}
+
 /// A number, such as a port or a thread count.
 pub(super) fn number<T: FromStr>(text: &str) -> Result<T, String>
 where
