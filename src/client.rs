@@ -5,9 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{anyhow, Context, Result};
+use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
+use crank_actors::wire::{CapabilityList, ErrorBody, RouteRequest, RouteResponse, WorkerList};
+use crank_services::hello::{GreetOptions, GreetRequest, GreetResponse};
 use crank_services::tls::{client_config, TlsFiles};
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::flat;
 
 /// How to reach and authenticate to the controller.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,11 +41,12 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(flags: &ClientFlags) -> Result<Self, String> {
+    pub fn new(flags: &ClientFlags) -> Result<Self> {
         let files = TlsFiles::in_dir(&flags.cert_dir, &flags.cert);
-        let config = client_config(&files).map_err(|e| {
+        let config = client_config(&files).map_err(flat).with_context(|| {
             format!(
-                "{e} (make certificates with `crank certs init --dir {}`)",
+                "no usable certificate {:?} (make certificates with `crank certs init --dir {}`)",
+                flags.cert,
                 flags.cert_dir.display()
             )
         })?;
@@ -49,62 +57,89 @@ impl Client {
         })
     }
 
-    /// One request to `url`; the status and JSON body. Transport failures name
-    /// the URL and what to check.
-    pub async fn call(
+    /// `GET` on the controller; the answer as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.exchange(
+            &self.controller_path(path),
+            None::<&()>,
+            &self.controller_hint(),
+        )
+        .await
+    }
+
+    /// `POST` of `body` to the controller; the answer as `T`.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.exchange(
+            &self.controller_path(path),
+            Some(body),
+            &self.controller_hint(),
+        )
+        .await
+    }
+
+    fn controller_path(&self, path: &str) -> String {
+        format!("{}{path}", self.controller_url)
+    }
+
+    fn controller_hint(&self) -> String {
+        format!(
+            " (is `crank controller` running at {}?)",
+            self.controller_url
+        )
+    }
+
+    /// One exchange with `url`: a `POST` of `body` as JSON, or a `GET` without
+    /// one. A 2xx answer is read as `T`; any other becomes the error it says.
+    /// `hint` follows the URL when it cannot be reached.
+    async fn exchange<T: DeserializeOwned>(
         &self,
-        method: &str,
         url: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), String> {
-        let request = match method {
-            "POST" => self.http.post(url),
-            _ => self.http.get(url),
-        };
+        body: Option<&impl Serialize>,
+        hint: &str,
+    ) -> Result<T> {
         let sent = match body {
-            Some(body) => request.send_json(body).await,
-            None => request.send().await,
+            Some(body) => self.http.post(url).send_json(body).await,
+            None => self.http.get(url).send().await,
         };
-        let mut response = sent.map_err(|e| format!("cannot reach {url}: {e}"))?;
-        let status = response.status().as_u16();
+        let mut response = sent
+            .map_err(flat)
+            .with_context(|| format!("cannot reach {url}{hint}"))?;
+        let status = response.status();
         let bytes = response
             .body()
             .limit(16 * 1024 * 1024)
             .await
-            .map_err(|e| format!("reading the answer of {url}: {e}"))?;
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|_| format!("{url} answered HTTP {status} with a body that is not JSON"))?;
-        Ok((status, value))
-    }
-
-    /// A call to the controller that must succeed; an error answer becomes its detail.
-    pub async fn controller(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, String> {
-        let url = format!("{}{path}", self.controller_url);
-        let (status, value) = self.call(method, &url, body).await.map_err(|e| {
+            .map_err(flat)
+            .with_context(|| format!("reading the answer of {url}"))?;
+        if !status.is_success() {
+            return Err(refusal(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).with_context(|| {
             format!(
-                "{e} (is `crank controller` running at {}?)",
-                self.controller_url
+                "{url} answered HTTP {} with a body crank cannot read",
+                status.as_u16()
             )
-        })?;
-        if (200..300).contains(&status) {
-            Ok(value)
-        } else {
-            Err(error_line(status, &value))
+        })
+    }
+}
+
+/// An error answer as one line: its [`ErrorBody::detail`], or its text.
+fn refusal(status: StatusCode, body: &[u8]) -> anyhow::Error {
+    let status = status.as_u16();
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) => anyhow!("{} (HTTP {status})", error.detail),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            anyhow!("HTTP {status}: {}", words.join(" "))
         }
     }
 }
 
-/// One line for an error answer: its detail if it has one.
-fn error_line(status: u16, body: &Value) -> String {
-    match body["detail"].as_str() {
-        Some(detail) => format!("{detail} (HTTP {status})"),
-        None => format!("HTTP {status}: {body}"),
-    }
+/// `value` as `--json` prints it: compact, with keys sorted (by way of
+/// [`serde_json::Value`]), as `crank` has always printed answers.
+pub fn json_line(value: &impl Serialize) -> Result<String> {
+    Ok(serde_json::to_value(value)?.to_string())
 }
 
 /// Left-aligned columns, two spaces apart.
@@ -129,11 +164,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// "4s ago", "3m ago", "2h ago".
-pub fn age(stamp: &str, now: DateTime<Utc>) -> String {
-    let Ok(then) = DateTime::parse_from_rfc3339(stamp) else {
-        return stamp.to_owned();
-    };
-    let seconds = (now - then.with_timezone(&Utc)).num_seconds().max(0);
+pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (now - then).num_seconds().max(0);
     match seconds {
         s if s < 120 => format!("{s}s ago"),
         s if s < 7200 => format!("{}m ago", s / 60),
@@ -141,29 +173,23 @@ pub fn age(stamp: &str, now: DateTime<Utc>) -> String {
     }
 }
 
-pub async fn workers(client: &Client) -> Result<String, String> {
-    let body = client.controller("GET", "/workers", None).await?;
+/// `crank workers`: the [`WorkerList`] as a table.
+pub async fn workers(client: &Client) -> Result<String> {
+    let list: WorkerList = client.get("/workers").await?;
     if client.json {
-        return Ok(body.to_string());
+        return json_line(&list);
     }
     let now = Utc::now();
-    let rows: Vec<Vec<String>> = body["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = list
+        .workers
+        .iter()
         .map(|w| {
             vec![
-                w["worker_id"].as_str().unwrap_or("?").to_owned(),
-                w["worker_url"].as_str().unwrap_or("?").to_owned(),
-                w["status"].as_str().unwrap_or("?").to_owned(),
-                age(w["last_heartbeat"].as_str().unwrap_or(""), now),
-                w["capabilities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                w.worker_id.clone(),
+                w.worker_url.clone(),
+                w.status.as_str().to_owned(),
+                age(w.last_heartbeat, now),
+                w.capabilities.join(","),
             ]
         })
         .collect();
@@ -176,20 +202,20 @@ pub async fn workers(client: &Client) -> Result<String, String> {
     ))
 }
 
-pub async fn capabilities(client: &Client) -> Result<String, String> {
-    let body = client.controller("GET", "/capabilities", None).await?;
+/// `crank capabilities`: the [`CapabilityList`] as a table.
+pub async fn capabilities(client: &Client) -> Result<String> {
+    let list: CapabilityList = client.get("/capabilities").await?;
     if client.json {
-        return Ok(body.to_string());
+        return json_line(&list);
     }
-    let rows: Vec<Vec<String>> = body["capabilities"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = list
+        .capabilities
+        .iter()
         .map(|(name, counts)| {
             vec![
                 name.clone(),
-                counts["workers"].to_string(),
-                counts["healthy_workers"].to_string(),
+                counts.workers.to_string(),
+                counts.healthy_workers.to_string(),
             ]
         })
         .collect();
@@ -199,62 +225,64 @@ pub async fn capabilities(client: &Client) -> Result<String, String> {
     Ok(table(&["CAPABILITY", "WORKERS", "HEALTHY"], &rows))
 }
 
+/// Asks the controller which worker serves `verb` `capability` (`version`, a
+/// semver requirement, if given).
 pub async fn route(
     client: &Client,
     verb: &str,
     capability: &str,
     version: Option<&str>,
-) -> Result<Value, String> {
-    let mut request = json!({"verb": verb, "capability": capability});
-    if let Some(version) = version {
-        request["version"] = json!(version);
-    }
-    client.controller("POST", "/route", Some(&request)).await
+) -> Result<RouteResponse> {
+    let request = RouteRequest {
+        version: version.map(str::to_owned),
+        ..RouteRequest::new(verb, capability)
+    };
+    client.post("/route", &request).await
 }
 
-pub fn describe_route(route: &Value) -> String {
+pub fn describe_route(route: &RouteResponse) -> String {
     format!(
         "{}  {}  ({} {})",
-        route["worker_id"].as_str().unwrap_or("?"),
-        route["worker_url"].as_str().unwrap_or("?"),
-        route["capability"].as_str().unwrap_or("?"),
-        route["version"].as_str().unwrap_or("")
+        route.worker_id,
+        route.worker_url,
+        route.capability,
+        route.version.as_deref().unwrap_or("")
     )
 }
 
+/// What `crank greet --json` prints: the greeting and who gave it.
+#[derive(Serialize)]
+struct Greeted {
+    worker_id: String,
+    worker_url: String,
+    response: GreetResponse,
+}
+
 /// Routes `invoke hello.greet`, then asks the chosen worker to greet.
-pub async fn greet(client: &Client, message: &str, options: Value) -> Result<String, String> {
-    let chosen = route(client, "invoke", "hello.greet", None).await?;
-    let worker_id = chosen["worker_id"].as_str().unwrap_or("?").to_owned();
-    let worker_url = chosen["worker_url"]
-        .as_str()
-        .unwrap_or("")
-        .trim_end_matches('/')
-        .to_owned();
-    let url = format!("{worker_url}/greet");
-    let (status, answer) = client
-        .call(
-            "POST",
-            &url,
-            Some(&json!({"message": message, "options": options})),
-        )
+pub async fn greet(client: &Client, message: &str, options: GreetOptions) -> Result<String> {
+    let chosen = route(client, "invoke", "hello.greet", None)
         .await
-        .map_err(|e| format!("worker {worker_id}: {e}"))?;
-    if status != 200 {
-        return Err(format!(
-            "worker {worker_id}: {}",
-            error_line(status, &answer)
-        ));
-    }
+        .context("routing invoke hello.greet")?;
+    let worker_id = chosen.worker_id;
+    let worker_url = chosen.worker_url.trim_end_matches('/').to_owned();
+    let request = GreetRequest {
+        message: message.to_owned(),
+        options,
+    };
+    let response: GreetResponse = client
+        .exchange(&format!("{worker_url}/greet"), Some(&request), "")
+        .await
+        .with_context(|| format!("worker {worker_id}"))?;
     if client.json {
-        return Ok(
-            json!({"worker_id": worker_id, "worker_url": worker_url, "response": answer})
-                .to_string(),
-        );
+        return json_line(&Greeted {
+            worker_id,
+            worker_url,
+            response,
+        });
     }
     Ok(format!(
         "{}\n(answered by {worker_id} at {worker_url})",
-        answer["greeting"].as_str().unwrap_or("?")
+        response.greeting
     ))
 }
 
@@ -267,10 +295,14 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(age("2026-01-01T11:59:56Z", now), "4s ago");
-        assert_eq!(age("2026-01-01T11:57:00Z", now), "3m ago");
-        assert_eq!(age("2026-01-01T09:00:00Z", now), "3h ago");
-        assert_eq!(age("garbage", now), "garbage");
+        let at = |stamp: &str| {
+            DateTime::parse_from_rfc3339(stamp)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        assert_eq!(age(at("2026-01-01T11:59:56Z"), now), "4s ago");
+        assert_eq!(age(at("2026-01-01T11:57:00Z"), now), "3m ago");
+        assert_eq!(age(at("2026-01-01T09:00:00Z"), now), "3h ago");
     }
 
     #[test]

@@ -9,13 +9,16 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod child;
 mod client;
+mod error;
 mod settings;
 mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crank_services::config::{ControllerConfig, ProcessEnv, WorkerConfig};
 use crank_services::identity::Role;
@@ -130,39 +133,39 @@ fn main() -> ExitCode {
             init_logging();
             flags
                 .resolve(&ProcessEnv)
-                .map_err(|e| e.to_string())
+                .map_err(error::flat)
                 .and_then(|config| {
                     actix_rt::System::new()
                         .block_on(crank_services::process::run_controller(config))
-                        .map_err(|e| e.to_string())
+                        .map_err(error::flat)
                 })
-                .map_err(|e| format!("crank controller: {e}"))
+                .context("crank controller")
         }
         Command::Worker(flags) => {
             init_logging();
             flags
                 .resolve(&ProcessEnv)
-                .map_err(|e| e.to_string())
+                .map_err(error::flat)
                 .and_then(|config| {
                     actix_rt::System::new()
                         .block_on(crank_services::process::run_worker(config))
-                        .map_err(|e| e.to_string())
+                        .map_err(error::flat)
                 })
-                .map_err(|e| format!("crank worker: {e}"))
+                .context("crank worker")
         }
-        Command::Certs { action } => certs(action).map_err(|e| format!("crank certs: {e}")),
+        Command::Certs { action } => certs(action).context("crank certs"),
         Command::Up(flags) => {
             init_logging();
             actix_rt::System::new()
                 .block_on(up::up(flags))
-                .map_err(|e| format!("crank up: {e}"))
+                .context("crank up")
         }
-        Command::Bench(flags) => bench::bench(flags).map_err(|e| format!("crank bench: {e}")),
+        Command::Bench(flags) => bench::bench(flags).context("crank bench"),
         Command::BenchBaseline { port, cert_dir } => {
             init_logging();
             actix_rt::System::new()
                 .block_on(bench::serve_baseline(port, cert_dir))
-                .map_err(|e| format!("crank bench-baseline: {e}"))
+                .context("crank bench-baseline")
         }
         Command::Workers(flags) => client_command("workers", &flags, |c| {
             Box::pin(async move { client::workers(&c).await })
@@ -178,11 +181,11 @@ fn main() -> ExitCode {
         } => client_command("route", &flags, |c| {
             Box::pin(async move {
                 let route = client::route(&c, &verb, &capability, version.as_deref()).await?;
-                Ok(if c.json {
-                    route.to_string()
+                if c.json {
+                    client::json_line(&route)
                 } else {
-                    client::describe_route(&route)
-                })
+                    Ok(client::describe_route(&route))
+                }
             })
         }),
         Command::Greet {
@@ -193,42 +196,41 @@ fn main() -> ExitCode {
             client: flags,
         } => client_command("greet", &flags, |c| {
             Box::pin(async move {
-                let options = serde_json::json!({
-                    "uppercase": uppercase, "reverse": reverse, "exclamations": exclamations
-                });
+                let options = crank_services::hello::GreetOptions {
+                    uppercase,
+                    reverse,
+                    exclamations: exclamations.into(),
+                };
                 client::greet(&c, &message, options).await
             })
         }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("{message}");
+        Err(error) => {
+            // `{:#}`: `crank <cmd>: <what failed>: <cause>`, the whole chain on one line.
+            eprintln!("{error:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-type Output = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>;
+type Output = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<String>>>>;
 
-/// Runs one client command and prints its output; errors become one line.
+/// Runs one client command and prints its output.
 fn client_command(
     name: &str,
     flags: &client::ClientFlags,
     run: impl FnOnce(client::Client) -> Output,
-) -> Result<(), String> {
-    let outcome =
-        client::Client::new(flags).and_then(|client| actix_rt::System::new().block_on(run(client)));
-    match outcome {
-        Ok(text) => {
-            println!("{text}");
-            Ok(())
-        }
-        Err(e) => Err(format!("crank {name}: {e}")),
-    }
+) -> anyhow::Result<()> {
+    let text = client::Client::new(flags)
+        .and_then(|client| actix_rt::System::new().block_on(run(client)))
+        .with_context(|| format!("crank {name}"))?;
+    println!("{text}");
+    Ok(())
 }
 
-fn certs(action: CertsCommand) -> Result<(), String> {
+fn certs(action: CertsCommand) -> anyhow::Result<()> {
     let written = match action {
         CertsCommand::Init { dir, force } => crank_services::certs::init(&dir, force),
         CertsCommand::Issue {
@@ -238,7 +240,7 @@ fn certs(action: CertsCommand) -> Result<(), String> {
             force,
         } => crank_services::certs::issue(&dir, role, &name, force),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(error::flat)?;
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -4,19 +4,24 @@
 //! workers first (so they deregister) and then the controller.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use anyhow::{anyhow, bail, Context, Result};
+use crank_actors::wire::{WorkerList, WorkerStatus};
+use futures_util::future::{self, FutureExt};
 
+use crate::child::Child;
 use crate::client::{Client, ClientFlags};
+use crate::error::flat;
 
 /// How long `up` waits for the fleet to be registered and routable.
 const START_DEADLINE: Duration = Duration::from_secs(60);
-/// How often `up` looks at the registry and its children.
+/// How often `up` looks at the registry while the fleet starts.
+const START_INTERVAL: Duration = Duration::from_millis(100);
+/// How often `up` looks at the registry once the fleet is up.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a child may take to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -34,114 +39,50 @@ pub struct UpFlags {
     pub cert_dir: PathBuf,
 }
 
-struct Supervised {
-    name: String,
-    child: Child,
+/// Starts `crank <args>` as the child `name`, its output on ours.
+fn spawn(name: &str, args: &[String]) -> Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the crank binary")?;
+    let mut command = Command::new(exe);
+    command.args(args).stdin(Stdio::null()).env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
+    Child::spawn(name, command).with_context(|| format!("cannot start {name}"))
 }
 
-impl Supervised {
-    fn spawn(name: &str, args: &[String]) -> Result<Self, String> {
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find the crank binary: {e}"))?;
-        let mut command = Command::new(exe);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            // A group of its own: the terminal's Ctrl-C reaches only `up`, which
-            // then stops the children in order.
-            .process_group(0);
-        // SAFETY: `set_pdeathsig` is async-signal-safe; it makes the child get
-        // SIGTERM if `up` dies without cleaning up, so no process is left behind.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-            });
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Supervised {
-            name: name.to_owned(),
-            child,
-        })
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    /// `Some(description)` once the child has exited.
-    fn exit(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            Ok(None) => None,
-            Err(e) => Some(format!("unknown status ({e})")),
-        }
-    }
-
-    /// SIGTERM (again, harmlessly, if already sent), then wait until `deadline`
-    /// before killing it.
-    async fn stop(&mut self, deadline: Instant) {
-        if self.exit().is_some() {
-            return;
-        }
-        let _ = kill(self.pid(), Signal::SIGTERM);
-        while Instant::now() < deadline {
-            if self.exit().is_some() {
-                return;
-            }
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
-        }
-        eprintln!(
-            "{} did not stop within {STOP_GRACE:?} of SIGTERM; killing it",
-            self.name
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ensure_certificates(dir: &Path, workers: u16) -> Result<(), String> {
+fn ensure_certificates(dir: &Path, workers: u16) -> Result<()> {
     if !crank_services::certs::has_ca(dir) {
-        crank_services::certs::init(dir, false).map_err(|e| e.to_string())?;
+        crank_services::certs::init(dir, false).map_err(flat)?;
         println!("created dev certificates in {}/", dir.display());
     }
     for i in 1..=workers {
         let name = format!("hello-world-{i}");
         if !dir.join(format!("{name}.crt")).exists() {
             crank_services::certs::issue(dir, crank_services::identity::Role::Worker, &name, false)
-                .map_err(|e| e.to_string())?;
+                .map_err(flat)?;
         }
     }
     Ok(())
 }
 
 /// Every worker's status, by id.
-async fn statuses(client: &Client) -> Option<BTreeMap<String, String>> {
-    let body = client.controller("GET", "/workers", None).await.ok()?;
+async fn statuses(client: &Client) -> Option<BTreeMap<String, WorkerStatus>> {
+    let list: WorkerList = client.get("/workers").await.ok()?;
     Some(
-        body["workers"]
-            .as_array()?
-            .iter()
-            .map(|w| {
-                (
-                    w["worker_id"].as_str().unwrap_or("?").to_owned(),
-                    w["status"].as_str().unwrap_or("?").to_owned(),
-                )
-            })
+        list.workers
+            .into_iter()
+            .map(|w| (w.worker_id, w.status))
             .collect(),
     )
 }
 
-fn report_changes(before: &BTreeMap<String, String>, now: &BTreeMap<String, String>) {
+fn report_changes(before: &BTreeMap<String, WorkerStatus>, now: &BTreeMap<String, WorkerStatus>) {
     for (id, status) in now {
         match before.get(id) {
-            None => println!("+ {id} registered ({status})"),
-            Some(old) if old != status => println!("~ {id} is {status} (was {old})"),
+            None => println!("+ {id} registered ({})", status.as_str()),
+            Some(old) if old != status => {
+                println!("~ {id} is {} (was {})", status.as_str(), old.as_str())
+            }
             _ => {}
         }
     }
@@ -150,44 +91,68 @@ fn report_changes(before: &BTreeMap<String, String>, now: &BTreeMap<String, Stri
     }
 }
 
-fn check_children(children: &mut [Supervised]) -> Vec<String> {
-    children
-        .iter_mut()
-        .filter_map(|c| {
-            c.exit()
-                .map(|status| format!("{} exited unexpectedly: {status}", c.name))
-        })
-        .collect()
+/// Resolves when the controller or a worker exits: which worker (`None`: the
+/// controller) and how it ended. Cancel-safe, as [`Child::wait`] is.
+async fn next_exit(
+    controller: &mut Child,
+    workers: &mut [Child],
+) -> (Option<usize>, io::Result<ExitStatus>) {
+    let any_worker = if workers.is_empty() {
+        future::pending().boxed_local()
+    } else {
+        future::select_all(workers.iter_mut().map(|w| w.wait().boxed_local()))
+            .map(|(status, index, _)| (Some(index), status))
+            .boxed_local()
+    };
+    tokio::select! {
+        status = controller.wait() => (None, status),
+        exit = any_worker => exit,
+    }
+}
+
+/// "exit status: 1", "signal: 9 (SIGKILL)".
+fn describe(status: io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("unknown status ({e})"),
+    }
+}
+
+/// "hello-world-2 exited unexpectedly: exit status: 1".
+fn death(child: &Child, status: io::Result<ExitStatus>) -> String {
+    format!("{} exited unexpectedly: {}", child.name(), describe(status))
 }
 
 /// Workers first (they deregister), sharing one grace period, then the controller.
-async fn stop_all(controller: &mut Supervised, workers: &mut [Supervised]) {
-    for worker in workers.iter() {
-        let _ = kill(worker.pid(), Signal::SIGTERM);
+async fn stop_all(controller: &mut Child, workers: &mut [Child]) {
+    let stops = workers.iter_mut().map(|worker| async move {
+        if let Err(e) = worker.stop(STOP_GRACE).await {
+            eprintln!("cannot stop {}: {e}", worker.name());
+        }
+    });
+    future::join_all(stops).await;
+    if let Err(e) = controller.stop(STOP_GRACE).await {
+        eprintln!("cannot stop the controller: {e}");
     }
-    let deadline = Instant::now() + STOP_GRACE;
-    for worker in workers.iter_mut() {
-        worker.stop(deadline).await;
-    }
-    controller.stop(Instant::now() + STOP_GRACE).await;
 }
 
-pub async fn up(flags: UpFlags) -> Result<(), String> {
+pub async fn up(flags: UpFlags) -> Result<()> {
     let mut signals = crank_services::process::ShutdownSignals::install()
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        .context("cannot install signal handlers")?;
     if flags.port.checked_add(flags.workers).is_none() {
-        return Err(format!(
+        bail!(
             "ports {}..{} do not fit below 65536",
             flags.port,
             u32::from(flags.port) + u32::from(flags.workers)
-        ));
+        );
     }
     let dir = flags.cert_dir.clone();
-    ensure_certificates(&dir, flags.workers)?;
+    ensure_certificates(&dir, flags.workers)
+        .with_context(|| format!("making dev certificates in {}", dir.display()))?;
     let dir_arg = dir.to_string_lossy().into_owned();
     let controller_url = format!("https://localhost:{}", flags.port);
 
-    let mut controller = Supervised::spawn(
+    let mut controller = spawn(
         "controller",
         &[
             "controller",
@@ -200,7 +165,7 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
     )?;
     println!(
         "controller     pid {:<7} {controller_url}",
-        controller.child.id()
+        controller.pid()
     );
     let mut workers = Vec::new();
     for i in 1..=flags.workers {
@@ -208,8 +173,8 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
         let port = flags
             .port
             .checked_add(i)
-            .ok_or("worker port out of range")?;
-        let worker = Supervised::spawn(
+            .context("worker port out of range")?;
+        let worker = spawn(
             &id,
             &[
                 "worker",
@@ -224,10 +189,7 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
             ]
             .map(String::from),
         )?;
-        println!(
-            "{id:<14} pid {:<7} https://localhost:{port}",
-            worker.child.id()
-        );
+        println!("{id:<14} pid {:<7} https://localhost:{port}", worker.pid());
         workers.push(worker);
     }
 
@@ -241,16 +203,13 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
     let mut seen = BTreeMap::new();
     let expected = usize::from(flags.workers);
     loop {
-        let mut deaths = check_children(std::slice::from_mut(&mut controller));
-        deaths.extend(check_children(&mut workers));
-        if !deaths.is_empty() {
-            stop_all(&mut controller, &mut workers).await;
-            return Err(format!("{} (its log is above)", deaths.join("; ")));
-        }
         if let Some(now) = statuses(&client).await {
             report_changes(&seen, &now);
             seen = now;
-            let healthy = seen.values().filter(|s| *s == "healthy").count();
+            let healthy = seen
+                .values()
+                .filter(|s| **s == WorkerStatus::Healthy)
+                .count();
             let routable = crate::client::route(&client, "invoke", "hello.greet", None)
                 .await
                 .is_ok();
@@ -260,10 +219,10 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
         }
         if started.elapsed() > START_DEADLINE {
             stop_all(&mut controller, &mut workers).await;
-            return Err(format!(
+            bail!(
                 "the fleet was not registered within {START_DEADLINE:?}; only {} of {expected} workers are",
                 seen.len()
-            ));
+            );
         }
         tokio::select! {
             name = signals.recv() => {
@@ -271,7 +230,12 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
                 stop_all(&mut controller, &mut workers).await;
                 return Ok(());
             }
-            _ = actix_rt::time::sleep(Duration::from_millis(100)) => {}
+            (which, status) = next_exit(&mut controller, &mut workers) => {
+                let death = death(which.map_or(&controller, |i| &workers[i]), status);
+                stop_all(&mut controller, &mut workers).await;
+                bail!("{death} (its log is above)");
+            }
+            _ = actix_rt::time::sleep(START_INTERVAL) => {}
         }
     }
     println!(
@@ -295,14 +259,12 @@ pub async fn up(flags: UpFlags) -> Result<(), String> {
                 println!("\n{name}: stopping {} worker{} and the controller", workers.len(), if workers.len() == 1 { "" } else { "s" });
                 break Ok(());
             }
+            (which, status) = next_exit(&mut controller, &mut workers) => match which {
+                None => break Err(anyhow!("the controller exited unexpectedly: {}", describe(status))),
+                // A worker is reported and left out; the rest of the fleet goes on.
+                Some(i) => eprintln!("! {}", death(&workers.remove(i), status)),
+            },
             _ = actix_rt::time::sleep(WATCH_INTERVAL) => {
-                for death in check_children(&mut workers) {
-                    eprintln!("! {death}");
-                }
-                workers.retain_mut(|w| w.exit().is_none());
-                if let Some(status) = controller.exit() {
-                    break Err(format!("the controller exited unexpectedly: {status}"));
-                }
                 if let Some(now) = statuses(&client).await {
                     report_changes(&seen, &now);
                     seen = now;

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, free_port, path_str, run_cli, Fleet, CRANK};
+use crank_actors::wire::WorkerStatus;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -16,12 +15,10 @@ use nix::unistd::Pid;
 async fn greet_answers_from_a_live_worker_and_fails_cleanly_when_none_is() {
     let mut fleet = Fleet::new();
     let _controller = fleet.start_controller("1s");
-    let worker = fleet.start_worker("hello-world-1", free_port(), "200ms");
+    let port = free_port();
+    let worker = fleet.start_worker("hello-world-1", port, "200ms");
     eventually("the worker is healthy", Duration::from_secs(15), || async {
-        fleet
-            .worker("hello-world-1")
-            .await
-            .filter(|w| w["is_healthy"] == true)
+        fleet.worker("hello-world-1").await.filter(|w| w.is_healthy)
     })
     .await;
 
@@ -39,6 +36,31 @@ async fn greet_answers_from_a_live_worker_and_fails_cleanly_when_none_is() {
     assert!(ok, "crank greet failed: {err}");
     assert!(out.contains("Hello, CRANK!!"), "{out}");
     assert!(out.contains("answered by hello-world-1"), "{out}");
+
+    // `--json` prints the answers as `crank` always has: compact, keys sorted.
+    let mut args = vec!["route", "invoke", "hello.greet", "--json"];
+    args.extend(flags);
+    let (ok, out, err) = run_cli(&args);
+    assert!(ok, "crank route failed: {err}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            r#"{{"capability":"invoke:hello.greet","version":"1.0.0","worker_id":"hello-world-1","worker_url":"https://localhost:{port}"}}"#
+        )
+    );
+    let mut args = vec!["greet", "crank", "--reverse", "--json"];
+    args.extend(flags);
+    let (ok, out, err) = run_cli(&args);
+    assert!(ok, "crank greet failed: {err}");
+    let printed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(out.trim(), printed.to_string(), "compact, keys sorted");
+    assert_eq!(printed["worker_id"], "hello-world-1");
+    assert_eq!(printed["worker_url"], format!("https://localhost:{port}"));
+    assert_eq!(printed["response"]["greeting"], "Hello, knarc!");
+    assert_eq!(
+        printed["response"]["metadata"]["options_applied"],
+        serde_json::json!(["reverse"])
+    );
 
     let mut args = vec!["workers"];
     args.extend(flags);
@@ -59,7 +81,7 @@ async fn greet_answers_from_a_live_worker_and_fails_cleanly_when_none_is() {
             fleet
                 .worker("hello-world-1")
                 .await
-                .filter(|w| w["status"] == "stale")
+                .filter(|w| w.status == WorkerStatus::Stale)
         },
     )
     .await;
@@ -99,13 +121,15 @@ fn cli_errors_are_one_line_and_non_zero() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
-#[test]
-fn up_starts_a_fleet_and_ctrl_c_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
+#[actix_rt::test]
+async fn up_starts_a_fleet_and_ctrl_c_leaves_nothing_behind() {
+    let mut fleet = Fleet::new();
+    // A directory of its own: `up` makes the dev certificates it needs.
+    let certs = fleet.dir.path().join("up-certs");
     let port = free_port().to_string();
-    let mut up = Command::new(CRANK)
-        .args([
+    let mut up = fleet.spawn(
+        "up",
+        &[
             "up",
             "--workers",
             "2",
@@ -113,56 +137,32 @@ fn up_starts_a_fleet_and_ctrl_c_leaves_nothing_behind() {
             &port,
             "--cert-dir",
             path_str(&certs),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = up.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pids = Vec::new();
-    let mut seen = Vec::new();
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(remaining)
-            .unwrap_or_else(|_| panic!("no '2 workers registered' within 60 s; output: {seen:#?}"));
-        if let Some(pid) = line.split_whitespace().skip_while(|w| *w != "pid").nth(1) {
-            pids.push(Pid::from_raw(pid.parse().unwrap()));
-        }
-        let done = line.contains("2 workers registered");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    assert_eq!(pids.len(), 3, "a controller and two workers: {seen:#?}");
+        ],
+    );
+    let output = eventually(
+        "up says 2 workers registered",
+        Duration::from_secs(60),
+        || {
+            let output = up.log_text();
+            async move { output.contains("2 workers registered").then_some(output) }
+        },
+    )
+    .await;
+    // "controller     pid 1234    https://localhost:9000" and one such line per worker.
+    let pids: Vec<Pid> = output
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words.get(1) == Some(&"pid")).then(|| Pid::from_raw(words[2].parse().unwrap()))
+        })
+        .collect();
+    assert_eq!(pids.len(), 3, "a controller and two workers: {output}");
     for pid in &pids {
         assert!(kill(*pid, None).is_ok(), "child {pid} is running");
     }
 
-    kill(Pid::from_raw(up.id() as i32), Signal::SIGINT).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = up.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "crank up did not exit after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    up.signal(Signal::SIGINT);
+    let status = up.exits_within(Duration::from_secs(30)).await;
     assert!(status.success(), "crank up exited with {status}");
     for pid in pids {
         assert!(kill(pid, None).is_err(), "child {pid} was left behind");

@@ -6,14 +6,17 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{eventually, free_port, Fleet};
+use common::{eventually, free_port, greeting, Fleet};
+use crank_actors::wire::{
+    CapabilityCount, CapabilityList, ErrorBody, Health, RouteRequest, RouteResponse, WorkerStatus,
+};
+use crank_services::hello::GreetResponse;
 use nix::sys::signal::Signal;
-use serde_json::json;
 
 const GREET: &str = "invoke:hello.greet";
 
-fn route_body() -> serde_json::Value {
-    json!({"verb": "invoke", "capability": "hello.greet"})
+fn route_greet() -> RouteRequest {
+    RouteRequest::new("invoke", "hello.greet")
 }
 
 #[actix_rt::test]
@@ -26,53 +29,51 @@ async fn a_worker_registers_heartbeats_and_is_routable() {
     let listed = eventually(
         "the worker is listed healthy",
         Duration::from_secs(15),
-        || async {
-            fleet
-                .worker("hello-world-1")
-                .await
-                .filter(|w| w["is_healthy"] == true)
-        },
+        || async { fleet.worker("hello-world-1").await.filter(|w| w.is_healthy) },
     )
     .await;
-    assert_eq!(listed["status"], "healthy");
-    assert_eq!(listed["worker_url"], format!("https://localhost:{port}"));
-    assert_eq!(listed["capabilities"], json!([GREET]));
+    assert_eq!(listed.status, WorkerStatus::Healthy);
+    assert_eq!(listed.worker_url, format!("https://localhost:{port}"));
+    assert_eq!(listed.capabilities, [GREET]);
 
-    let (status, capabilities) = fleet.get("/capabilities").await.unwrap();
-    assert_eq!(status, 200);
+    let reply = fleet.get("/capabilities").await.unwrap();
+    assert_eq!(reply.status, 200);
     assert_eq!(
-        capabilities["capabilities"][GREET],
-        json!({"workers": 1, "healthy_workers": 1})
+        reply.json::<CapabilityList>().capabilities[GREET],
+        CapabilityCount {
+            workers: 1,
+            healthy_workers: 1
+        }
     );
 
-    let (status, route) = fleet.post("/route", route_body()).await.unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(route["worker_id"], "hello-world-1");
-    assert_eq!(route["worker_url"], format!("https://localhost:{port}"));
-    assert_eq!(route["capability"], GREET);
+    let reply = fleet.post("/route", &route_greet()).await.unwrap();
+    assert_eq!(reply.status, 200);
+    let route: RouteResponse = reply.json();
+    assert_eq!(route.worker_id, "hello-world-1");
+    assert_eq!(route.worker_url, format!("https://localhost:{port}"));
+    assert_eq!(route.capability, GREET);
 
-    let first = listed["last_heartbeat"].as_str().unwrap().to_owned();
+    let first = listed.last_heartbeat;
     eventually(
         "last_heartbeat advances",
         Duration::from_secs(5),
         || async {
             let now = fleet.worker("hello-world-1").await?;
-            (now["last_heartbeat"].as_str()? > first.as_str()).then_some(())
+            (now.last_heartbeat > first).then_some(())
         },
     )
     .await;
 
     // The worker's own HTTPS server answers the routed URL.
-    let (status, greeting) = common::fetch(
+    let reply = common::post(
         &fleet.client("client"),
-        "POST",
-        &format!("{}/greet", route["worker_url"].as_str().unwrap()),
-        Some(json!({"message": "crank"})),
+        &format!("{}/greet", route.worker_url),
+        &greeting("crank"),
     )
     .await
     .unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(greeting["greeting"], "Hello, crank!");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json::<GreetResponse>().greeting, "Hello, crank!");
 }
 
 #[actix_rt::test]
@@ -88,11 +89,7 @@ async fn sigterm_deregisters_before_the_worker_exits() {
     .await;
 
     worker.signal(Signal::SIGTERM);
-    eventually("the worker process exits", Duration::from_secs(10), || {
-        let exited = worker.exited();
-        async move { exited.then_some(()) }
-    })
-    .await;
+    worker.exits_within(Duration::from_secs(10)).await;
     // It exited; with a 30 s stale timeout only its own deregistration can have
     // removed it by now.
     let workers = fleet.workers().await.expect("the controller answers");
@@ -107,10 +104,7 @@ async fn sigkill_makes_a_worker_stale_and_a_new_one_with_its_id_revives_it() {
     let port = free_port();
     let worker = fleet.start_worker("hello-world-1", port, "200ms");
     eventually("the worker is healthy", Duration::from_secs(15), || async {
-        fleet
-            .worker("hello-world-1")
-            .await
-            .filter(|w| w["is_healthy"] == true)
+        fleet.worker("hello-world-1").await.filter(|w| w.is_healthy)
     })
     .await;
 
@@ -123,30 +117,25 @@ async fn sigkill_makes_a_worker_stale_and_a_new_one_with_its_id_revives_it() {
             fleet
                 .worker("hello-world-1")
                 .await
-                .filter(|w| w["status"] == "stale")
+                .filter(|w| w.status == WorkerStatus::Stale)
         },
     )
     .await;
-    assert_eq!(stale["is_healthy"], false);
-    let (status, body) = fleet.post("/route", route_body()).await.unwrap();
-    assert_eq!(status, 404);
-    assert_eq!(body["error"], "no_worker_available");
+    assert!(!stale.is_healthy);
+    let reply = fleet.post("/route", &route_greet()).await.unwrap();
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json::<ErrorBody>().error, "no_worker_available");
 
     let _replacement = fleet.start_worker("hello-world-1", port, "200ms");
     eventually(
         "the replacement makes the id healthy again",
         Duration::from_secs(15),
-        || async {
-            fleet
-                .worker("hello-world-1")
-                .await
-                .filter(|w| w["is_healthy"] == true)
-        },
+        || async { fleet.worker("hello-world-1").await.filter(|w| w.is_healthy) },
     )
     .await;
-    let (status, route) = fleet.post("/route", route_body()).await.unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(route["worker_id"], "hello-world-1");
+    let reply = fleet.post("/route", &route_greet()).await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json::<RouteResponse>().worker_id, "hello-world-1");
 }
 
 #[actix_rt::test]
@@ -156,27 +145,17 @@ async fn a_worker_serves_without_its_controller_and_registers_once_it_starts() {
     let _worker = fleet.start_worker("hello-world-1", port, "200ms");
     let client = fleet.client("client");
     let url = format!("https://localhost:{port}/greet");
-    let greeting = eventually(
+    let reply = eventually(
         "the worker serves /greet with no controller",
         Duration::from_secs(10),
-        || async {
-            common::fetch(&client, "POST", &url, Some(json!({"message": "alone"})))
-                .await
-                .ok()
-        },
+        || async { common::post(&client, &url, &greeting("alone")).await.ok() },
     )
     .await;
-    assert_eq!(greeting.0, 200);
-    assert_eq!(greeting.1["greeting"], "Hello, alone!");
-    let (_, health) = common::fetch(
-        &client,
-        "GET",
-        &format!("https://localhost:{port}/health"),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(health["registration"], "registering");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json::<GreetResponse>().greeting, "Hello, alone!");
+    let health_url = format!("https://localhost:{port}/health");
+    let health: Health = common::get(&client, &health_url).await.unwrap().json();
+    assert_eq!(health.registration.as_deref(), Some("registering"));
 
     let _controller = fleet.start_controller("5s");
     eventually(
@@ -190,15 +169,8 @@ async fn a_worker_serves_without_its_controller_and_registers_once_it_starts() {
         "the worker's /health says registered",
         Duration::from_secs(5),
         || async {
-            let (_, health) = common::fetch(
-                &client,
-                "GET",
-                &format!("https://localhost:{port}/health"),
-                None,
-            )
-            .await
-            .ok()?;
-            (health["registration"] == "registered").then_some(())
+            let health: Health = common::get(&client, &health_url).await.ok()?.json();
+            (health.registration.as_deref() == Some("registered")).then_some(())
         },
     )
     .await;
@@ -253,17 +225,17 @@ async fn nine_routes_over_three_workers_hit_each_three_times() {
         "three healthy providers",
         Duration::from_secs(15),
         || async {
-            let (_, body) = fleet.get("/capabilities").await.ok()?;
-            (body["capabilities"][GREET]["healthy_workers"] == 3).then_some(())
+            let list: CapabilityList = fleet.get("/capabilities").await.ok()?.json();
+            (list.capabilities.get(GREET)?.healthy_workers == 3).then_some(())
         },
     )
     .await;
     let mut hits: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..9 {
-        let (status, route) = fleet.post("/route", route_body()).await.unwrap();
-        assert_eq!(status, 200);
+        let reply = fleet.post("/route", &route_greet()).await.unwrap();
+        assert_eq!(reply.status, 200);
         *hits
-            .entry(route["worker_id"].as_str().unwrap().to_owned())
+            .entry(reply.json::<RouteResponse>().worker_id)
             .or_default() += 1;
     }
     let expected: BTreeMap<String, usize> = ["hello-world-1", "hello-world-2", "hello-world-3"]

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, path_str, Fleet};
+use crank_actors::wire::{Capability, RegisterRequest, RouteRequest, WorkerList};
 use crank_services::tls::{self, TlsFiles};
-use serde_json::json;
 
-fn registration(id: &str) -> serde_json::Value {
-    json!({
-        "worker_id": id,
-        "worker_url": format!("https://{id}.local:1"),
-        "capabilities": [{"name": "hello.greet", "verb": "invoke", "version": "1.0.0"}]
-    })
+fn registration(id: &str) -> RegisterRequest {
+    RegisterRequest {
+        worker_id: id.into(),
+        worker_url: format!("https://{id}.local:1"),
+        capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
+        instance: None,
+    }
 }
 
 /// Starts a controller with the given client timeout and waits until it answers.
@@ -50,23 +51,15 @@ async fn controller(fleet: &mut Fleet, client_timeout: &str) -> common::Proc {
 async fn honest_client_is_served(fleet: &Fleet, id: &str) {
     let admin = fleet.client("admin");
     let base = fleet.controller_url();
-    let (status, _) = common::fetch(
-        &admin,
-        "POST",
-        &format!("{base}/register"),
-        Some(registration(id)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200);
-    let (status, route) = fleet
-        .post(
-            "/route",
-            json!({"verb": "invoke", "capability": "hello.greet"}),
-        )
+    let reply = common::post(&admin, &format!("{base}/register"), &registration(id))
         .await
         .unwrap();
-    assert_eq!(status, 200, "{route}");
+    assert_eq!(reply.status, 200, "{reply}");
+    let reply = fleet
+        .post("/route", &RouteRequest::new("invoke", "hello.greet"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply}");
 }
 
 /// Blocks until the server closes `stream` (EOF, reset, or an answer such as 408),
@@ -201,9 +194,9 @@ async fn two_thousand_idle_tls_connections_do_not_stop_a_new_client() {
 
     let start = Instant::now();
     honest_client_is_served(&fleet, "w1").await;
-    let (status, workers) = fleet.get("/workers").await.unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(workers["workers"][0]["worker_id"], "w1");
+    let reply = fleet.get("/workers").await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json::<WorkerList>().workers[0].worker_id, "w1");
     eprintln!(
         "registered and routed past 2000 idle TLS and 500 silent TCP connections in {:?}",
         start.elapsed()

@@ -8,11 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, free_port, path_str, run_cli, Fleet};
+use common::{eventually, free_port, greeting, path_str, run_cli, Fleet};
 use crank_services::certs::{self, CertificateAuthority, LeafSpec};
 use crank_services::identity::Role;
 use crank_services::tls::{self, TlsFiles};
-use serde_json::json;
 
 fn anonymous_client(fleet: &Fleet) -> awc::Client {
     let mut roots = rustls::RootCertStore::empty();
@@ -114,7 +113,7 @@ async fn bad_client_certificates_are_refused_and_logged_once_with_the_reason() {
         assert_eq!(lines, 1, "'{reason}' logged {lines} times:\n{log}");
     }
     // The refusals did not hurt anyone else.
-    assert_eq!(fleet.get("/workers").await.unwrap().0, 200);
+    assert_eq!(fleet.get("/workers").await.unwrap().status, 200);
 }
 
 #[actix_rt::test]
@@ -138,16 +137,16 @@ async fn the_workers_own_server_demands_a_client_certificate_from_the_ca() {
         "the standalone worker greets a client with a certificate",
         Duration::from_secs(10),
         || async {
-            common::fetch(&client, "POST", &url, Some(json!({"message": "hi"})))
+            common::post(&client, &url, &greeting("hi"))
                 .await
                 .ok()
-                .filter(|(s, _)| *s == 200)
+                .filter(|reply| reply.status == 200)
         },
     )
     .await;
     let refused = anonymous_client(&fleet)
         .post(&url)
-        .send_json(&json!({"message": "hi"}))
+        .send_json(&greeting("hi"))
         .await;
     assert!(
         refused.is_err(),
@@ -159,7 +158,7 @@ async fn the_workers_own_server_demands_a_client_certificate_from_the_ca() {
         LeafSpec::for_role(Role::Admin, "rogue"),
         true,
     );
-    let refused = rogue.post(&url).send_json(&json!({"message": "hi"})).await;
+    let refused = rogue.post(&url).send_json(&greeting("hi")).await;
     assert!(
         refused.is_err(),
         "a foreign CA must be refused by the worker"

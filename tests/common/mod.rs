@@ -3,14 +3,27 @@
 
 #![allow(dead_code)]
 
+/// The binary's own child-process wrapper, shared rather than copied: the
+/// root package is a binary, so its modules can only be included by path.
+#[path = "../../src/child.rs"]
+pub mod child;
+
+use std::fmt;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use actix_web::web::Bytes;
+use anyhow::{anyhow, Context, Result};
+use crank_actors::wire::{WorkerList, WorkerSummary};
+use crank_services::hello::{GreetOptions, GreetRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use child::Child;
 
 pub const CRANK: &str = env!("CARGO_BIN_EXE_crank");
 
@@ -24,25 +37,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A `crank` process that is killed when dropped.
+/// A `crank` process with its output in a log file; killed when dropped.
 pub struct Proc {
-    pub name: String,
     pub child: Child,
     pub log: PathBuf,
 }
 
 impl Proc {
-    pub fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.child.id() as i32)
-    }
-
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(self.pid(), signal).unwrap();
+        self.child.signal(signal).unwrap();
     }
 
-    /// Whether the process has exited (reaping it if so).
-    pub fn exited(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_some()
+    /// Waits until the process exits, or panics once `deadline` has passed.
+    pub async fn exits_within(&mut self, deadline: Duration) -> ExitStatus {
+        match tokio::time::timeout(deadline, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!(
+                "{} did not exit within {deadline:?}; its log:\n{}",
+                self.child.name(),
+                self.log_text()
+            ),
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -50,10 +65,11 @@ impl Proc {
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A `POST /greet` body with the default options.
+pub fn greeting(message: &str) -> GreetRequest {
+    GreetRequest {
+        message: message.into(),
+        options: GreetOptions::default(),
     }
 }
 
@@ -114,7 +130,8 @@ impl Fleet {
             .path()
             .join(format!("{name}-{}.log", self.logs.len()));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(CRANK)
+        let mut command = Command::new(CRANK);
+        command
             .args(args)
             .env_remove("CONTROLLER_URL")
             .env_remove("WORKER_ID")
@@ -125,15 +142,10 @@ impl Fleet {
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+            .stderr(out);
+        let child = Child::spawn(name, command).unwrap();
         self.logs.push(log.clone());
-        Proc {
-            name: name.into(),
-            child,
-            log,
-        }
+        Proc { child, log }
     }
 
     /// A controller with short timings: stale after `stale_after`, sweeping every 100 ms.
@@ -187,40 +199,36 @@ impl Fleet {
     }
 
     /// `GET` on the controller with the client certificate.
-    pub async fn get(&self, path: &str) -> Result<(u16, Value), String> {
-        fetch(
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        get(
             &self.client("client"),
-            "GET",
             &format!("{}{path}", self.controller_url()),
-            None,
         )
         .await
     }
 
-    /// `POST` JSON to the controller with the client certificate.
-    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
-        fetch(
+    /// `POST` of `body` as JSON to the controller with the client certificate.
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Reply> {
+        post(
             &self.client("client"),
-            "POST",
             &format!("{}{path}", self.controller_url()),
-            Some(body),
+            body,
         )
         .await
     }
 
-    /// The workers the controller lists, by id, with their entries.
-    pub async fn workers(&self) -> Option<Vec<Value>> {
-        match self.get("/workers").await {
-            Ok((200, body)) => body["workers"].as_array().cloned(),
-            _ => None,
-        }
+    /// The workers the controller lists, if it answers.
+    pub async fn workers(&self) -> Option<Vec<WorkerSummary>> {
+        let reply = self.get("/workers").await.ok()?;
+        (reply.status == 200).then(|| reply.json::<WorkerList>().workers)
     }
 
-    pub async fn worker(&self, id: &str) -> Option<Value> {
+    /// The controller's entry for worker `id`, if it lists one.
+    pub async fn worker(&self, id: &str) -> Option<WorkerSummary> {
         self.workers()
             .await?
             .into_iter()
-            .find(|w| w["worker_id"] == id)
+            .find(|w| w.worker_id == id)
     }
 
     pub fn dump_logs(&self) {
@@ -242,28 +250,61 @@ impl Drop for Fleet {
     }
 }
 
-/// One HTTPS request; the status and JSON body, or why there is none.
-pub async fn fetch(
-    client: &awc::Client,
-    method: &str,
-    url: &str,
-    body: Option<Value>,
-) -> Result<(u16, Value), String> {
-    let request = match method {
-        "GET" => client.get(url),
-        "POST" => client.post(url),
-        "DELETE" => client.delete(url),
-        other => panic!("unsupported method {other}"),
-    };
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await,
-        None => request.send().await,
+/// An answer: its status and body, read as whichever type the test expects.
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as `T`; panics, showing the answer, if it is not one.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{self} is not a {}: {e}", std::any::type_name::<T>()))
     }
-    .map_err(|e| e.to_string())?;
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "HTTP {} {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        )
+    }
+}
+
+/// One HTTPS `GET`; the answer, or why there is none.
+pub async fn get(client: &awc::Client, url: &str) -> Result<Reply> {
+    exchange(client.get(url), None).await
+}
+
+/// One HTTPS `POST` of `body` as JSON; the answer, or why there is none.
+pub async fn post(client: &awc::Client, url: &str, body: &impl Serialize) -> Result<Reply> {
+    exchange(client.post(url), Some(serde_json::to_vec(body)?)).await
+}
+
+async fn exchange(request: awc::ClientRequest, body: Option<Vec<u8>>) -> Result<Reply> {
+    let url = request.get_uri().to_string();
+    let sent = match body {
+        Some(body) => {
+            request
+                .content_type("application/json")
+                .send_body(body)
+                .await
+        }
+        None => request.send().await,
+    };
+    // awc's errors are not `Send`: anyhow keeps their message.
+    let mut response = sent.map_err(|e| anyhow!("{e}")).context(url.clone())?;
     let status = response.status().as_u16();
-    let bytes = response.body().await.map_err(|e| e.to_string())?;
-    let value = serde_json::from_slice(&bytes).map_err(|e| format!("not JSON ({e}): {bytes:?}"))?;
-    Ok((status, value))
+    let body = response
+        .body()
+        .await
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("reading the answer of {url}"))?;
+    Ok(Reply { status, body })
 }
 
 /// Polls `probe` every 50 ms until it yields `Some`, or panics naming `what` once

@@ -1,0 +1,87 @@
+//! What each scenario sends: the request bodies, as wire types, and the
+//! [`MakeCall`]s that pick the n-th request of a phase.
+
+use std::sync::Arc;
+
+use actix_web::web::Bytes;
+use crank_actors::wire::{Capability, HeartbeatRequest, RegisterRequest, RouteRequest};
+use serde::Serialize;
+
+use super::load::{Call, MakeCall};
+
+/// `value` as a request body. Serializing a wire body cannot fail: none has a
+/// map with other than string keys.
+fn body(value: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("a wire body serializes"))
+}
+
+/// A [`RegisterRequest`] for worker `id`, serving `bench.cap<N>` for each N of
+/// `capabilities`.
+pub fn registration(id: &str, capabilities: &[usize]) -> Bytes {
+    body(&RegisterRequest {
+        worker_id: id.to_owned(),
+        worker_url: format!("https://{id}.bench.local:8500"),
+        capabilities: capabilities
+            .iter()
+            .map(|c| Capability::new("invoke", &format!("bench.cap{c}"), "1.0.0"))
+            .collect(),
+        // Load generators speak v1, as the original system's workers do.
+        instance: None,
+    })
+}
+
+fn heartbeat(id: &str) -> Bytes {
+    body(&HeartbeatRequest {
+        worker_id: id.to_owned(),
+        load: None,
+        instance: None,
+    })
+}
+
+fn route(capability: usize) -> Bytes {
+    body(&RouteRequest::new(
+        "invoke",
+        &format!("bench.cap{capability}"),
+    ))
+}
+
+/// Heartbeats cycling over workers `prefix-0 .. prefix-(workers-1)`.
+pub fn heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..workers.max(1))
+            .map(|i| heartbeat(&format!("{prefix}-{i}")))
+            .collect(),
+    );
+    Arc::new(move |n| {
+        Call::Post(
+            "/heartbeat".into(),
+            bodies[n as usize % bodies.len()].clone(),
+        )
+    })
+}
+
+pub fn route_calls(capabilities: usize) -> MakeCall {
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..capabilities.max(1)).map(route).collect());
+    Arc::new(move |n| Call::Post("/route".into(), bodies[n as usize % bodies.len()].clone()))
+}
+
+pub fn mixed_calls(workers: usize, capabilities: usize) -> MakeCall {
+    let heartbeats = heartbeat_calls("bench", workers);
+    let routes = route_calls(capabilities);
+    Arc::new(move |n| match n % 100 {
+        // Churn: the n-th hundred registers churn-k, the next one deregisters it.
+        0 => {
+            let k = n / 200;
+            if (n / 100) % 2 == 0 {
+                Call::Post(
+                    "/register".into(),
+                    registration(&format!("churn-{k}"), &[0]),
+                )
+            } else {
+                Call::Delete(format!("/deregister/churn-{k}"))
+            }
+        }
+        1..=9 => routes(n),
+        _ => heartbeats(n),
+    })
+}

@@ -1,0 +1,80 @@
+//! What `crank bench` is asked to do: [`BenchFlags`], and the [`Scenario`]s it
+//! can run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A benchmark scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// The transport's ceiling: a bare mTLS endpoint that parses a heartbeat and answers {}.
+    Baseline,
+    /// Heartbeats spread over all registered workers.
+    Heartbeat,
+    /// Routes over the capabilities of the registered workers.
+    Route,
+    /// 90 % heartbeat, 9 % route, 1 % register/deregister churn.
+    Mixed,
+    /// Workers registering at once on fresh connections (full handshakes).
+    RegisterStorm,
+    /// 100,000 workers: controller RSS, sweep time, route latency at that size.
+    Scale,
+    /// An idle hello-world worker: its RSS and the CPU its heartbeat loop costs.
+    IdleWorker,
+}
+
+impl Scenario {
+    /// Its name on the command line and in [`Row::scenario`](super::row::Row::scenario).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Baseline => "baseline",
+            Scenario::Heartbeat => "heartbeat",
+            Scenario::Route => "route",
+            Scenario::Mixed => "mixed",
+            Scenario::RegisterStorm => "register-storm",
+            Scenario::Scale => "scale",
+            Scenario::IdleWorker => "idle-worker",
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchFlags {
+    /// Scenarios to run, in order [default: baseline heartbeat route mixed].
+    #[arg(value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// How long each load phase runs.
+    #[arg(long, default_value = "10s", value_parser = crank_services::config::parse_duration)]
+    pub duration: Duration,
+    /// Workers registered before heartbeat, route and mixed; the size of register-storm.
+    #[arg(long, default_value_t = 10_000)]
+    pub workers: usize,
+    /// Distinct capabilities the workers serve.
+    #[arg(long, default_value_t = 10)]
+    pub capabilities: usize,
+    /// Workers in the scale scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub scale_workers: usize,
+    /// Client threads generating load.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Load an existing controller instead of starting one (needs --cert-dir with admin.crt).
+    #[arg(long)]
+    pub controller_url: Option<String>,
+    /// Certificates to use; default: a fresh set in a temporary directory.
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// One JSON object per scenario per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a Markdown report (machine, command, table) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Run the whole list this many times and report, per scenario, the round
+    /// with the median ratio to that round's own baseline (or median throughput).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+}

@@ -1,0 +1,322 @@
+//! The prose: the table and the details under it (printed, and in the report),
+//! the benchmark issue's targets checked against the rows, and BENCHMARKS.md
+//! itself, which is `report.md` with its `{placeholders}` filled.
+
+use serde_json::{Map, Value};
+
+use super::flags::BenchFlags;
+use super::probe::machine;
+use super::row::Row;
+
+/// BENCHMARKS.md with a `{name}` for each figure [`report`] fills in.
+const TEMPLATE: &str = include_str!("report.md");
+
+fn fmt_opt(value: Option<f64>, digits: usize) -> String {
+    value
+        .map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The rows' columns as a Markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | requests | errors | throughput/s | p50 ms | p99 ms | p99.9 ms | × baseline | ctl CPU s | ctl RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |\n",
+            row.scenario,
+            row.requests,
+            row.errors,
+            row.throughput,
+            row.p50_ms,
+            row.p99_ms,
+            row.p999_ms,
+            fmt_opt(row.ratio_to_baseline, 2),
+            fmt_opt(row.controller_cpu_s, 2),
+            fmt_opt(row.controller_rss_mb, 1),
+        ));
+    }
+    out
+}
+
+/// `row` as a JSON object, keys sorted.
+fn fields(row: &Row) -> Map<String, Value> {
+    match serde_json::to_value(row) {
+        Ok(Value::Object(fields)) => fields,
+        _ => unreachable!("a Row serializes to an object"),
+    }
+}
+
+/// A line per row with details: every field beyond the table's columns, by
+/// name, fractions to three places.
+pub fn details(rows: &[Row]) -> String {
+    // A row without details serializes to the columns alone (see `Row`).
+    let columns = fields(&Row::default());
+    let mut out = String::new();
+    for row in rows {
+        let details: Vec<String> = fields(row)
+            .into_iter()
+            .filter(|(name, _)| !columns.contains_key(name))
+            .map(|(name, value)| match value.as_f64() {
+                Some(f) if value.is_f64() => format!("{name} = {f:.3}"),
+                _ => format!("{name} = {value}"),
+            })
+            .collect();
+        if !details.is_empty() {
+            out.push_str(&format!("- **{}**: {}\n", row.scenario, details.join(", ")));
+        }
+    }
+    out
+}
+
+/// The targets of the benchmark issue, checked against this run's rows.
+pub fn targets(rows: &[Row]) -> String {
+    let find = |name: &str| rows.iter().find(|r| r.scenario == name);
+    // Against the baseline of the row's own round where it has one.
+    let baseline_p99 = |row: &Row| {
+        row.round_baseline_p99_ms
+            .or_else(|| find("baseline").map(|b| b.p99_ms))
+    };
+    let mut lines = Vec::new();
+    let mut check = |what: String, measured: Option<f64>, ok: fn(f64) -> bool, unit: &str| {
+        let line = match measured {
+            Some(value) => format!(
+                "- {} {what}: {value:.2}{unit}",
+                if ok(value) { "met:" } else { "MISSED:" }
+            ),
+            None => format!("- not measured in this run: {what}"),
+        };
+        lines.push(line);
+    };
+    for name in ["heartbeat", "route"] {
+        let row = find(name);
+        check(
+            format!("{name} throughput ≥ 0.9 × baseline"),
+            row.and_then(|r| r.ratio_to_baseline),
+            |r| r >= 0.9,
+            "×",
+        );
+        check(
+            format!("{name} p99 ≤ 1.5 × baseline's"),
+            row.and_then(|r| Some(r.p99_ms / baseline_p99(r)?)),
+            |r| r <= 1.5,
+            "×",
+        );
+    }
+    let scale = find("scale");
+    let idle = find("idle-worker");
+    check(
+        "mixed throughput ≥ 0.85 × baseline".into(),
+        find("mixed").and_then(|r| r.ratio_to_baseline),
+        |r| r >= 0.85,
+        "×",
+    );
+    check(
+        "scale: controller RSS ≤ 150 MB".into(),
+        scale.and_then(|r| r.controller_rss_mb),
+        |m| m <= 150.0,
+        " MB",
+    );
+    check(
+        "scale: longest sweep (the longest stall) ≤ 20 ms".into(),
+        scale.and_then(|r| r.max_sweep_ms),
+        |m| m <= 20.0,
+        " ms",
+    );
+    check(
+        "scale: route p99 at scale ≤ 1.2 × at 1,000".into(),
+        scale.and_then(|r| r.route_p99_ratio),
+        |r| r <= 1.2,
+        "×",
+    );
+    check(
+        "register-storm: every worker registered, zero errors (unregistered + errors)".into(),
+        find("register-storm").map(|r| {
+            let missing = r.workers.unwrap_or(0) as f64 - r.registered.unwrap_or(0) as f64;
+            missing + r.errors as f64
+        }),
+        |n| n == 0.0,
+        "",
+    );
+    check(
+        "idle worker RSS ≤ 20 MB".into(),
+        idle.and_then(|r| r.worker_rss_mb),
+        |m| m <= 20.0,
+        " MB",
+    );
+    check(
+        "idle worker heartbeat loop < 1 ms CPU per minute at 30 s".into(),
+        idle.and_then(|r| r.heartbeat_loop_cpu_ms_per_minute_at_30s),
+        |m| m < 1.0,
+        " ms",
+    );
+    lines.join("\n") + "\n"
+}
+
+/// BENCHMARKS.md for `rows`, measured with `flags` by the command line `command`.
+pub fn report(flags: &BenchFlags, rows: &[Row], command: &str) -> String {
+    fill(
+        TEMPLATE,
+        &[
+            ("machine", machine()),
+            (
+                "date",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
+            ("command", command.to_owned()),
+            ("connections", flags.connections.to_string()),
+            ("threads", flags.threads.to_string()),
+            ("duration", format!("{:?}", flags.duration)),
+            ("workers", flags.workers.to_string()),
+            ("capabilities", flags.capabilities.to_string()),
+            ("scale_workers", flags.scale_workers.to_string()),
+            ("table", table(rows)),
+            ("details", details(rows)),
+            ("targets", targets(rows)),
+        ],
+    )
+}
+
+/// `template` with each `{name}` of `values` replaced by its value, in one pass
+/// (so a value is never searched for placeholders); braces around anything
+/// else, such as the report's literal `{}`, are kept.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let filled = after.find('}').and_then(|close| {
+            let value = values.iter().find(|(name, _)| *name == &after[..close])?;
+            Some((&value.1, close))
+        });
+        match filled {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `{name}`s of `text` whose name is a Rust identifier.
+    fn placeholders(text: &str) -> Vec<&str> {
+        text.split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+            .filter(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_template_names_every_figure_once_and_nothing_else() {
+        let flags = <BenchFlags as clap::FromArgMatches>::from_arg_matches(
+            &<BenchFlags as clap::Args>::augment_args(clap::Command::new("bench"))
+                .get_matches_from(["bench"]),
+        )
+        .unwrap();
+        let text = report(&flags, &[], "crank bench");
+        assert!(
+            placeholders(&text).is_empty(),
+            "unfilled: {:?}",
+            placeholders(&text)
+        );
+        let mut names = placeholders(TEMPLATE);
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a placeholder twice: {names:?}");
+        assert_eq!(names.len(), 12, "{names:?}");
+        assert!(text.contains("answers `{}`"), "the literal braces stay");
+    }
+
+    #[test]
+    fn fill_does_not_look_into_values() {
+        let out = fill("{a} and {b}", &[("a", "{b}".into()), ("b", "B".into())]);
+        assert_eq!(out, "{b} and B");
+        assert_eq!(fill("{} {x} {", &[]), "{} {x} {");
+    }
+
+    fn row(scenario: &str) -> Row {
+        Row {
+            scenario: scenario.into(),
+            requests: 10,
+            throughput: 100.0,
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn details_list_the_fields_beyond_the_columns_by_name() {
+        let rows = [
+            row("baseline"),
+            Row {
+                workers: Some(10_000),
+                round_baseline_throughput: Some(34272.8641),
+                rounds: Some(3),
+                first_error: Some("HTTP 500".into()),
+                ..row("heartbeat")
+            },
+        ];
+        assert_eq!(
+            details(&rows),
+            "- **heartbeat**: first_error = \"HTTP 500\", round_baseline_throughput = 34272.864, rounds = 3, workers = 10000\n"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_absent_figures_as_a_dash() {
+        let table = table(&[Row {
+            ratio_to_baseline: Some(0.966),
+            controller_rss_mb: Some(26.23),
+            ..row("route")
+        }]);
+        assert!(
+            table.ends_with("| route | 10 | 0 | 100 | 0.00 | 0.00 | 0.00 | 0.97 | - | 26.2 |\n"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn targets_compare_each_row_with_its_own_rounds_baseline() {
+        let rows = [
+            Row {
+                p99_ms: 10.0,
+                ..row("baseline")
+            },
+            Row {
+                p99_ms: 8.0,
+                round_baseline_p99_ms: Some(4.0),
+                ratio_to_baseline: Some(0.95),
+                ..row("heartbeat")
+            },
+        ];
+        let targets = targets(&rows);
+        assert!(
+            targets.contains("- met: heartbeat throughput ≥ 0.9 × baseline: 0.95×"),
+            "{targets}"
+        );
+        // 8 / 4 of its own round, not 8 / 10 of the baseline row shown.
+        assert!(
+            targets.contains("- MISSED: heartbeat p99 ≤ 1.5 × baseline's: 2.00×"),
+            "{targets}"
+        );
+        assert!(
+            targets.contains("- not measured in this run: route throughput"),
+            "{targets}"
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! [`Row`]: what one scenario measured, as `crank bench --json` prints it (one
+//! object a line) and the report's table and details show it; and
+//! [`median_round`], which picks the row shown when the list runs more than once.
+//!
+//! This file depends on serde alone: `tests/bench_smoke.rs` includes it with
+//! `#[path]` to read `--json` output into the same struct.
+
+use serde::{Deserialize, Serialize};
+
+/// One scenario's result.
+///
+/// The first fields are the table's columns, in every row. The rest are the
+/// details listed under the table, each present only in the rows that measure
+/// it, so each is an [`Option`] skipped when [`None`]: a row with none of them
+/// serializes to the columns alone, which is how the report tells the two apart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    /// The scenario's name, e.g. `register-storm`.
+    pub scenario: String,
+    pub requests: u64,
+    /// Requests that failed or were answered with other than 2xx.
+    pub errors: u64,
+    /// Requests per second.
+    pub throughput: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    /// Throughput over the throughput of its round's `baseline` (none if that
+    /// did not run, or nothing was requested).
+    pub ratio_to_baseline: Option<f64>,
+    /// CPU time the controller (or the baseline endpoint) used in the phase.
+    pub controller_cpu_s: Option<f64>,
+    /// Its peak resident memory.
+    pub controller_rss_mb: Option<f64>,
+
+    // Of any row.
+    /// The first failure of the phase, if any failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// Its round's `baseline` throughput: rows of different rounds are shown
+    /// together, so each carries the baseline it is compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_baseline_throughput: Option<f64>,
+    /// Its round's `baseline` p99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_baseline_p99_ms: Option<f64>,
+    /// How many rounds it is the median of, if more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u64>,
+
+    // heartbeat, route, mixed, register-storm, scale.
+    /// Workers registered (scale: as the controller counts them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u64>,
+
+    // register-storm.
+    /// Workers the controller counts once the storm is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_register_all_s: Option<f64>,
+
+    // scale.
+    /// The controller's last sweep at full size (`GET /stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_ms: Option<f64>,
+    /// Its longest sweep step so far: the longest it held back a heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sweep_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_p99_ms_at_1000: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_p99_ms_at_scale: Option<f64>,
+    /// `route_p99_ms_at_scale / route_p99_ms_at_1000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_p99_ratio: Option<f64>,
+    /// The slowest heartbeat while sweeps ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_max_ms_at_scale: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_throughput_at_scale: Option<f64>,
+    /// Controller CPU time to grow from 1,000 workers to full size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_cpu_s: Option<f64>,
+
+    // idle-worker.
+    /// How long the idle workers were watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_s: Option<f64>,
+    /// The heartbeating worker's resident memory at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_rss_mb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_peak_rss_mb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_cpu_ms_per_minute: Option<f64>,
+    /// The same for a worker that never registers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standalone_worker_cpu_ms_per_minute: Option<f64>,
+    /// The difference between the two, per heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_cpu_ms_per_beat: Option<f64>,
+    /// That, at the default 30 s interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_loop_cpu_ms_per_minute_at_30s: Option<f64>,
+}
+
+impl Row {
+    /// What [`median_round`] ranks rounds by: the ratio to the round's own
+    /// baseline, else throughput.
+    fn rank(&self) -> f64 {
+        self.ratio_to_baseline.unwrap_or(self.throughput)
+    }
+}
+
+/// The round whose ratio to its own baseline (else throughput) is the median,
+/// with [`Row::rounds`] set when there was more than one.
+pub fn median_round(mut rounds: Vec<Row>) -> Row {
+    rounds.sort_by(|a, b| a.rank().total_cmp(&b.rank()));
+    let count = rounds.len();
+    let mut chosen = rounds.swap_remove(count / 2);
+    if count > 1 {
+        chosen.rounds = Some(count as u64);
+    }
+    chosen
+}

@@ -1,0 +1,269 @@
+//! Each [`Scenario`]: which processes it starts, what it registers first, which
+//! load it measures, and the [`Row`] it makes of that.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use crank_actors::wire::Stats;
+
+use super::calls::{heartbeat_calls, mixed_calls, registration, route_calls};
+use super::flags::Scenario;
+use super::load::{run_load, Call, Load, MakeCall, Until};
+use super::row::Row;
+use super::target::{free_port, Bench, Target};
+
+/// Runs `scenario` once. Its row has the columns and the scenario's details;
+/// the comparisons with the round's baseline are the caller's to add.
+pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
+    let flags = &bench.flags;
+    let until = Until::Elapsed(flags.duration);
+    match scenario {
+        Scenario::Baseline => {
+            let target = bench.baseline_endpoint()?;
+            let (load, cpu) = measured(&target, || {
+                Ok(bench.load(&target, until, heartbeat_calls("bench", flags.workers)))
+            })?;
+            Ok(row(scenario, &load, &target, cpu))
+        }
+        Scenario::Heartbeat | Scenario::Route | Scenario::Mixed => {
+            let target = bench.controller()?;
+            register_workers(
+                bench,
+                &target,
+                "bench",
+                (0, flags.workers),
+                (1, flags.capabilities),
+            )?;
+            let make = match scenario {
+                Scenario::Heartbeat => heartbeat_calls("bench", flags.workers),
+                Scenario::Route => route_calls(flags.capabilities),
+                _ => mixed_calls(flags.workers, flags.capabilities),
+            };
+            let (load, cpu) = measured(&target, || Ok(bench.load(&target, until, make)))?;
+            Ok(Row {
+                workers: Some(flags.workers as u64),
+                ..row(scenario, &load, &target, cpu)
+            })
+        }
+        Scenario::RegisterStorm => {
+            let target = bench.controller()?;
+            let workers = flags.workers;
+            let make: MakeCall = Arc::new(move |n| {
+                Call::Post(
+                    "/register".into(),
+                    registration(&format!("storm-{n}"), &[0]),
+                )
+            });
+            let (load, cpu) = measured(&target, || {
+                Ok(run_load(
+                    &target.url,
+                    target.tls.clone(),
+                    flags.connections,
+                    flags.threads,
+                    Until::Requests(workers as u64),
+                    true,
+                    make,
+                ))
+            })?;
+            let stats = bench.stats(&target)?;
+            Ok(Row {
+                workers: Some(workers as u64),
+                registered: Some(stats.workers as u64),
+                time_to_register_all_s: Some(load.elapsed.as_secs_f64()),
+                ..row(scenario, &load, &target, cpu)
+            })
+        }
+        Scenario::Scale => scale(bench),
+        Scenario::IdleWorker => idle_worker(bench),
+    }
+}
+
+/// The columns of `scenario`'s row: `load`'s figures and what `target` used.
+fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Option<f64>) -> Row {
+    Row {
+        scenario: scenario.name().to_owned(),
+        requests: load.requests,
+        errors: load.errors,
+        throughput: load.throughput(),
+        p50_ms: load.percentile_ms(0.50),
+        p99_ms: load.percentile_ms(0.99),
+        p999_ms: load.percentile_ms(0.999),
+        controller_cpu_s: cpu_s,
+        controller_rss_mb: target.peak_rss_mb(),
+        first_error: load.first_error.clone(),
+        ..Row::default()
+    }
+}
+
+/// `run`'s value, and the CPU time `target` used meanwhile.
+fn measured<T>(target: &Target, run: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>)> {
+    let before = target.cpu_seconds();
+    let value = run()?;
+    let cpu = target
+        .cpu_seconds()
+        .zip(before)
+        .map(|(after, before)| after - before);
+    Ok((value, cpu))
+}
+
+/// Registers workers `from..to` (ids `prefix-N`), each with `per_worker`
+/// capabilities out of `capabilities`.
+fn register_workers(
+    bench: &Bench,
+    target: &Target,
+    prefix: &str,
+    (from, to): (usize, usize),
+    (per_worker, capabilities): (usize, usize),
+) -> Result<()> {
+    let owned = prefix.to_owned();
+    let capabilities = capabilities.max(1);
+    let per_worker = per_worker.min(capabilities);
+    let make: MakeCall = Arc::new(move |n| {
+        let prefix = &owned;
+        let i = from + n as usize;
+        let caps: Vec<usize> = (0..per_worker).map(|k| (i + k) % capabilities).collect();
+        Call::Post(
+            "/register".into(),
+            registration(&format!("{prefix}-{i}"), &caps),
+        )
+    });
+    let load = bench.load(target, Until::Requests((to - from) as u64), make);
+    match load.first_error {
+        Some(e) => bail!(
+            "registering {prefix}-{from}..{to}: {} errors, first: {e}",
+            load.errors
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Waits for the sweeper to run at least once more, and returns the stats after it.
+fn after_next_sweep(bench: &Bench, target: &Target) -> Result<Stats> {
+    let before = bench.stats(target)?.sweeps;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let stats = bench.stats(target)?;
+        if stats.sweeps > before {
+            return Ok(stats);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("the controller did not sweep within 30 s")
+}
+
+fn scale(bench: &Bench) -> Result<Row> {
+    let flags = &bench.flags;
+    let target = bench.controller()?;
+    let small = 1_000.min(flags.scale_workers);
+    let until = Until::Elapsed(flags.duration);
+    let capabilities = flags.capabilities.max(2);
+    register_workers(bench, &target, "scale", (0, small), (2, capabilities))?;
+    let at_small = bench.load(&target, until, route_calls(capabilities));
+    let (_, cpu) = measured(&target, || {
+        register_workers(
+            bench,
+            &target,
+            "scale",
+            (small, flags.scale_workers),
+            (2, capabilities),
+        )
+    })?;
+    let stats = after_next_sweep(bench, &target)?;
+    let (at_scale, route_cpu) = measured(&target, || {
+        Ok(bench.load(&target, until, route_calls(capabilities)))
+    })?;
+    // Heartbeats while sweeps run: the longest wait is the worst stall.
+    let beats = bench.load(
+        &target,
+        until,
+        heartbeat_calls("scale", flags.scale_workers),
+    );
+    let stats_after = bench.stats(&target)?;
+    let (p99_small, p99_scale) = (at_small.percentile_ms(0.99), at_scale.percentile_ms(0.99));
+    Ok(Row {
+        workers: Some(stats.workers as u64),
+        sweep_ms: Some(stats.last_sweep_ms),
+        max_sweep_ms: Some(stats_after.max_sweep_ms),
+        route_p99_ms_at_1000: Some(p99_small),
+        route_p99_ms_at_scale: Some(p99_scale),
+        route_p99_ratio: Some(p99_scale / p99_small.max(1e-9)),
+        heartbeat_max_ms_at_scale: Some(beats.percentile_ms(1.0)),
+        heartbeat_throughput_at_scale: Some(beats.throughput()),
+        registration_cpu_s: cpu,
+        ..row(Scenario::Scale, &at_scale, &target, route_cpu)
+    })
+}
+
+fn idle_worker(bench: &Bench) -> Result<Row> {
+    // Two idle workers side by side: one standalone, one heartbeating every 6 s
+    // (longer than nothing, shorter than the default so the window sees several
+    // beats). The difference in CPU is what the registration and heartbeat
+    // loop costs; the rest (actix's timers) an idle worker pays anyway.
+    const INTERVAL_S: f64 = 6.0;
+    let controller = bench.controller()?;
+    let controller_ip_url = controller.url.replace("://localhost:", "://127.0.0.1:");
+    let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
+    let (port, alone_port) = (free_port()?, free_port()?);
+    let registered = bench.start(
+        "worker",
+        &[
+            "worker",
+            "--port",
+            &port.to_string(),
+            "--cert-dir",
+            &cert_dir,
+            "--controller-url",
+            &controller_ip_url,
+            "--heartbeat-interval",
+            "6s",
+        ],
+        port,
+    )?;
+    let standalone = bench.start(
+        "standalone-worker",
+        &[
+            "worker",
+            "--port",
+            &alone_port.to_string(),
+            "--cert-dir",
+            &cert_dir,
+            "--worker-id",
+            "standalone",
+            "--cert",
+            "hello-world-1",
+        ],
+        alone_port,
+    )?;
+    // Past start-up, then a fixed window: a measurement, not a wait for an event.
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu = |target: &Target| {
+        target
+            .cpu_seconds()
+            .context("cannot read a worker's CPU time")
+    };
+    let (before, alone_before) = (cpu(&registered)?, cpu(&standalone)?);
+    let controller_before = controller.cpu_seconds();
+    let window = bench.flags.duration * 3;
+    std::thread::sleep(window);
+    let used = cpu(&registered)? - before;
+    let alone = cpu(&standalone)? - alone_before;
+    let beats = window.as_secs_f64() / INTERVAL_S;
+    let per_beat_ms = ((used - alone) * 1000.0 / beats).max(0.0);
+    let per_minute = |seconds: f64| seconds * 1000.0 * 60.0 / window.as_secs_f64();
+    Ok(Row {
+        controller_cpu_s: controller
+            .cpu_seconds()
+            .zip(controller_before)
+            .map(|(after, before)| after - before),
+        window_s: Some(window.as_secs_f64()),
+        heartbeat_interval_s: Some(INTERVAL_S),
+        worker_rss_mb: registered.rss_mb(),
+        worker_peak_rss_mb: registered.peak_rss_mb(),
+        worker_cpu_ms_per_minute: Some(per_minute(used)),
+        standalone_worker_cpu_ms_per_minute: Some(per_minute(alone)),
+        heartbeat_cpu_ms_per_beat: Some(per_beat_ms),
+        heartbeat_loop_cpu_ms_per_minute_at_30s: Some(per_beat_ms * 2.0),
+        ..row(Scenario::IdleWorker, &Load::default(), &controller, None)
+    })
+}

@@ -1,0 +1,241 @@
+//! The processes under load and where they come from: [`Bench`] holds what a
+//! run shares (certificates, logs, the runtime its children are watched on) and
+//! starts each [`Target`], a `crank` child process of its own or a controller
+//! named by `--controller-url`.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use crank_actors::wire::Stats;
+use crank_services::tls::{client_config, TlsFiles};
+use rustls::ClientConfig;
+
+use super::flags::BenchFlags;
+use super::load::{client, run_load, Load, MakeCall, Until};
+use super::probe::{proc_status_kb, process_cpu_seconds};
+use crate::child::Child;
+use crate::error::flat;
+
+/// How long a started process has to answer `GET /health`.
+const READY_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A process under load: a controller, the baseline endpoint or a worker.
+pub struct Target {
+    pub url: String,
+    pub tls: Arc<ClientConfig>,
+    /// `None` for a controller named by `--controller-url`: nothing to measure
+    /// in `/proc`. Killed when the target is dropped.
+    child: Option<Child>,
+}
+
+impl Target {
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::pid)
+    }
+
+    /// CPU time it has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.pid().and_then(process_cpu_seconds)
+    }
+
+    /// Its resident memory now, in MB.
+    pub fn rss_mb(&self) -> Option<f64> {
+        self.pid()
+            .and_then(|pid| proc_status_kb(pid, "VmRSS:"))
+            .map(|kb| kb / 1024.0)
+    }
+
+    /// The most resident memory it has had, in MB.
+    pub fn peak_rss_mb(&self) -> Option<f64> {
+        self.pid()
+            .and_then(|pid| proc_status_kb(pid, "VmHWM:"))
+            .map(|kb| kb / 1024.0)
+    }
+}
+
+/// A free loopback port (the OS picks it; it is used at once).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
+    Ok(listener.local_addr().context("no free port")?.port())
+}
+
+/// Where the load goes: certificates, logs, and the processes started on demand.
+pub struct Bench {
+    pub flags: BenchFlags,
+    pub cert_dir: PathBuf,
+    /// The temporary certificates and logs, removed at the end unless kept.
+    temp: Option<tempfile::TempDir>,
+    /// The bench acts as admin, which may register and deregister.
+    pub tls: Arc<ClientConfig>,
+    /// Where the children are started and watched, and every request outside
+    /// a load phase is made (load phases run on threads of their own).
+    system: actix_rt::SystemRunner,
+}
+
+impl Bench {
+    pub fn new(flags: BenchFlags) -> Result<Self> {
+        let (cert_dir, temp) = match &flags.cert_dir {
+            Some(dir) => (dir.clone(), None),
+            None if flags.controller_url.is_some() => (PathBuf::from("certs"), None),
+            None => {
+                let temp = tempfile::tempdir().context("cannot make a temporary directory")?;
+                let dir = temp.path().join("certs");
+                crank_services::certs::init(&dir, false).map_err(flat)?;
+                (dir, Some(temp))
+            }
+        };
+        let tls = client_config(&TlsFiles::in_dir(&cert_dir, "admin"))
+            .map_err(flat)
+            .context("the bench acts as admin")?;
+        Ok(Bench {
+            flags,
+            cert_dir,
+            temp,
+            tls: Arc::new(tls),
+            system: actix_rt::System::new(),
+        })
+    }
+
+    /// Runs `future` on the bench's runtime, where its children live.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.system.block_on(future)
+    }
+
+    /// Keeps the temporary directory, with the children's logs an error points at.
+    pub fn keep_logs(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = temp.keep();
+        }
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.cert_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("bench-{name}.log"))
+    }
+
+    /// A fresh controller with `crank controller`'s defaults, or the one named.
+    pub fn controller(&self) -> Result<Target> {
+        if let Some(url) = &self.flags.controller_url {
+            return Ok(Target {
+                url: url.trim_end_matches('/').to_owned(),
+                tls: self.tls.clone(),
+                child: None,
+            });
+        }
+        let port = free_port()?;
+        let args = [
+            "controller",
+            "--port",
+            &port.to_string(),
+            "--cert-dir",
+            &self.cert_dir.to_string_lossy(),
+        ];
+        self.start("controller", &args, port)
+    }
+
+    /// The bare endpoint `baseline` loads (`crank bench-baseline`).
+    pub fn baseline_endpoint(&self) -> Result<Target> {
+        let port = free_port()?;
+        let args = [
+            "bench-baseline",
+            "--port",
+            &port.to_string(),
+            "--cert-dir",
+            &self.cert_dir.to_string_lossy(),
+        ];
+        self.start("baseline", &args, port)
+    }
+
+    /// Starts `crank <args>`, listening on `port`, with its output in the log
+    /// `name`, and waits until `GET /health` answers.
+    pub fn start(&self, name: &str, args: &[&str], port: u16) -> Result<Target> {
+        let log = self.log_path(name);
+        let exe = std::env::current_exe().context("cannot find the crank binary")?;
+        let log_file = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let mut command = Command::new(exe);
+        command
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        let url = format!("https://localhost:{port}");
+        let health = format!("{url}/health");
+        let tls = self.tls.clone();
+        let child = self.block_on(async {
+            let mut child =
+                Child::spawn(name, command).with_context(|| format!("cannot start {args:?}"))?;
+            let client = client(tls, 1);
+            let answered = async {
+                loop {
+                    if let Ok(response) = client.get(&health).send().await {
+                        if response.status().is_success() {
+                            return;
+                        }
+                    }
+                    actix_rt::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            tokio::select! {
+                () = answered => {}
+                status = child.wait() => bail!(
+                    "{args:?} exited before it answered ({}); see {}",
+                    status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                    log.display()
+                ),
+                () = actix_rt::time::sleep(READY_DEADLINE) => bail!(
+                    "{args:?} did not answer within {READY_DEADLINE:?}; see {}",
+                    log.display()
+                ),
+            }
+            Ok(child)
+        })?;
+        Ok(Target {
+            url,
+            tls: self.tls.clone(),
+            child: Some(child),
+        })
+    }
+
+    /// A load phase against `target` with the flags' connections and threads.
+    pub fn load(&self, target: &Target, until: Until, make: MakeCall) -> Load {
+        run_load(
+            &target.url,
+            target.tls.clone(),
+            self.flags.connections,
+            self.flags.threads,
+            until,
+            false,
+            make,
+        )
+    }
+
+    /// The controller's [`Stats`].
+    pub fn stats(&self, target: &Target) -> Result<Stats> {
+        let url = format!("{}/stats", target.url);
+        let tls = target.tls.clone();
+        self.block_on(async move {
+            let mut response = client(tls, 1)
+                .get(&url)
+                .send()
+                .await
+                .map_err(flat)
+                .with_context(|| format!("GET {url}"))?;
+            response
+                .json::<Stats>()
+                .await
+                .map_err(flat)
+                .with_context(|| format!("reading the answer of {url}"))
+        })
+    }
+}
