@@ -6,13 +6,14 @@
 use std::future::{ready, Ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use rustls_pki_types::CertificateDer;
 
 use crate::error::ApiError;
-use crate::identity::{identity_from_der, IdentityError, PeerIdentity};
+use crate::identity::{current_identity_from_der, IdentityError, PeerIdentity};
 
 /// What was learned of the peer when it connected: its identity, or why it has
 /// none. Shared, so handing it to each request of the connection is a count.
@@ -29,10 +30,12 @@ pub fn record_identity(
     let Some(leaf) = certificates.and_then(|certs| certs.first()) else {
         return;
     };
-    let identity = identity_from_der(leaf);
+    // Checked on every connection: a resumed TLS session skips the handshake's
+    // certificate checks, validity dates included.
+    let identity = current_identity_from_der(leaf, SystemTime::now());
     if let Err(problem) = &identity {
         log::warn!(
-            "client {} presented a certificate without a usable identity: {problem}",
+            "client {} presented a certificate without a usable identity: {problem}; its requests are refused (403)",
             peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
         );
     }

@@ -7,6 +7,7 @@
 //! [`Caller`](crate::caller::Caller) extractor hands the identity to handlers.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crank_actors::domain::WorkerId;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -115,6 +116,10 @@ pub enum IdentityError {
     Ambiguous(Vec<String>),
     #[error("the certificate's URI SAN {0:?} is a SPIFFE ID but not spiffe://{TRUST_DOMAIN}/<role>/<name> spelled exactly; a certificate with a SPIFFE ID outside crank's trust domain has no crank identity, whatever its CN")]
     ForeignSpiffe(String),
+    #[error("the certificate expired at {0} (a resumed TLS session outlived it); present a current certificate")]
+    Expired(String),
+    #[error("the certificate is not valid before {0}")]
+    NotYetValid(String),
 }
 
 /// Reads the crank identity of a DER certificate.
@@ -131,8 +136,42 @@ pub enum IdentityError {
 /// inside the domain is refused too, since falling back to the CN would hand a
 /// mistyped admin certificate a worker's rights.
 pub fn identity_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| IdentityError::Unparsable(e.to_string()))?;
+    identity_of(&parse(der)?)
+}
+
+/// The crank identity of a DER certificate ([`identity_from_der`]), if the
+/// certificate is valid at `now`.
+///
+/// A full TLS handshake checks the validity dates; a resumed session does not
+/// look at the certificate again, so a session ticket would otherwise carry an
+/// identity past its certificate's `notAfter`. Servers call this for every
+/// connection, resumed or not.
+pub fn current_identity_from_der(
+    der: &[u8],
+    now: SystemTime,
+) -> Result<PeerIdentity, IdentityError> {
+    let cert = parse(der)?;
+    let validity = cert.validity();
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    };
+    if now > validity.not_after.timestamp() {
+        return Err(IdentityError::Expired(validity.not_after.to_string()));
+    }
+    if now < validity.not_before.timestamp() {
+        return Err(IdentityError::NotYetValid(validity.not_before.to_string()));
+    }
+    identity_of(&cert)
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, IdentityError> {
+    X509Certificate::from_der(der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| IdentityError::Unparsable(e.to_string()))
+}
+
+fn identity_of(cert: &X509Certificate<'_>) -> Result<PeerIdentity, IdentityError> {
     let prefix = format!("spiffe://{TRUST_DOMAIN}/");
     let uris: Vec<&str> = match cert.subject_alternative_name() {
         Ok(Some(san)) => san
@@ -364,6 +403,33 @@ mod tests {
     fn non_spiffe_uris_still_leave_the_cn() {
         let id = identity_from_der(&der(Some("w1"), &["https://example.com/x"])).unwrap();
         assert_eq!(id, PeerIdentity::new(Role::Worker, "w1"));
+    }
+
+    #[test]
+    fn a_certificate_outside_its_validity_has_no_current_identity() {
+        use crate::certs::{CertificateAuthority, LeafSpec};
+        use rustls_pki_types::pem::PemObject;
+        let ca = CertificateAuthority::generate("test CA").unwrap();
+        let spec = LeafSpec::for_role(Role::Admin, "ops");
+        let minted = ca.issue(&spec).unwrap();
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(minted.cert_pem.as_bytes()).unwrap();
+        let at = |offset: time::Duration| SystemTime::from(spec.not_before + offset);
+        assert_eq!(
+            current_identity_from_der(&der, at(time::Duration::minutes(1))),
+            Ok(PeerIdentity::new(Role::Admin, "ops"))
+        );
+        assert!(matches!(
+            current_identity_from_der(&der, at(-time::Duration::minutes(1))),
+            Err(IdentityError::NotYetValid(_))
+        ));
+        assert!(matches!(
+            current_identity_from_der(
+                &der,
+                SystemTime::from(spec.not_after + time::Duration::seconds(2))
+            ),
+            Err(IdentityError::Expired(_))
+        ));
     }
 
     #[test]
