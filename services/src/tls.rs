@@ -1,16 +1,24 @@
 //! TLS setup. Servers require a client certificate signed by the fleet's CA
-//! (`WebPkiClientVerifier`, which also checks validity dates and the clientAuth
-//! usage); clients present their certificate and trust only that CA. TLS 1.2 and
-//! 1.3 only, with the ring provider.
+//! whose extended key usage names clientAuth ([`WebPkiClientVerifier`], which
+//! checks the chain, the validity dates and the usage when the extension is
+//! there, wrapped so that a certificate without the extension is refused too);
+//! clients present their certificate and trust only that CA. TLS 1.2 and 1.3
+//! only, with the ring provider.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A certificate, its key and the CA that signs the fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +121,7 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
             path: files.ca.clone(),
             problem: e.to_string(),
         })?;
+    let verifier = Arc::new(RequireClientAuthUsage(verifier));
     let chain = load_certs(&files.cert)?;
     let key = load_key(&files.key)?;
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -141,4 +150,78 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
         .with_root_certificates(roots(&files.ca)?)
         .with_client_auth_cert(chain, key)
         .map_err(|e| key_mismatch(files, e))
+}
+
+/// Whether `der` has an extended-key-usage extension that names clientAuth: a
+/// certificate without the extension is valid for any purpose to webpki, but a
+/// crank client certificate must say it is one.
+fn require_client_auth_usage(der: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    let refused = || rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose);
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    match cert.extended_key_usage() {
+        Ok(Some(usage)) if usage.value.client_auth => Ok(()),
+        Ok(_) => Err(refused()),
+        Err(_) => Err(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        )),
+    }
+}
+
+/// A [`ClientCertVerifier`] that asks its inner verifier (the fleet CA's
+/// [`WebPkiClientVerifier`]) first, then refuses a certificate whose extended
+/// key usage does not name clientAuth, the extension's absence included, with
+/// [`CertificateError::InvalidPurpose`].
+#[derive(Debug)]
+struct RequireClientAuthUsage(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for RequireClientAuthUsage {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        require_client_auth_usage(end_entity)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.0.requires_raw_public_keys()
+    }
 }
