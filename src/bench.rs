@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
-use crank_services::tls::{client_config, TlsFiles};
+use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use rustls::ClientConfig;
 use serde_json::{json, Map, Value};
 
@@ -758,6 +758,15 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
     let controller_ip_url = controller.url.replace("://localhost:", "://127.0.0.1:");
     let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
     let (port, alone_port) = (free_port()?, free_port()?);
+    // Both serve with hello-world-1's certificate; a client checks that it
+    // reaches that worker, not merely someone of the fleet.
+    let worker_tls = Arc::new(
+        client_config_for(
+            &TlsFiles::in_dir(&bench.cert_dir, "admin"),
+            ExpectedPeer::Worker("hello-world-1".into()),
+        )
+        .map_err(|e| e.to_string())?,
+    );
     let registered = start_target(
         &[
             "worker",
@@ -772,7 +781,7 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
         ]
         .map(String::from),
         port,
-        bench.tls.clone(),
+        worker_tls.clone(),
         &bench.log_path("worker"),
     )?;
     let standalone = start_target(
@@ -789,7 +798,7 @@ fn idle_worker(bench: &Bench) -> Result<Row, String> {
         ]
         .map(String::from),
         alone_port,
-        bench.tls.clone(),
+        worker_tls.clone(),
         &bench.log_path("standalone-worker"),
     )?;
     std::thread::sleep(Duration::from_secs(1));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crank_services::tls::{client_config, TlsFiles};
+use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use serde_json::{json, Value};
 
 /// How to reach and authenticate to the controller.
@@ -29,6 +29,7 @@ pub struct ClientFlags {
 /// An mTLS client bound to one controller.
 pub struct Client {
     http: awc::Client,
+    files: TlsFiles,
     pub controller_url: String,
     pub json: bool,
 }
@@ -44,8 +45,22 @@ impl Client {
         })?;
         Ok(Client {
             http: crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(5)),
+            files,
             controller_url: flags.controller_url.trim_end_matches('/').to_owned(),
             json: flags.json,
+        })
+    }
+
+    /// The same certificate, for calling the worker `worker_id`: the server
+    /// must present that worker's certificate, not the controller's.
+    pub fn for_worker(&self, worker_id: &str) -> Result<Client, String> {
+        let config = client_config_for(&self.files, ExpectedPeer::Worker(worker_id.to_owned()))
+            .map_err(|e| e.to_string())?;
+        Ok(Client {
+            http: crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(5)),
+            files: self.files.clone(),
+            controller_url: self.controller_url.clone(),
+            json: self.json,
         })
     }
 
@@ -233,6 +248,7 @@ pub async fn greet(client: &Client, message: &str, options: Value) -> Result<Str
         .to_owned();
     let url = format!("{worker_url}/greet");
     let (status, answer) = client
+        .for_worker(&worker_id)?
         .call(
             "POST",
             &url,

@@ -2,6 +2,8 @@
 //! route, graceful and ungraceful exits, controller outages and restarts.
 
 mod common;
+#[path = "common/tls_peers.rs"]
+mod tls_peers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,7 +66,7 @@ async fn a_worker_registers_heartbeats_and_is_routable() {
 
     // The worker's own HTTPS server answers the routed URL.
     let (status, greeting) = common::fetch(
-        &fleet.client("client"),
+        &tls_peers::worker_client(&fleet.cert_dir(), "client", "hello-world-1"),
         "POST",
         &format!("{}/greet", route["worker_url"].as_str().unwrap()),
         Some(json!({"message": "crank"})),
@@ -154,7 +156,7 @@ async fn a_worker_serves_without_its_controller_and_registers_once_it_starts() {
     let mut fleet = Fleet::new();
     let port = free_port();
     let _worker = fleet.start_worker("hello-world-1", port, "200ms");
-    let client = fleet.client("client");
+    let client = tls_peers::worker_client(&fleet.cert_dir(), "client", "hello-world-1");
     let url = format!("https://localhost:{port}/greet");
     let greeting = eventually(
         "the worker serves /greet with no controller",

@@ -4,6 +4,8 @@
 //! line naming the file.
 
 mod common;
+#[path = "common/tls_peers.rs"]
+mod tls_peers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,7 +135,7 @@ async fn the_workers_own_server_demands_a_client_certificate_from_the_ca() {
         ],
     );
     let url = format!("https://localhost:{port}/greet");
-    let client = fleet.client("client");
+    let client = tls_peers::worker_client(&cert_dir, "client", "hello-world-1");
     eventually(
         "the standalone worker greets a client with a certificate",
         Duration::from_secs(10),
@@ -245,4 +247,97 @@ fn unusable_certificate_files_stop_crank_at_start_with_one_line() {
     assert!(!ok);
     assert!(err.contains("ca.crt"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// A client of the fleet's CA that accepts any server certificate from it, as
+/// clients did before they checked the server's identity: to look inside a
+/// server that is not what it should be.
+fn unchecked_client(fleet: &Fleet, name: &str) -> awc::Client {
+    let files = TlsFiles::in_dir(&fleet.cert_dir(), name);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in tls::load_certs(&files.ca).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(Arc::new(roots))
+        .with_client_auth_cert(
+            tls::load_certs(&files.cert).unwrap(),
+            tls::load_key(&files.key).unwrap(),
+        )
+        .unwrap();
+    crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+}
+
+#[actix_rt::test]
+async fn a_controller_with_a_worker_certificate_is_refused_by_workers_and_the_cli() {
+    let mut fleet = Fleet::new();
+    let cert_dir = fleet.cert_dir();
+    let port = fleet.controller_port.to_string();
+    // A real controller process, but serving with a worker's certificate.
+    let _impostor = fleet.spawn(
+        "impostor",
+        &[
+            "controller",
+            "--cert-dir",
+            path_str(&cert_dir),
+            "--port",
+            &port,
+            "--cert",
+            "hello-world-1",
+        ],
+    );
+    let inside = unchecked_client(&fleet, "admin");
+    let workers_url = format!("{}/workers", fleet.controller_url());
+    eventually("the impostor answers", Duration::from_secs(10), || async {
+        common::fetch(&inside, "GET", &workers_url, None).await.ok()
+    })
+    .await;
+
+    fleet.issue_worker("w1");
+    let worker = fleet.start_worker("w1", free_port(), "200ms");
+    eventually(
+        "the worker logs why it does not register",
+        Duration::from_secs(10),
+        || {
+            let log = worker.log_text();
+            let logged = log.contains("worker/hello-world-1") && log.contains("not a controller");
+            async move { logged.then_some(()) }
+        },
+    )
+    .await;
+    let (status, listed) = common::fetch(&inside, "GET", &workers_url, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["workers"],
+        json!([]),
+        "the worker registered with an impostor"
+    );
+
+    let controller_url = fleet.controller_url();
+    let (ok, out, err) = run_cli(&[
+        "workers",
+        "--controller-url",
+        &controller_url,
+        "--cert-dir",
+        path_str(&cert_dir),
+    ]);
+    assert!(!ok, "crank workers trusted the impostor: {out}");
+    eprintln!("crank workers said: {err}");
+    eprintln!(
+        "the worker logged: {}",
+        worker
+            .log_text()
+            .lines()
+            .find(|l| l.contains("not a controller"))
+            .unwrap_or_default()
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("worker/hello-world-1") && err.contains("not a controller"),
+        "{err}"
+    );
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::start_controller;
 use crank_services::certs::{self, CertificateAuthority, LeafSpec};
 use crank_services::identity::Role;
-use crank_services::tls::{self, TlsFiles};
+use crank_services::tls::{self, ExpectedPeer, TlsFiles};
 use rustls::ClientConfig;
 use rustls::HandshakeKind;
 use serde_json::Value;
@@ -154,4 +154,64 @@ async fn a_resumed_session_does_not_outlive_its_certificate() {
     assert_eq!(resumed.body["error"], "no_identity", "{resumed:?}");
     let detail = resumed.body["detail"].as_str().unwrap();
     assert!(detail.contains("expired"), "{detail}");
+}
+
+/// Serves a bare app over mTLS with `dir`'s certificate `cert`; its port.
+fn serve_as(dir: &Path, cert: &str) -> u16 {
+    use actix_web::{web, App, HttpResponse};
+    use crank_services::server::{mtls_server, ServerLimits};
+    let tls = tls::server_config(&TlsFiles::in_dir(dir, cert)).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let limits = ServerLimits {
+        workers: 1,
+        ..ServerLimits::default()
+    };
+    let server = mtls_server("test", listener, tls, limits, false, || {
+        App::new().route(
+            "/health",
+            web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({})) }),
+        )
+    })
+    .unwrap();
+    actix_web::rt::spawn(server);
+    port
+}
+
+#[actix_web::test]
+async fn a_client_expecting_one_worker_refuses_another_workers_certificate() {
+    let fleet = tempfile::tempdir().unwrap();
+    certs::init(fleet.path(), false).unwrap();
+    for name in ["w1", "w2"] {
+        mint(fleet.path(), &LeafSpec::for_role(Role::Worker, name));
+    }
+    let port = serve_as(fleet.path(), "w2");
+    let expecting = |expected: ExpectedPeer| {
+        Arc::new(
+            tls::client_config_for(&TlsFiles::in_dir(fleet.path(), "client"), expected).unwrap(),
+        )
+    };
+    let (w1, w2, controller) = (
+        expecting(ExpectedPeer::Worker("w1".into())),
+        expecting(ExpectedPeer::Worker("w2".into())),
+        expecting(ExpectedPeer::Controller { name: None }),
+    );
+    let (w1, w2, controller) = actix_web::rt::task::spawn_blocking(move || {
+        (
+            get(&w1, port, "/health"),
+            get(&w2, port, "/health"),
+            get(&controller, port, "/health"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        w2.unwrap().status,
+        200,
+        "the routed worker itself is accepted"
+    );
+    let w1 = w1.expect_err("w2's certificate must be refused when w1 is expected");
+    assert!(w1.contains("worker/w2") && w1.contains("worker/w1"), "{w1}");
+    let controller = controller.expect_err("a worker is no controller");
+    assert!(controller.contains("worker/w2"), "{controller}");
 }
