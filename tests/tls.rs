@@ -341,3 +341,38 @@ async fn a_controller_with_a_worker_certificate_is_refused_by_workers_and_the_cl
         "{err}"
     );
 }
+
+#[actix_rt::test]
+async fn a_port_check_is_not_a_warning_but_a_refused_certificate_is() {
+    let mut fleet = Fleet::new();
+    let controller = fleet.start_controller("5s");
+    eventually(
+        "the controller answers",
+        Duration::from_secs(10),
+        || async { fleet.get("/health").await.ok() },
+    )
+    .await;
+    // What a health check or `nc -z` does: connect, send nothing, close.
+    drop(std::net::TcpStream::connect(("127.0.0.1", fleet.controller_port)).unwrap());
+    let mut no_usage = LeafSpec::for_role(Role::Client, "no-usage");
+    no_usage.client = false;
+    let refused = client_with(&fleet, "no-usage", no_usage, false)
+        .get(format!("{}/workers", fleet.controller_url()))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a certificate without EKU must be refused"
+    );
+    eventually("the refusal is logged", Duration::from_secs(5), || {
+        let logged = controller.log_text().contains("no clientAuth usage");
+        async move { logged.then_some(()) }
+    })
+    .await;
+    // The port check was accepted before the refused handshake: its line, had
+    // there been one, is in the log by now.
+    let log = controller.log_text();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("no clientAuth usage"), "{log}");
+}

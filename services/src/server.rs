@@ -91,6 +91,21 @@ pub fn explain_handshake_error(error: &std::io::Error) -> String {
     format!("{plainly} ({tls})")
 }
 
+/// Whether a handshake failed only because the peer hung up without a TLS
+/// error: what a health check or `nc -z` does (connect, then close). Not a
+/// refusal, so not worth a warning.
+fn closed_before_handshake(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    let tls_error = error
+        .get_ref()
+        .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some());
+    !tls_error
+        && matches!(
+            error.kind(),
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        )
+}
+
 /// Builds an actix-server that serves `app_factory`'s app over mutual TLS on
 /// `listener` (bound by the caller, so a test can bind port 0 and keep it). The
 /// caller runs it (`.await`); it stops on SIGTERM/SIGINT unless `handle_signals`
@@ -134,6 +149,10 @@ where
                     let stream = accepted.await.inspect_err(|error| match error {
                         TlsError::Timeout => log::warn!(
                             "dropped connection from {}: no TLS handshake within {client_timeout:?}",
+                            describe(peer)
+                        ),
+                        TlsError::Tls(error) if closed_before_handshake(error) => log::debug!(
+                            "connection from {} closed before a TLS handshake (a port check?); nothing to do",
                             describe(peer)
                         ),
                         TlsError::Tls(error) => log::warn!(
