@@ -74,7 +74,7 @@ pub(super) const CLIENT_TIMEOUT: Setting = Setting {
     value_name: "D",
     default: Some("10s"),
     help:
-        "Drop clients that complete no TLS handshake, or send no request headers, within this time",
+        "Drop clients that complete no TLS handshake, send no request headers, or (after the headers) no whole body, within this time",
 };
 pub(super) const HTTP_WORKERS: Setting = Setting {
     key: "http_workers",
@@ -83,6 +83,14 @@ pub(super) const HTTP_WORKERS: Setting = Setting {
     value_name: "N",
     default: Some("0"),
     help: "HTTP worker threads; 0 = one per core",
+};
+pub(super) const MAX_CONNECTIONS_PER_IDENTITY: Setting = Setting {
+    key: "max_connections_per_identity",
+    flag: "max-connections-per-identity",
+    env: "CONTROLLER_MAX_CONNECTIONS_PER_IDENTITY",
+    value_name: "N",
+    default: Some("256"),
+    help: "Open connections one certificate identity may hold; past it new ones are refused. 0 = no limit",
 };
 
 /// `crank controller`'s settings.
@@ -102,10 +110,14 @@ pub struct ControllerConfig {
     pub sweep_interval: Duration,
     /// A worker stale this long is removed; 0 keeps stale workers forever.
     pub evict_after: Duration,
-    /// A client that has not sent its request headers within this time is dropped.
+    /// A client that has not completed its TLS handshake, sent its request
+    /// headers, or (once they are in) its request body within this time is
+    /// dropped.
     pub client_timeout: Duration,
     /// HTTP worker threads; 0 = one per core.
     pub http_workers: usize,
+    /// Open connections one certificate identity may hold; 0 = no limit.
+    pub max_connections_per_identity: usize,
 }
 
 impl Layered for ControllerConfig {
@@ -119,6 +131,7 @@ impl Layered for ControllerConfig {
         EVICT_AFTER,
         CLIENT_TIMEOUT,
         HTTP_WORKERS,
+        MAX_CONNECTIONS_PER_IDENTITY,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -132,6 +145,7 @@ impl Layered for ControllerConfig {
             evict_after: layers.value(&EVICT_AFTER, parse_duration)?,
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
+            max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
         })
     }
 }

@@ -14,6 +14,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "bind" => ["0.0.0.0", "10.1.2.3"],
         "port" => ["9101", "9102"],
         "http_workers" => ["3", "4"],
+        "max_connections_per_identity" => ["16", "32"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],
         "worker_id" => ["worker-a", "worker-b"],
