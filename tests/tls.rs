@@ -376,3 +376,38 @@ async fn a_port_check_is_not_a_warning_but_a_refused_certificate_is() {
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("no clientAuth usage"), "{log}");
 }
+
+#[actix_rt::test]
+async fn a_worker_with_a_controller_name_refuses_a_controller_of_another_name() {
+    let mut fleet = Fleet::new();
+    let _controller = fleet.start_controller("5s");
+    let cert_dir = fleet.cert_dir();
+    let controller_url = fleet.controller_url();
+    let port = free_port().to_string();
+    let picky = fleet.spawn(
+        "picky",
+        &[
+            "worker",
+            "--cert-dir",
+            path_str(&cert_dir),
+            "--port",
+            &port,
+            "--controller-url",
+            &controller_url,
+            "--controller-name",
+            "ctl-b",
+        ],
+    );
+    eventually(
+        "the worker logs why it does not register",
+        Duration::from_secs(10),
+        || {
+            let logged = picky
+                .log_text()
+                .contains("is controller/controller, not controller/ctl-b");
+            async move { logged.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(fleet.workers().await, Some(vec![]));
+}

@@ -17,6 +17,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "max_connections_per_identity" => ["16", "32"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],
+        "controller_name" => ["ctl-a", "ctl-b"],
         "worker_id" => ["worker-a", "worker-b"],
         "worker_url" | "controller_url" => ["https://a.example:8600", "https://b.example:8700"],
         "stale_after"
