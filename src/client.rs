@@ -10,7 +10,7 @@ use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
 use crank_actors::wire::{CapabilityList, ErrorBody, RouteRequest, RouteResponse, WorkerList};
 use crank_services::hello::{GreetOptions, GreetRequest, GreetResponse};
-use crank_services::tls::{client_config, TlsFiles};
+use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -36,6 +36,7 @@ pub struct ClientFlags {
 /// An mTLS client bound to one controller.
 pub struct Client {
     http: awc::Client,
+    files: TlsFiles,
     pub controller_url: String,
     pub json: bool,
 }
@@ -52,8 +53,22 @@ impl Client {
         })?;
         Ok(Client {
             http: crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(5)),
+            files,
             controller_url: flags.controller_url.trim_end_matches('/').to_owned(),
             json: flags.json,
+        })
+    }
+
+    /// The same certificate, for calling the worker `worker_id`: the server
+    /// must present that worker's certificate, not the controller's.
+    pub fn for_worker(&self, worker_id: &str) -> Result<Client> {
+        let config = client_config_for(&self.files, ExpectedPeer::Worker(worker_id.to_owned()))
+            .map_err(flat)?;
+        Ok(Client {
+            http: crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(5)),
+            files: self.files.clone(),
+            controller_url: self.controller_url.clone(),
+            json: self.json,
         })
     }
 
@@ -269,7 +284,10 @@ pub async fn greet(client: &Client, message: &str, options: GreetOptions) -> Res
         message: message.to_owned(),
         options,
     };
+    // The routed worker must prove it is that worker, not merely one of the
+    // fleet: a worker may register any URL.
     let response: GreetResponse = client
+        .for_worker(&worker_id)?
         .exchange(&format!("{worker_url}/greet"), Some(&request), "")
         .await
         .with_context(|| format!("worker {worker_id}"))?;

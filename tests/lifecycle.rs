@@ -2,6 +2,8 @@
 //! route, graceful and ungraceful exits, controller outages and restarts.
 
 mod common;
+#[path = "common/tls_peers.rs"]
+mod tls_peers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -66,7 +68,7 @@ async fn a_worker_registers_heartbeats_and_is_routable() {
 
     // The worker's own HTTPS server answers the routed URL.
     let reply = common::post(
-        &fleet.client("client"),
+        &tls_peers::worker_client(&fleet.cert_dir(), "client", "hello-world-1"),
         &format!("{}/greet", route.worker_url),
         &greeting("crank"),
     )
@@ -143,7 +145,7 @@ async fn a_worker_serves_without_its_controller_and_registers_once_it_starts() {
     let mut fleet = Fleet::new();
     let port = free_port();
     let _worker = fleet.start_worker("hello-world-1", port, "200ms");
-    let client = fleet.client("client");
+    let client = tls_peers::worker_client(&fleet.cert_dir(), "client", "hello-world-1");
     let url = format!("https://localhost:{port}/greet");
     let reply = eventually(
         "the worker serves /greet with no controller",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, path_str, Fleet};
-use crank_actors::wire::{Capability, RegisterRequest, RouteRequest, WorkerList};
+use crank_actors::wire::{Capability, HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList};
 use crank_services::tls::{self, TlsFiles};
 
 fn registration(id: &str) -> RegisterRequest {
@@ -24,20 +24,22 @@ fn registration(id: &str) -> RegisterRequest {
 
 /// Starts a controller with the given client timeout and waits until it answers.
 async fn controller(fleet: &mut Fleet, client_timeout: &str) -> common::Proc {
+    controller_with(fleet, &["--client-timeout", client_timeout]).await
+}
+
+/// Starts a controller with `flags` and waits until it answers.
+async fn controller_with(fleet: &mut Fleet, flags: &[&str]) -> common::Proc {
     let port = fleet.controller_port.to_string();
     let cert_dir = fleet.cert_dir();
-    let proc = fleet.spawn(
+    let mut args = vec![
         "controller",
-        &[
-            "controller",
-            "--cert-dir",
-            path_str(&cert_dir),
-            "--port",
-            &port,
-            "--client-timeout",
-            client_timeout,
-        ],
-    );
+        "--cert-dir",
+        path_str(&cert_dir),
+        "--port",
+        &port,
+    ];
+    args.extend_from_slice(flags);
+    let proc = fleet.spawn("controller", &args);
     eventually(
         "the controller answers",
         Duration::from_secs(10),
@@ -171,14 +173,27 @@ async fn two_thousand_idle_tls_connections_do_not_stop_a_new_client() {
     );
 
     let mut fleet = Fleet::new();
+    // Eight identities with 250 connections each: under the per-identity cap,
+    // so all 2000 are held.
+    let identities: Vec<String> = (0..8).map(|i| format!("idle-{i}")).collect();
+    for name in &identities {
+        fleet.issue_worker(name);
+    }
     let _controller = controller(&mut fleet, "60s").await;
     let fleet = Arc::new(fleet);
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
+    let threads: Vec<_> = identities
+        .chunks(2)
+        .map(|names| {
             let fleet = fleet.clone();
+            let names = names.to_vec();
             std::thread::spawn(move || {
-                (0..500)
-                    .map(|_| tls_connection(&fleet, "client"))
+                names
+                    .iter()
+                    .flat_map(|name| {
+                        (0..250)
+                            .map(|_| tls_connection(&fleet, name))
+                            .collect::<Vec<_>>()
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -202,4 +217,165 @@ async fn two_thousand_idle_tls_connections_do_not_stop_a_new_client() {
         start.elapsed()
     );
     drop((idle, silent));
+}
+
+/// A TLS connection as `cert` that sends a request head promising a
+/// 60,000-byte body, then 10 bytes of it, and nothing more.
+fn slow_body(
+    fleet: &Fleet,
+    cert: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let mut connection = tls_connection(fleet, cert);
+    let head = "POST /register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{\"worker_i";
+    // A refused connection may already be closed: that shows when reading.
+    let _ = connection
+        .write_all(head.as_bytes())
+        .and_then(|_| connection.flush());
+    connection
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    connection
+}
+
+/// Whether the server has closed (or answered on) `stream`: the bytes it sent,
+/// or `None` while it is still open and silent.
+fn closed(stream: &mut impl Read) -> Option<String> {
+    let mut buffer = [0u8; 4096];
+    match stream.read(&mut buffer) {
+        Ok(n) => Some(String::from_utf8_lossy(&buffer[..n]).into_owned()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => Some(format!("error: {e}")),
+    }
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn slow_bodies_are_cut_off_and_one_identity_cannot_lock_out_the_others() {
+    const CAP: usize = 8;
+    const SLOW: usize = 12;
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let mut fleet = Fleet::new();
+    // Its own identity: the readiness check's connection may still be open.
+    fleet.issue_worker("flood");
+    let controller = controller_with(
+        &mut fleet,
+        &[
+            "--client-timeout",
+            "2s",
+            "--max-connections-per-identity",
+            &CAP.to_string(),
+        ],
+    )
+    .await;
+    let pid = controller.child.pid();
+    let rss_idle = rss_kib(pid);
+
+    // One identity parks more slow bodies than it may hold connections.
+    let start = Instant::now();
+    let mut slow: Vec<_> = (0..SLOW).map(|_| slow_body(&fleet, "flood")).collect();
+    // Another identity drips its body a byte at a time.
+    let mut drip = slow_body(&fleet, "admin");
+    let mut closed_early: Vec<Option<String>> = vec![None; SLOW];
+    while start.elapsed() < Duration::from_millis(1200) {
+        for (stream, seen) in slow.iter_mut().zip(closed_early.iter_mut()) {
+            if seen.is_none() {
+                *seen = closed(stream);
+            }
+        }
+        let _ = drip.write_all(b"x").and_then(|_| drip.flush());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = closed_early.iter().filter(|seen| seen.is_some()).count();
+    assert_eq!(
+        refused,
+        SLOW - CAP,
+        "connections past the cap must be refused at once, the others kept until their timeout: {closed_early:?}"
+    );
+    let rss_parked = rss_kib(pid);
+
+    // Meanwhile a worker registers and heartbeats.
+    let worker = fleet.client("hello-world-1");
+    let base = fleet.controller_url();
+    let served = Instant::now();
+    let reply = common::post(
+        &worker,
+        &format!("{base}/register"),
+        &registration("hello-world-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "{reply}");
+    let beat = HeartbeatRequest {
+        worker_id: "hello-world-1".into(),
+        load: None,
+        instance: None,
+    };
+    let reply = common::post(&worker, &format!("{base}/heartbeat"), &beat)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply}");
+    let served = served.elapsed();
+
+    // Every slow body is cut off with a 408 within the timeout and some slack.
+    let mut open: Vec<usize> = (0..SLOW).filter(|i| closed_early[*i].is_none()).collect();
+    let mut answers = Vec::new();
+    let mut drip_answer = None;
+    let deadline = TIMEOUT + Duration::from_secs(3);
+    while !open.is_empty() || drip_answer.is_none() {
+        assert!(
+            start.elapsed() < deadline,
+            "{} slow bodies and the drip ({drip_answer:?}) still open after {:?}",
+            open.len(),
+            start.elapsed()
+        );
+        open.retain(|i| match closed(&mut slow[*i]) {
+            Some(answer) => {
+                answers.push(answer);
+                false
+            }
+            None => true,
+        });
+        if drip_answer.is_none() {
+            let _ = drip.write_all(b"x").and_then(|_| drip.flush());
+            drip_answer = closed(&mut drip);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= TIMEOUT - Duration::from_millis(300),
+        "cut off after {took:?}"
+    );
+    for answer in answers.iter().chain(drip_answer.iter()) {
+        assert!(
+            answer.starts_with("HTTP/1.1 408") && answer.contains("request_timeout"),
+            "{answer}"
+        );
+    }
+    // Their places are free again.
+    let reply = common::get(&fleet.client("flood"), &format!("{base}/workers"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    eprintln!(
+        "controller RSS {rss_idle} KiB idle, {rss_parked} KiB with {CAP} slow bodies held; worker registered and heartbeat in {served:?}; slow bodies cut off after {took:?}"
+    );
+    let log = controller.log_text();
+    let refusals = log
+        .lines()
+        .filter(|l| {
+            l.contains("identity worker/flood") && l.contains("max_connections_per_identity")
+        })
+        .count();
+    assert_eq!(refusals, 1, "one line for the burst of refusals:\n{log}");
 }

@@ -4,11 +4,14 @@
 //! line naming the file.
 
 mod common;
+#[path = "common/tls_peers.rs"]
+mod tls_peers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, free_port, greeting, path_str, run_cli, Fleet};
+use crank_actors::wire::WorkerList;
 use crank_services::certs::{self, CertificateAuthority, LeafSpec};
 use crank_services::identity::Role;
 use crank_services::tls::{self, TlsFiles};
@@ -132,7 +135,7 @@ async fn the_workers_own_server_demands_a_client_certificate_from_the_ca() {
         ],
     );
     let url = format!("https://localhost:{port}/greet");
-    let client = fleet.client("client");
+    let client = tls_peers::worker_client(&cert_dir, "client", "hello-world-1");
     eventually(
         "the standalone worker greets a client with a certificate",
         Duration::from_secs(10),
@@ -244,4 +247,164 @@ fn unusable_certificate_files_stop_crank_at_start_with_one_line() {
     assert!(!ok);
     assert!(err.contains("ca.crt"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// A client of the fleet's CA that accepts any server certificate from it, as
+/// clients did before they checked the server's identity: to look inside a
+/// server that is not what it should be.
+fn unchecked_client(fleet: &Fleet, name: &str) -> awc::Client {
+    let files = TlsFiles::in_dir(&fleet.cert_dir(), name);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in tls::load_certs(&files.ca).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(Arc::new(roots))
+        .with_client_auth_cert(
+            tls::load_certs(&files.cert).unwrap(),
+            tls::load_key(&files.key).unwrap(),
+        )
+        .unwrap();
+    crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+}
+
+#[actix_rt::test]
+async fn a_controller_with_a_worker_certificate_is_refused_by_workers_and_the_cli() {
+    let mut fleet = Fleet::new();
+    let cert_dir = fleet.cert_dir();
+    let port = fleet.controller_port.to_string();
+    // A real controller process, but serving with a worker's certificate.
+    let _impostor = fleet.spawn(
+        "impostor",
+        &[
+            "controller",
+            "--cert-dir",
+            path_str(&cert_dir),
+            "--port",
+            &port,
+            "--cert",
+            "hello-world-1",
+        ],
+    );
+    let inside = unchecked_client(&fleet, "admin");
+    let workers_url = format!("{}/workers", fleet.controller_url());
+    eventually("the impostor answers", Duration::from_secs(10), || async {
+        common::get(&inside, &workers_url).await.ok()
+    })
+    .await;
+
+    fleet.issue_worker("w1");
+    let worker = fleet.start_worker("w1", free_port(), "200ms");
+    eventually(
+        "the worker logs why it does not register",
+        Duration::from_secs(10),
+        || {
+            let log = worker.log_text();
+            let logged = log.contains("worker/hello-world-1") && log.contains("not a controller");
+            async move { logged.then_some(()) }
+        },
+    )
+    .await;
+    let listed = common::get(&inside, &workers_url).await.unwrap();
+    assert_eq!(listed.status, 200);
+    assert!(
+        listed.json::<WorkerList>().workers.is_empty(),
+        "the worker registered with an impostor"
+    );
+
+    let controller_url = fleet.controller_url();
+    let (ok, out, err) = run_cli(&[
+        "workers",
+        "--controller-url",
+        &controller_url,
+        "--cert-dir",
+        path_str(&cert_dir),
+    ]);
+    assert!(!ok, "crank workers trusted the impostor: {out}");
+    eprintln!("crank workers said: {err}");
+    eprintln!(
+        "the worker logged: {}",
+        worker
+            .log_text()
+            .lines()
+            .find(|l| l.contains("not a controller"))
+            .unwrap_or_default()
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("worker/hello-world-1") && err.contains("not a controller"),
+        "{err}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_port_check_is_not_a_warning_but_a_refused_certificate_is() {
+    let mut fleet = Fleet::new();
+    let controller = fleet.start_controller("5s");
+    eventually(
+        "the controller answers",
+        Duration::from_secs(10),
+        || async { fleet.get("/health").await.ok() },
+    )
+    .await;
+    // What a health check or `nc -z` does: connect, send nothing, close.
+    drop(std::net::TcpStream::connect(("127.0.0.1", fleet.controller_port)).unwrap());
+    let mut no_usage = LeafSpec::for_role(Role::Client, "no-usage");
+    no_usage.client = false;
+    let refused = client_with(&fleet, "no-usage", no_usage, false)
+        .get(format!("{}/workers", fleet.controller_url()))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a certificate without EKU must be refused"
+    );
+    eventually("the refusal is logged", Duration::from_secs(5), || {
+        let logged = controller.log_text().contains("no clientAuth usage");
+        async move { logged.then_some(()) }
+    })
+    .await;
+    // The port check was accepted before the refused handshake: its line, had
+    // there been one, is in the log by now.
+    let log = controller.log_text();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("no clientAuth usage"), "{log}");
+}
+
+#[actix_rt::test]
+async fn a_worker_with_a_controller_name_refuses_a_controller_of_another_name() {
+    let mut fleet = Fleet::new();
+    let _controller = fleet.start_controller("5s");
+    let cert_dir = fleet.cert_dir();
+    let controller_url = fleet.controller_url();
+    let port = free_port().to_string();
+    let picky = fleet.spawn(
+        "picky",
+        &[
+            "worker",
+            "--cert-dir",
+            path_str(&cert_dir),
+            "--port",
+            &port,
+            "--controller-url",
+            &controller_url,
+            "--controller-name",
+            "ctl-b",
+        ],
+    );
+    eventually(
+        "the worker logs why it does not register",
+        Duration::from_secs(10),
+        || {
+            let logged = picky
+                .log_text()
+                .contains("is controller/controller, not controller/ctl-b");
+            async move { logged.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(fleet.workers().await, Some(vec![]));
 }

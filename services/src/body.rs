@@ -2,22 +2,140 @@
 //! tells a syntax error (400) from a well-formed body with a wrong or missing
 //! field (422, naming the field by its path, e.g. `capabilities[0].version`), and
 //! answers every failure with crank's JSON error body.
+//!
+//! [`bound_body`] gives every request body of an mTLS server a deadline: a
+//! request whose head arrived but whose body trickles, or never comes, would
+//! otherwise hold its connection (and the memory behind it) forever.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::web::BytesMut;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
 use crank_actors::domain::FieldError;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
+use crate::connections::ReadCutoff;
 use crate::error::ApiError;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Most memory reserved for a body before its bytes arrive: a declared
+/// `Content-Length` is a promise, not a reason to allocate 64 KiB for a client
+/// that then sends ten bytes.
+const INITIAL_BODY_CAPACITY: usize = 4 * 1024;
+
+/// A request body that missed its deadline: the I/O error a [`DeadlineBody`]
+/// ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {limit:?} of its head; the connection is closed")]
+pub struct BodyTimedOut {
+    pub limit: Duration,
+}
+
+/// Gives the body of `req`, if it has one, until `limit` from now (when its
+/// head has been read) to arrive: past that, reading it fails with
+/// [`BodyTimedOut`] (answered 408 by [`ApiJson`]) and the connection is closed
+/// after the answer. A body its handler left unread also closes the connection
+/// once answered, rather than being drained for as long as the client drips it.
+pub fn bound_body(req: &mut actix_http::Request, limit: Duration) {
+    if matches!(req.payload(), actix_http::Payload::None) {
+        return;
+    }
+    let cutoff = req.conn_data::<ReadCutoff>().cloned();
+    let inner = req.take_payload();
+    *req.payload() = actix_http::Payload::Stream {
+        payload: Box::pin(DeadlineBody {
+            inner,
+            deadline: tokio::time::Instant::now() + limit,
+            limit,
+            sleep: None,
+            finished: false,
+            cutoff,
+        }),
+    };
+}
+
+/// A request body with a deadline; see [`bound_body`].
+pub struct DeadlineBody {
+    inner: actix_http::Payload,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    /// Set the first time the body is not all there: most bodies arrive with
+    /// their head and never need a timer.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    finished: bool,
+    cutoff: Option<ReadCutoff>,
+}
+
+impl DeadlineBody {
+    fn cut(&self) {
+        if let Some(cutoff) = &self.cutoff {
+            cutoff.cut();
+        }
+    }
+}
+
+impl Stream for DeadlineBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                this.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        this.finished = true;
+                        this.cut();
+                        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            BodyTimedOut { limit: this.limit },
+                        )))))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Left unread: if the rest of it is already here, the connection is
+        // fine; if not, stop reading it once the answer is written.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        loop {
+            match Pin::new(&mut self.inner).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(None) => return,
+                Poll::Ready(Some(Err(_))) | Poll::Pending => break,
+            }
+        }
+        self.cut();
+    }
+}
 
 /// A JSON request body of type `T`.
 #[derive(Debug)]
@@ -108,9 +226,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             if declared_length.is_some_and(|n| n > MAX_BODY_BYTES) {
                 return Err(too_large);
             }
-            let mut body = BytesMut::with_capacity(declared_length.unwrap_or(1024));
+            let mut body =
+                BytesMut::with_capacity(declared_length.unwrap_or(0).min(INITIAL_BODY_CAPACITY));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::Payload(e.to_string()))?;
+                let chunk = chunk.map_err(|error| match error {
+                    PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                        ApiError::RequestTimeout(io.to_string())
+                    }
+                    other => ApiError::Payload(other.to_string()),
+                })?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
                     return Err(too_large);
                 }

@@ -1,42 +1,59 @@
 //! The authenticated caller of a request. The client certificate of a
 //! connection is parsed once, when the connection is accepted
-//! ([`record_identity`]), and handlers read the result through the [`Caller`]
-//! extractor.
+//! ([`identify`], kept by [`record_identity`]), and handlers read the result
+//! through the [`Caller`] extractor.
 
 use std::future::{ready, Ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use rustls_pki_types::CertificateDer;
 
 use crate::error::ApiError;
-use crate::identity::{identity_from_der, IdentityError, PeerIdentity};
+use crate::identity::{current_identity_from_der, IdentityError, PeerIdentity};
 
 /// What was learned of the peer when it connected: its identity, or why it has
 /// none. Shared, so handing it to each request of the connection is a count.
 #[derive(Debug, Clone)]
-struct ConnectionIdentity(Result<Arc<PeerIdentity>, IdentityError>);
+pub struct ConnectionIdentity(Result<Arc<PeerIdentity>, IdentityError>);
 
-/// Parses the client certificate of a new connection once and keeps the identity
-/// (or why there is none) in the connection's data, where `Caller` finds it.
-pub fn record_identity(
+impl ConnectionIdentity {
+    /// The identity, or why there is none.
+    pub fn result(&self) -> Result<&PeerIdentity, &IdentityError> {
+        self.0.as_deref()
+    }
+}
+
+/// Parses the client certificate of a new connection once: its identity, if
+/// the leaf certificate is valid now and names one (see
+/// [`current_identity_from_der`]); `None` without a certificate. A certificate
+/// without a usable identity is logged here, once per connection.
+pub fn identify(
     peer: Option<SocketAddr>,
     certificates: Option<&[CertificateDer<'_>]>,
-    data: &mut Extensions,
-) {
-    let Some(leaf) = certificates.and_then(|certs| certs.first()) else {
-        return;
-    };
-    let identity = identity_from_der(leaf);
+) -> Option<ConnectionIdentity> {
+    let leaf = certificates.and_then(|certs| certs.first())?;
+    // Checked on every connection: a resumed TLS session skips the handshake's
+    // certificate checks, validity dates included.
+    let identity = current_identity_from_der(leaf, SystemTime::now());
     if let Err(problem) = &identity {
         log::warn!(
-            "client {} presented a certificate without a usable identity: {problem}",
+            "client {} presented a certificate without a usable identity: {problem}; its requests are refused (403)",
             peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
         );
     }
-    data.insert(ConnectionIdentity(identity.map(Arc::new)));
+    Some(ConnectionIdentity(identity.map(Arc::new)))
+}
+
+/// Keeps the identity [`identify`] found in the connection's data, where
+/// [`Caller`] finds it.
+pub fn record_identity(identity: Option<ConnectionIdentity>, data: &mut Extensions) {
+    if let Some(identity) = identity {
+        data.insert(identity);
+    }
 }
 
 /// The authenticated caller of a request. Handlers that act on a worker's record

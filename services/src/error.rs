@@ -25,6 +25,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body could not be read: {0}")]
     Payload(String),
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("no usable client identity: {0}")]
     NoIdentity(String),
     #[error(transparent)]
@@ -74,6 +76,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Payload(_) => "bad_request",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::NoIdentity(_) => "no_identity",
             ApiError::IdentityMismatch(_) => "identity_mismatch",
             ApiError::UnknownWorker(_) => "unknown_worker",
@@ -113,6 +116,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoIdentity(_) | ApiError::IdentityMismatch(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownWorker(_)
             | ApiError::NoWorkerAvailable(_)
@@ -124,6 +128,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            // The rest of the body may still be on its way: do not wait for it.
+            response.force_close();
+        }
+        response.json(self.body())
     }
 }

@@ -7,6 +7,7 @@
 //! [`Caller`](crate::caller::Caller) extractor hands the identity to handlers.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crank_actors::domain::WorkerId;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -113,34 +114,97 @@ pub enum IdentityError {
     MalformedUri(String),
     #[error("the certificate names more than one crank identity: {0:?}")]
     Ambiguous(Vec<String>),
+    #[error("the certificate's URI SAN {0:?} is a SPIFFE ID but not spiffe://{TRUST_DOMAIN}/<role>/<name> spelled exactly; a certificate with a SPIFFE ID outside crank's trust domain has no crank identity, whatever its CN")]
+    ForeignSpiffe(String),
+    #[error("the certificate expired at {0} (a resumed TLS session outlived it); present a current certificate")]
+    Expired(String),
+    #[error("the certificate is not valid before {0}")]
+    NotYetValid(String),
 }
 
 /// Reads the crank identity of a DER certificate.
 ///
-/// URI SANs outside `spiffe://crank.local/` are ignored (a certificate may serve
-/// other meshes too); a URI inside it must be well-formed, since silently falling
-/// back to the CN would hand a mistyped admin certificate a worker's rights.
+/// The identity is the one URI SAN spelled exactly `spiffe://crank.local/<role>/<name>`.
+/// SPIFFE IDs of other trust domains beside it are ignored (a certificate may serve
+/// other meshes too). A certificate without one has its subject CN as a worker name
+/// only if it carries no SPIFFE ID at all: a certificate that does (the scheme
+/// compared case-insensitively) was made for some SPIFFE trust domain, and falling
+/// back to its CN would let `spiffe://evil.local/...` or
+/// `SPIFFE://crank.local/...` with `CN=w1` act as `worker/w1`. A near miss of
+/// crank's own domain (`spiffe://CRANK.LOCAL/`, `spiffe://crank.local./`, a port
+/// or user part) refuses the certificate even beside a valid URI. A malformed URI
+/// inside the domain is refused too, since falling back to the CN would hand a
+/// mistyped admin certificate a worker's rights.
 pub fn identity_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| IdentityError::Unparsable(e.to_string()))?;
+    identity_of(&parse(der)?)
+}
+
+/// The crank identity of a DER certificate ([`identity_from_der`]), if the
+/// certificate is valid at `now`.
+///
+/// A full TLS handshake checks the validity dates; a resumed session does not
+/// look at the certificate again, so a session ticket would otherwise carry an
+/// identity past its certificate's `notAfter`. Servers call this for every
+/// connection, resumed or not.
+pub fn current_identity_from_der(
+    der: &[u8],
+    now: SystemTime,
+) -> Result<PeerIdentity, IdentityError> {
+    let cert = parse(der)?;
+    let validity = cert.validity();
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    };
+    if now > validity.not_after.timestamp() {
+        return Err(IdentityError::Expired(validity.not_after.to_string()));
+    }
+    if now < validity.not_before.timestamp() {
+        return Err(IdentityError::NotYetValid(validity.not_before.to_string()));
+    }
+    identity_of(&cert)
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, IdentityError> {
+    X509Certificate::from_der(der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| IdentityError::Unparsable(e.to_string()))
+}
+
+fn identity_of(cert: &X509Certificate<'_>) -> Result<PeerIdentity, IdentityError> {
     let prefix = format!("spiffe://{TRUST_DOMAIN}/");
-    let ours: Vec<&str> = match cert.subject_alternative_name() {
+    let uris: Vec<&str> = match cert.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
             .general_names
             .iter()
             .filter_map(|name| match name {
-                GeneralName::URI(uri) if uri.starts_with(&prefix) => Some(*uri),
+                GeneralName::URI(uri) => Some(*uri),
                 _ => None,
             })
             .collect(),
         Ok(None) => Vec::new(),
         Err(e) => return Err(IdentityError::Unparsable(e.to_string())),
     };
+    let mut ours = Vec::new();
+    let mut foreign = None;
+    for uri in uris {
+        match classify(uri, &prefix) {
+            SpiffeKind::Crank => ours.push(uri),
+            SpiffeKind::NearMiss => return Err(IdentityError::ForeignSpiffe(uri.to_owned())),
+            SpiffeKind::Foreign => {
+                foreign.get_or_insert(uri);
+            }
+            SpiffeKind::NotSpiffe => {}
+        }
+    }
     match ours.as_slice() {
         [uri] => parse_spiffe_path(&uri[prefix.len()..])
             .ok_or_else(|| IdentityError::MalformedUri((*uri).to_owned())),
         [] => {
+            if let Some(uri) = foreign {
+                return Err(IdentityError::ForeignSpiffe(uri.to_owned()));
+            }
             let cn = cert
                 .subject()
                 .iter_common_name()
@@ -153,6 +217,43 @@ pub fn identity_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
         many => Err(IdentityError::Ambiguous(
             many.iter().map(|u| (*u).to_owned()).collect(),
         )),
+    }
+}
+
+/// What a URI SAN is to crank.
+enum SpiffeKind {
+    /// Starts with `spiffe://crank.local/`, exactly.
+    Crank,
+    /// A SPIFFE ID whose trust domain, read leniently (case, a trailing dot, a
+    /// port or user part), is crank's, but is not spelled exactly so.
+    NearMiss,
+    /// A SPIFFE ID of another trust domain.
+    Foreign,
+    /// Not a SPIFFE ID.
+    NotSpiffe,
+}
+
+fn classify(uri: &str, prefix: &str) -> SpiffeKind {
+    if uri.starts_with(prefix) {
+        return SpiffeKind::Crank;
+    }
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return SpiffeKind::NotSpiffe;
+    };
+    if !scheme.trim().eq_ignore_ascii_case("spiffe") {
+        return SpiffeKind::NotSpiffe;
+    }
+    let authority = rest
+        .trim_start_matches('/')
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("").trim_end_matches('.');
+    if host.eq_ignore_ascii_case(TRUST_DOMAIN) {
+        SpiffeKind::NearMiss
+    } else {
+        SpiffeKind::Foreign
     }
 }
 
@@ -253,8 +354,82 @@ mod tests {
         ));
         assert_eq!(
             identity_from_der(&der(None, &["spiffe://other.mesh/x"])),
-            Err(IdentityError::Anonymous)
+            Err(IdentityError::ForeignSpiffe("spiffe://other.mesh/x".into()))
         );
+    }
+
+    #[test]
+    fn near_miss_trust_domains_have_no_identity_and_never_fall_back_to_the_cn() {
+        for uri in [
+            "SPIFFE://crank.local/worker/w1",
+            "Spiffe://crank.local/admin/ops",
+            "spiffe://CRANK.LOCAL/worker/w1",
+            "spiffe://Crank.Local/worker/w1",
+            "spiffe://crank.local./worker/w1",
+            "spiffe://evil.local/worker/w1",
+            "spiffe://crank.local:443/worker/w1",
+            "spiffe://user@crank.local/worker/w1",
+        ] {
+            let found = identity_from_der(&der(Some("w1"), &[uri]));
+            assert!(
+                matches!(&found, Err(IdentityError::ForeignSpiffe(u)) if u == uri),
+                "{uri}: {found:?}"
+            );
+        }
+        // A near miss of crank's own domain is suspect even beside a valid URI.
+        assert!(matches!(
+            identity_from_der(&der(
+                None,
+                &[
+                    "spiffe://crank.local/worker/w1",
+                    "spiffe://CRANK.LOCAL/admin/a"
+                ]
+            )),
+            Err(IdentityError::ForeignSpiffe(_))
+        ));
+    }
+
+    #[test]
+    fn a_foreign_spiffe_uri_beside_a_crank_one_does_not_hide_it() {
+        let id = identity_from_der(&der(
+            Some("w9"),
+            &["spiffe://other.mesh/ns/x", "spiffe://crank.local/worker/w1"],
+        ))
+        .unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Worker, "w1"));
+    }
+
+    #[test]
+    fn non_spiffe_uris_still_leave_the_cn() {
+        let id = identity_from_der(&der(Some("w1"), &["https://example.com/x"])).unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Worker, "w1"));
+    }
+
+    #[test]
+    fn a_certificate_outside_its_validity_has_no_current_identity() {
+        use crate::certs::{CertificateAuthority, LeafSpec};
+        use rustls_pki_types::pem::PemObject;
+        let ca = CertificateAuthority::generate("test CA").unwrap();
+        let spec = LeafSpec::for_role(Role::Admin, "ops");
+        let minted = ca.issue(&spec).unwrap();
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(minted.cert_pem.as_bytes()).unwrap();
+        let at = |offset: time::Duration| SystemTime::from(spec.not_before + offset);
+        assert_eq!(
+            current_identity_from_der(&der, at(time::Duration::minutes(1))),
+            Ok(PeerIdentity::new(Role::Admin, "ops"))
+        );
+        assert!(matches!(
+            current_identity_from_der(&der, at(-time::Duration::minutes(1))),
+            Err(IdentityError::NotYetValid(_))
+        ));
+        assert!(matches!(
+            current_identity_from_der(
+                &der,
+                SystemTime::from(spec.not_after + time::Duration::seconds(2))
+            ),
+            Err(IdentityError::Expired(_))
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod body;
 pub mod caller;
 pub mod certs;
 pub mod config;
+pub mod connections;
 pub mod controller;
 pub mod error;
 pub mod fallback;

@@ -18,7 +18,7 @@ use crate::controller::controller_app;
 use crate::hello::{hello_app, HelloState};
 use crate::link::HttpControllerLink;
 use crate::server::{mtls_server, ServerLimits};
-use crate::tls::{client_config, server_config, TlsError, TlsFiles};
+use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsError, TlsFiles};
 
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let limits = ServerLimits {
         client_timeout: config.client_timeout,
         workers: config.http_workers,
+        max_connections_per_identity: config.max_connections_per_identity,
     };
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
@@ -82,7 +83,12 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let worker_url = config.announced_url();
     let files = TlsFiles::in_dir(&config.cert_dir, config.cert_name());
     let server_tls = server_config(&files)?;
-    let client_tls = Arc::new(client_config(&files)?);
+    let client_tls = Arc::new(client_config_for(
+        &files,
+        ExpectedPeer::Controller {
+            name: config.controller_name.clone(),
+        },
+    )?);
 
     let status = RegistrationStatus::new(match config.controller_url {
         Some(_) => RegistrationState::Registering,

@@ -22,7 +22,11 @@ use actix_web::dev::{AppConfig, Extensions};
 use actix_web::rt::net::TcpStream;
 use rustls::ServerConfig;
 
-use crate::caller::record_identity;
+use crate::body::bound_body;
+use crate::caller::{identify, record_identity};
+use crate::connections::{
+    Connection, ConnectionLimiter, LimitKey, DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+};
 
 /// TLS handshakes one HTTP worker thread runs at once. actix-tls's default of
 /// 256 would let a few hundred silent connections stall new clients until their
@@ -40,10 +44,14 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// Timing and sizing of an mTLS server.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
-    /// Time for the TLS handshake, and then for the first request's headers.
+    /// Time for the TLS handshake, then for the first request's headers, and
+    /// for each request's body once its headers are in ([`bound_body`]).
     pub client_timeout: Duration,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// Open connections one identity may hold (certificates without a usable
+    /// identity count per IP address); 0 = no limit. See [`ConnectionLimiter`].
+    pub max_connections_per_identity: usize,
 }
 
 impl Default for ServerLimits {
@@ -51,6 +59,7 @@ impl Default for ServerLimits {
         ServerLimits {
             client_timeout: Duration::from_secs(10),
             workers: 0,
+            max_connections_per_identity: DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
         }
     }
 }
@@ -91,6 +100,21 @@ pub fn explain_handshake_error(error: &std::io::Error) -> String {
     format!("{plainly} ({tls})")
 }
 
+/// Whether a handshake failed only because the peer hung up without a TLS
+/// error: what a health check or `nc -z` does (connect, then close). Not a
+/// refusal, so not worth a warning.
+fn closed_before_handshake(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    let tls_error = error
+        .get_ref()
+        .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some());
+    !tls_error
+        && matches!(
+            error.kind(),
+            ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        )
+}
+
 /// Builds an actix-server that serves `app_factory`'s app over mutual TLS on
 /// `listener` (bound by the caller, so a test can bind port 0 and keep it). The
 /// caller runs it (`.await`); it stops on SIGTERM/SIGINT unless `handle_signals`
@@ -114,6 +138,7 @@ where
 {
     actix_tls::accept::max_concurrent_tls_connect(MAX_CONCURRENT_HANDSHAKES);
     let client_timeout = limits.client_timeout;
+    let limiter = ConnectionLimiter::new(limits.max_connections_per_identity);
     let mut builder = actix_server::Server::build().shutdown_timeout(SHUTDOWN_GRACE_SECS);
     if limits.workers > 0 {
         builder = builder.workers(limits.workers);
@@ -125,15 +150,21 @@ where
         .listen(name, listener, move || {
             let mut acceptor = Acceptor::new(tls.clone());
             acceptor.set_handshake_timeout(client_timeout);
+            let limiter = limiter.clone();
             let handshake = apply_fn_factory::<_, _, _, _, TcpStream, TcpStream, _, _>(acceptor, move |tcp, acceptor| {
                 let peer = tcp.peer_addr().ok();
                 // Requests and answers are small and latency-bound.
                 let _ = tcp.set_nodelay(true);
                 let accepted = Service::call(acceptor, tcp);
+                let limiter = limiter.clone();
                 async move {
                     let stream = accepted.await.inspect_err(|error| match error {
                         TlsError::Timeout => log::warn!(
                             "dropped connection from {}: no TLS handshake within {client_timeout:?}",
+                            describe(peer)
+                        ),
+                        TlsError::Tls(error) if closed_before_handshake(error) => log::debug!(
+                            "connection from {} closed before a TLS handshake (a port check?); nothing to do",
                             describe(peer)
                         ),
                         TlsError::Tls(error) => log::warn!(
@@ -143,22 +174,37 @@ where
                         ),
                         TlsError::Service(never) => match *never {},
                     })?;
-                    Ok((stream, peer))
+                    let identity = identify(peer, stream.get_ref().1.peer_certificates());
+                    let key = match identity.as_ref().map(|found| found.result()) {
+                        Some(Ok(identity)) => Some(LimitKey::Identity(identity.clone())),
+                        _ => peer.map(|peer| LimitKey::Unidentified(peer.ip())),
+                    };
+                    let slot = match key {
+                        // Refused (and logged) past the cap: the error only
+                        // drops the connection.
+                        Some(key) => Some(limiter.admit(key, peer).ok_or_else(|| {
+                            TlsError::Tls(std::io::Error::other("too many connections"))
+                        })?),
+                        None => None,
+                    };
+                    Ok((Connection::new(stream, peer, identity, slot), peer))
                 }
             })
             .map_err(|_| ())
             .map_init_err(|_| ());
-            let http = HttpService::<TlsStream<TcpStream>, _, _>::build()
+            let http = HttpService::<Connection<TlsStream<TcpStream>>, _, _>::build()
                 .client_request_timeout(client_timeout)
                 .keep_alive(KEEP_ALIVE)
-                .on_connect_ext(|stream: &TlsStream<TcpStream>, data: &mut Extensions| {
-                    let (tcp, session) = stream.get_ref();
-                    record_identity(tcp.peer_addr().ok(), session.peer_certificates(), data);
+                .on_connect_ext(|connection: &Connection<TlsStream<TcpStream>>, data: &mut Extensions| {
+                    record_identity(connection.identity.clone(), data);
+                    data.insert(connection.cutoff.clone());
                 })
                 .h1(map_config(
-                    app_factory()
-                        .into_factory()
-                        .map_err(|error| error.into().error_response()),
+                    apply_fn_factory(app_factory().into_factory(), move |mut request: Request, app| {
+                        bound_body(&mut request, client_timeout);
+                        app.call(request)
+                    })
+                    .map_err(|error| error.into().error_response()),
                     |_| AppConfig::default(),
                 ))
                 .map_err(|error| log::debug!("HTTP connection ended with an error: {error}"))

@@ -205,7 +205,8 @@ fn idle_worker(bench: &Bench) -> Result<Row> {
     let controller_ip_url = controller.url.replace("://localhost:", "://127.0.0.1:");
     let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
     let (port, alone_port) = (free_port()?, free_port()?);
-    let registered = bench.start(
+    // Both serve with hello-world-1's certificate.
+    let registered = bench.start_worker(
         "worker",
         &[
             "worker",
@@ -219,8 +220,9 @@ fn idle_worker(bench: &Bench) -> Result<Row> {
             "6s",
         ],
         port,
+        "hello-world-1",
     )?;
-    let standalone = bench.start(
+    let standalone = bench.start_worker(
         "standalone-worker",
         &[
             "worker",
@@ -234,6 +236,7 @@ fn idle_worker(bench: &Bench) -> Result<Row> {
             "hello-world-1",
         ],
         alone_port,
+        "hello-world-1",
     )?;
     // Past start-up, then a fixed window: a measurement, not a wait for an event.
     std::thread::sleep(Duration::from_secs(1));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crank_actors::wire::Stats;
-use crank_services::tls::{client_config, TlsFiles};
+use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use rustls::ClientConfig;
 
 use super::flags::BenchFlags;
@@ -152,9 +152,37 @@ impl Bench {
         self.start("baseline", &args, port)
     }
 
-    /// Starts `crank <args>`, listening on `port`, with its output in the log
-    /// `name`, and waits until `GET /health` answers.
+    /// Starts `crank <args>` serving with the controller's certificate,
+    /// listening on `port`, with its output in the log `name`, and waits until
+    /// `GET /health` answers.
     pub fn start(&self, name: &str, args: &[&str], port: u16) -> Result<Target> {
+        self.start_with(name, args, port, self.tls.clone())
+    }
+
+    /// Starts a worker that serves with `worker_id`'s certificate: the bench
+    /// checks it reaches that worker, as every client of a worker does.
+    pub fn start_worker(
+        &self,
+        name: &str,
+        args: &[&str],
+        port: u16,
+        worker_id: &str,
+    ) -> Result<Target> {
+        let tls = client_config_for(
+            &TlsFiles::in_dir(&self.cert_dir, "admin"),
+            ExpectedPeer::Worker(worker_id.to_owned()),
+        )
+        .map_err(flat)?;
+        self.start_with(name, args, port, Arc::new(tls))
+    }
+
+    fn start_with(
+        &self,
+        name: &str,
+        args: &[&str],
+        port: u16,
+        tls: Arc<ClientConfig>,
+    ) -> Result<Target> {
         let log = self.log_path(name);
         let exe = std::env::current_exe().context("cannot find the crank binary")?;
         let log_file = std::fs::File::create(&log)
@@ -171,11 +199,10 @@ impl Bench {
             .stderr(log_file);
         let url = format!("https://localhost:{port}");
         let health = format!("{url}/health");
-        let tls = self.tls.clone();
         let child = self.block_on(async {
             let mut child =
                 Child::spawn(name, command).with_context(|| format!("cannot start {args:?}"))?;
-            let client = client(tls, 1);
+            let client = client(tls.clone(), 1);
             let answered = async {
                 loop {
                     if let Ok(response) = client.get(&health).send().await {
@@ -202,7 +229,7 @@ impl Bench {
         })?;
         Ok(Target {
             url,
-            tls: self.tls.clone(),
+            tls,
             child: Some(child),
         })
     }

@@ -84,7 +84,7 @@ pub(super) const CLIENT_TIMEOUT: Setting = Setting {
     value_name: "D",
     default: Some("10s"),
     help:
-        "Drop clients that complete no TLS handshake, or send no request headers, within this time",
+        "Drop clients that complete no TLS handshake, send no request headers, or (after the headers) no whole body, within this time",
 };
 pub(super) const HTTP_WORKERS: Setting = Setting {
     key: "http_workers",
@@ -93,6 +93,14 @@ pub(super) const HTTP_WORKERS: Setting = Setting {
     value_name: "N",
     default: Some("0"),
     help: "HTTP worker threads; 0 = one per core",
+};
+pub(super) const MAX_CONNECTIONS_PER_IDENTITY: Setting = Setting {
+    key: "max_connections_per_identity",
+    flag: "max-connections-per-identity",
+    env: "CONTROLLER_MAX_CONNECTIONS_PER_IDENTITY",
+    value_name: "N",
+    default: Some("256"),
+    help: "Open connections one certificate identity may hold; past it new ones are refused. 0 = no limit",
 };
 
 /// `crank controller`'s settings.
@@ -114,10 +122,14 @@ pub struct ControllerConfig {
     pub evict_after: Duration,
     /// Share of the fleet that may go stale at once before the registry holds back.
     pub protect_threshold: f64,
-    /// A client that has not sent its request headers within this time is dropped.
+    /// A client that has not completed its TLS handshake, sent its request
+    /// headers, or (once they are in) its request body within this time is
+    /// dropped.
     pub client_timeout: Duration,
     /// HTTP worker threads; 0 = one per core.
     pub http_workers: usize,
+    /// Open connections one certificate identity may hold; 0 = no limit.
+    pub max_connections_per_identity: usize,
 }
 
 impl Layered for ControllerConfig {
@@ -132,6 +144,7 @@ impl Layered for ControllerConfig {
         PROTECT_THRESHOLD,
         CLIENT_TIMEOUT,
         HTTP_WORKERS,
+        MAX_CONNECTIONS_PER_IDENTITY,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -158,6 +171,7 @@ impl Layered for ControllerConfig {
             protect_threshold: layers.value(&PROTECT_THRESHOLD, share)?,
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
+            max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
         })
     }
 }

@@ -15,8 +15,10 @@ fn samples(key: &str) -> [&'static str; 2] {
         "port" => ["9101", "9102"],
         "http_workers" => ["3", "4"],
         "protect_threshold" => ["0.25", "0.75"],
+        "max_connections_per_identity" => ["16", "32"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],
+        "controller_name" => ["ctl-a", "ctl-b"],
         "worker_id" => ["worker-a", "worker-b"],
         "worker_url" | "controller_url" => ["https://a.example:8600", "https://b.example:8700"],
         "stale_after"

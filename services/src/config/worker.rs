@@ -54,6 +54,14 @@ pub(super) const CONTROLLER_URL: Setting = Setting {
     default: None,
     help: "Controller to register with; unset or empty: standalone",
 };
+pub(super) const CONTROLLER_NAME: Setting = Setting {
+    key: "controller_name",
+    flag: "controller-name",
+    env: "WORKER_CONTROLLER_NAME",
+    value_name: "NAME",
+    default: None,
+    help: "Name the controller's certificate must carry (controller/NAME); unset: any controller/* certificate",
+};
 pub(super) const HEARTBEAT_INTERVAL: Setting = Setting {
     key: "heartbeat_interval",
     flag: "heartbeat-interval",
@@ -134,6 +142,9 @@ pub struct WorkerConfig {
     pub worker_url: Option<String>,
     /// Controller to register with; `None`: standalone.
     pub controller_url: Option<String>,
+    /// Name the controller's certificate must carry (`controller/<name>`);
+    /// `None`: any controller.
+    pub controller_name: Option<String>,
     /// Time between heartbeats, shortened to the controller's advice.
     pub heartbeat_interval: Duration,
     /// Directory of `ca.crt` and this worker's certificate.
@@ -159,6 +170,7 @@ impl Layered for WorkerConfig {
         WORKER_ID,
         WORKER_URL,
         CONTROLLER_URL,
+        CONTROLLER_NAME,
         HEARTBEAT_INTERVAL,
         CERT_DIR,
         CERT,
@@ -176,6 +188,7 @@ impl Layered for WorkerConfig {
             worker_id: layers.value(&WORKER_ID, worker_id)?,
             worker_url: layers.optional(&WORKER_URL, worker_url)?.flatten(),
             controller_url: layers.optional(&CONTROLLER_URL, optional_url)?.flatten(),
+            controller_name: layers.optional(&CONTROLLER_NAME, optional_text)?.flatten(),
             heartbeat_interval: layers.value(
                 &HEARTBEAT_INTERVAL,
                 duration_at_least(
