@@ -13,7 +13,7 @@ use actix::prelude::*;
 use super::core::{Now, Registry, SweepStep, SWEEP_STEP_ENTRIES};
 use super::liveness::GraceReason;
 use super::messages::*;
-use super::store::{ChangeSink, MemoryOnly};
+use super::store::ChangeSink;
 use super::RegistrySettings;
 use crate::sweeper::StalenessSweeper;
 use crate::wire::CapabilityCount;
@@ -30,7 +30,7 @@ struct ContinueSweep;
 /// The actor that owns the registry.
 pub struct RegistryActor {
     registry: Registry,
-    sink: Box<dyn ChangeSink>,
+    sinks: Vec<Box<dyn ChangeSink>>,
     sweeps: u64,
     /// Registry time of the sweep in progress, all its steps so far.
     sweep_so_far: Duration,
@@ -53,14 +53,9 @@ fn pause_threshold(interval: Duration) -> Duration {
 impl RegistryActor {
     /// A registry kept in memory only (the embedded default).
     pub fn new(settings: RegistrySettings) -> Self {
-        Self::with_sink(settings, Box::new(MemoryOnly))
-    }
-
-    /// A registry whose changes also go to `sink`.
-    pub fn with_sink(settings: RegistrySettings, sink: Box<dyn ChangeSink>) -> Self {
         RegistryActor {
             registry: Registry::new(settings),
-            sink,
+            sinks: Vec::new(),
             sweeps: 0,
             sweep_so_far: Duration::ZERO,
             last_sweep: Duration::ZERO,
@@ -68,6 +63,13 @@ impl RegistryActor {
             sweep_interval: None,
             last_sweep_heard: None,
         }
+    }
+
+    /// Also hands every change to `sink`, after the sinks added before it.
+    pub fn with_sink(mut self, sink: Box<dyn ChangeSink>) -> Self {
+        self.registry.record_events();
+        self.sinks.push(sink);
+        self
     }
 
     /// Expects a sweep every `interval`, and treats a much longer silence as a
@@ -106,11 +108,16 @@ impl RegistryActor {
         now
     }
 
-    /// Hands the changes of the last message to the sink.
+    /// Hands the changes of the last message to the sinks.
     fn publish(&mut self) {
+        if self.sinks.is_empty() {
+            return;
+        }
         let events = self.registry.take_events();
         if !events.is_empty() {
-            self.sink.publish(events);
+            for sink in &mut self.sinks {
+                sink.publish(&events);
+            }
         }
     }
 

@@ -18,7 +18,7 @@ use super::messages::{
     WorkerDetailView, WorkerView,
 };
 use super::record::{CapabilitySets, WorkerRecord};
-use super::store::RegistryEvent;
+use super::store::{ChangeKind, RegistryEvent};
 use super::{RegistrySettings, MIN_PROTECTED_FLEET};
 use crate::domain::{Registration, RouteQuery};
 use crate::wire::{CapabilityCount, Load, WorkerStatus};
@@ -91,8 +91,10 @@ pub struct Registry {
     registrants: HashSet<Rc<str>>,
     /// Records marked stale, so counting the healthy ones walks nothing.
     marked_stale: usize,
-    /// Changes since the last [`Registry::take_events`].
+    /// Changes since the last [`Registry::take_events`], recorded only when
+    /// someone listens.
     events: Vec<RegistryEvent>,
+    record_events: bool,
 }
 
 impl Registry {
@@ -108,11 +110,27 @@ impl Registry {
             registrants: HashSet::new(),
             marked_stale: 0,
             events: Vec::new(),
+            record_events: false,
         }
     }
 
     pub fn settings(&self) -> &RegistrySettings {
         &self.settings
+    }
+
+    /// Records changes for [`Registry::take_events`] from now on.
+    pub fn record_events(&mut self) {
+        self.record_events = true;
+    }
+
+    fn event(&mut self, kind: ChangeKind, record: &WorkerRecord) {
+        if self.record_events {
+            self.events.push(RegistryEvent {
+                kind,
+                worker_id: record.id.clone(),
+                capabilities: record.capabilities.clone(),
+            });
+        }
     }
 
     /// The changes made since the last call, oldest first.
@@ -169,7 +187,7 @@ impl Registry {
             record.capabilities.keys.join(", "),
             record.registered_by
         );
-        self.events.push(RegistryEvent::Registered(id.clone()));
+        self.event(ChangeKind::Registered, &record);
         self.workers.insert(id, Box::new(record));
         RegisterAck {
             capabilities_registered: count,
@@ -215,7 +233,13 @@ impl Registry {
             log::info!(
                 "worker {worker_id} is healthy again: heartbeat received; routing to it resumes"
             );
-            self.events.push(RegistryEvent::Healthy(record.id.clone()));
+            if self.record_events {
+                self.events.push(RegistryEvent {
+                    kind: ChangeKind::Healthy,
+                    worker_id: record.id.clone(),
+                    capabilities: record.capabilities.clone(),
+                });
+            }
         }
         Ok(HeartbeatAck {
             revived: was != WorkerStatus::Healthy,
@@ -243,7 +267,7 @@ impl Registry {
         }
         if let Some(record) = self.remove(worker_id) {
             log::info!("deregistered worker {worker_id}");
-            self.events.push(RegistryEvent::Deregistered(record.id));
+            self.event(ChangeKind::Deregistered, &record);
         }
         DeregisterOutcome::Removed
     }
@@ -408,7 +432,13 @@ impl Registry {
                     record.stale_since = Some(now.mono);
                     self.marked_stale += 1;
                     step.newly_stale.push((queued.clone(), silent));
-                    self.events.push(RegistryEvent::Stale(queued.clone()));
+                    if self.record_events {
+                        self.events.push(RegistryEvent {
+                            kind: ChangeKind::Stale,
+                            worker_id: queued.clone(),
+                            capabilities: record.capabilities.clone(),
+                        });
+                    }
                     if let Some(evict_after) = evict_after {
                         self.deadlines.push(queued, now.mono + evict_after);
                     }
@@ -491,7 +521,7 @@ impl Registry {
             if let Some(record) = self.workers.remove(&**id) {
                 keys.extend(record.capabilities.keys.iter().cloned());
                 self.forget(&record);
-                self.events.push(RegistryEvent::Evicted(record.id.clone()));
+                self.event(ChangeKind::Evicted, &record);
                 let silent = now.mono.saturating_duration_since(record.last_seen);
                 removed.push((record.id, record.url, silent));
             }

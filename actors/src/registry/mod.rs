@@ -9,7 +9,7 @@
 //! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
 //! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
-//! | [`store`] | [`ChangeSink`]: where changes go besides memory (the seam for a replicated store) |
+//! | [`store`] | [`RegistryEvent`], [`ChangeSink`]: where changes go besides memory (a replicated store, the watch stream) |
 //!
 //! Liveness is measured on the controller's monotonic clock
 //! (`actix::clock::Instant`, which a paused tokio clock controls in tests); the
@@ -38,7 +38,7 @@ pub use self::index::CapabilityIndex;
 pub use self::liveness::{GraceReason, Liveness};
 pub use self::messages::*;
 pub use self::record::{CapabilitySet, WorkerRecord};
-pub use self::store::{ChangeSink, MemoryOnly, RegistryEvent};
+pub use self::store::{ChangeKind, ChangeSink, RegistryEvent};
 
 /// Default time without a heartbeat after which a worker is stale.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);

@@ -1,36 +1,60 @@
 //! Where the registry's changes go besides its own memory: the seam a
-//! replicated store plugs into without touching the handlers.
+//! replicated store and the watch stream plug into without touching the
+//! handlers.
 //!
 //! The [`Registry`](super::Registry) records every change as a
 //! [`RegistryEvent`]; after each message the
-//! [`RegistryActor`](super::RegistryActor) hands them to its [`ChangeSink`].
-//! The embedded default, [`MemoryOnly`], keeps nothing beyond the registry.
+//! [`RegistryActor`](super::RegistryActor) hands them to each of its
+//! [`ChangeSink`]s, in order. With none (the embedded default), recording
+//! them costs nothing.
 
 use std::rc::Rc;
 
-/// One change to the registry, naming the worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistryEvent {
+use super::record::CapabilitySet;
+
+/// What happened to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
     /// Registered, or registered again (replacing its record).
-    Registered(Rc<str>),
-    Deregistered(Rc<str>),
+    Registered,
+    Deregistered,
     /// No heartbeat for `stale_after`: no longer routed to.
-    Stale(Rc<str>),
+    Stale,
     /// A stale worker heartbeated again.
-    Healthy(Rc<str>),
+    Healthy,
     /// Stale for `evict_after`: removed.
-    Evicted(Rc<str>),
+    Evicted,
 }
 
-/// Receives the registry's changes, in order, on the registry's thread.
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Registered => "registered",
+            ChangeKind::Deregistered => "deregistered",
+            ChangeKind::Stale => "stale",
+            ChangeKind::Healthy => "healthy",
+            ChangeKind::Evicted => "evicted",
+        }
+    }
+}
+
+/// One change to the registry: what happened, to which worker, and what it
+/// serves (shared with the registry, so recording it copies no strings).
+#[derive(Clone)]
+pub struct RegistryEvent {
+    pub kind: ChangeKind,
+    pub worker_id: Rc<str>,
+    pub capabilities: Rc<CapabilitySet>,
+}
+
+impl std::fmt::Debug for RegistryEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.worker_id)
+    }
+}
+
+/// Receives the registry's changes, in order, on the registry's thread. It
+/// must not block: the registry waits for it.
 pub trait ChangeSink {
-    fn publish(&mut self, events: Vec<RegistryEvent>);
-}
-
-/// The embedded default: the registry's memory is the whole store.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MemoryOnly;
-
-impl ChangeSink for MemoryOnly {
-    fn publish(&mut self, _: Vec<RegistryEvent>) {}
+    fn publish(&mut self, events: &[RegistryEvent]);
 }

@@ -549,3 +549,54 @@ async fn a_registry_that_heard_no_sweep_for_long_suspects_itself_not_the_fleet()
     assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
     assert_eq!(registry.send(route_greet()).await.unwrap(), None);
 }
+
+/// A sink that keeps what it is told.
+struct Recorder(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+impl ChangeSink for Recorder {
+    fn publish(&mut self, events: &[RegistryEvent]) {
+        self.0.borrow_mut().extend(events.iter().map(|e| {
+            format!(
+                "{} {} {}",
+                e.kind.as_str(),
+                e.worker_id,
+                e.capabilities.keys.join(",")
+            )
+        }));
+    }
+}
+
+#[actix::test]
+async fn sinks_hear_every_change_in_order() {
+    tokio::time::pause();
+    let heard = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let registry = RegistryActor::new(RegistrySettings {
+        protect_threshold: 1.0,
+        ..RegistrySettings::default()
+    })
+    .with_sink(Box::new(Recorder(heard.clone())))
+    .start();
+    registry.send(greet("w1")).await.unwrap();
+    sleep(Duration::from_secs(121)).await;
+    registry.send(Sweep).await.unwrap();
+    let beat = Heartbeat {
+        worker_id: WorkerId::try_from("w1").unwrap(),
+        instance: None,
+        load: None,
+    };
+    registry.send(beat).await.unwrap().unwrap();
+    let leave = Deregister {
+        worker_id: "w1".into(),
+        instance: None,
+    };
+    registry.send(leave).await.unwrap();
+    assert_eq!(
+        *heard.borrow(),
+        [
+            "registered w1 invoke:hello.greet",
+            "stale w1 invoke:hello.greet",
+            "healthy w1 invoke:hello.greet",
+            "deregistered w1 invoke:hello.greet",
+        ]
+    );
+}
