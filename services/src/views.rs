@@ -55,6 +55,7 @@ pub fn worker_detail(detail: WorkerDetailView) -> WorkerDetail {
         registered_at: view.registered_at,
         seconds_since_heartbeat: view.since_heartbeat.as_secs_f64(),
         registered_by: detail.registered_by,
+        owner: detail.owner,
         load: detail.load,
         capabilities: detail.capabilities,
     }

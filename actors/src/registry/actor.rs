@@ -72,6 +72,13 @@ impl RegistryActor {
         self
     }
 
+    /// Cluster mode: this controller is `controller_id`, and its local changes
+    /// carry the record for the store.
+    pub fn replicating_as(mut self, controller_id: &str) -> Self {
+        self.registry.replicate_as(controller_id);
+        self
+    }
+
     /// Expects a sweep every `interval`, and treats a much longer silence as a
     /// pause of this controller (see [`liveness`](super::liveness)).
     pub fn expecting_sweeps_every(mut self, interval: Duration) -> Self {
@@ -287,6 +294,58 @@ impl Handler<ContinueSweep> for RegistryActor {
 
     fn handle(&mut self, _: ContinueSweep, ctx: &mut Self::Context) {
         self.sweep_step(ctx);
+    }
+}
+
+impl Handler<ApplyReplica> for RegistryActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyReplica, _: &mut Self::Context) {
+        let now = self.now();
+        let worker_id = msg.0.worker_id.clone();
+        if let Err(problem) = self.registry.apply_replica(msg.0, now) {
+            log::warn!("ignored the stored record of worker {worker_id}: {problem}");
+        }
+        self.publish();
+    }
+}
+
+impl Handler<RemoveReplica> for RegistryActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveReplica, _: &mut Self::Context) {
+        self.registry.apply_removal(&msg.0);
+        self.publish();
+    }
+}
+
+impl Handler<LoadReplicas> for RegistryActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LoadReplicas, _: &mut Self::Context) {
+        let now = self.now();
+        self.registry.load_replicas(msg.0, now);
+        self.publish();
+    }
+}
+
+impl Handler<AdoptOrphans> for RegistryActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: AdoptOrphans, _: &mut Self::Context) -> usize {
+        let now = self.now();
+        let last_seen = now.mono.checked_sub(msg.silent_for).unwrap_or(now.mono);
+        let adopted = self.registry.adopt_orphans(&msg.live, last_seen);
+        self.publish();
+        adopted
+    }
+}
+
+impl Handler<OwnedReplicas> for RegistryActor {
+    type Result = MessageResult<OwnedReplicas>;
+
+    fn handle(&mut self, _: OwnedReplicas, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.registry.owned_replicas())
     }
 }
 

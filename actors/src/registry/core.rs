@@ -12,13 +12,15 @@ use chrono::{DateTime, Utc};
 
 use super::deadlines::DeadlineQueue;
 use super::index::CapabilityIndex;
+use super::journal::Journal;
 use super::liveness::{GraceReason, Liveness};
 use super::messages::{
     DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice,
     WorkerDetailView, WorkerView,
 };
+use super::record::Owner;
 use super::record::{CapabilitySets, WorkerRecord};
-use super::store::{ChangeKind, RegistryEvent};
+use super::store::{ChangeKind, Origin, RegistryEvent};
 use super::{RegistrySettings, MIN_PROTECTED_FLEET};
 use crate::domain::{Registration, RouteQuery};
 use crate::wire::{CapabilityCount, Load, WorkerStatus};
@@ -46,7 +48,7 @@ impl Now {
 
     /// The wall-clock time of the monotonic instant `at`, taking this reading
     /// as the anchor between the two clocks.
-    fn wall_of(&self, at: Instant) -> DateTime<Utc> {
+    pub fn wall_of(&self, at: Instant) -> DateTime<Utc> {
         let delta = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
         if at >= self.mono {
             self.wall + delta(at - self.mono)
@@ -74,27 +76,25 @@ pub struct SweepStep {
 
 /// The registry: worker records, the capability index and the deadline queue.
 pub struct Registry {
-    settings: RegistrySettings,
+    pub(super) settings: RegistrySettings,
     /// The first clock reading: the one anchor from which every time on the
     /// wire is derived, so a record's times are stable from read to read and
     /// consistent with each other.
-    anchor: Option<Now>,
-    liveness: Liveness,
+    pub(super) anchor: Option<Now>,
+    pub(super) liveness: Liveness,
     /// Records are boxed: the table then holds 24-byte entries, and a table of
     /// a million workers (two million slots, half empty right after it grows)
     /// costs 48 MB instead of 300, and grows without copying the records.
-    workers: HashMap<Rc<str>, Box<WorkerRecord>>,
-    index: CapabilityIndex,
-    deadlines: DeadlineQueue,
-    capability_sets: CapabilitySets,
+    pub(super) workers: HashMap<Rc<str>, Box<WorkerRecord>>,
+    pub(super) index: CapabilityIndex,
+    pub(super) deadlines: DeadlineQueue,
+    pub(super) capability_sets: CapabilitySets,
     /// Identities that registered workers, shared by their records.
     registrants: HashSet<Rc<str>>,
-    /// Records marked stale, so counting the healthy ones walks nothing.
-    marked_stale: usize,
-    /// Changes since the last [`Registry::take_events`], recorded only when
-    /// someone listens.
-    events: Vec<RegistryEvent>,
-    record_events: bool,
+    /// Records marked stale here, or published stale by their owner, so
+    /// counting the healthy ones walks nothing.
+    pub(super) marked_stale: usize,
+    pub(super) journal: Journal,
 }
 
 impl Registry {
@@ -109,8 +109,7 @@ impl Registry {
             capability_sets: CapabilitySets::default(),
             registrants: HashSet::new(),
             marked_stale: 0,
-            events: Vec::new(),
-            record_events: false,
+            journal: Journal::default(),
         }
     }
 
@@ -120,22 +119,12 @@ impl Registry {
 
     /// Records changes for [`Registry::take_events`] from now on.
     pub fn record_events(&mut self) {
-        self.record_events = true;
-    }
-
-    fn event(&mut self, kind: ChangeKind, record: &WorkerRecord) {
-        if self.record_events {
-            self.events.push(RegistryEvent {
-                kind,
-                worker_id: record.id.clone(),
-                capabilities: record.capabilities.clone(),
-            });
-        }
+        self.journal.listen();
     }
 
     /// The changes made since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<RegistryEvent> {
-        std::mem::take(&mut self.events)
+        self.journal.take()
     }
 
     /// Registers `registration`, replacing any record with its id.
@@ -172,6 +161,7 @@ impl Registry {
             last_seen: now.mono,
             stale_since: None,
             load: None,
+            owner: Owner::Local,
         };
         log::info!(
             "{} worker {} at {} with {} capabilit{} ({}), by {}",
@@ -187,7 +177,8 @@ impl Registry {
             record.capabilities.keys.join(", "),
             record.registered_by
         );
-        self.event(ChangeKind::Registered, &record);
+        self.journal
+            .note(ChangeKind::Registered, Origin::Local, &record, self.anchor);
         self.workers.insert(id, Box::new(record));
         RegisterAck {
             capabilities_registered: count,
@@ -222,10 +213,21 @@ impl Registry {
         }
         let was = self.liveness.status(record, now.mono);
         let was_stale = was == WorkerStatus::Stale;
-        record.last_seen = now.mono;
-        if record.stale_since.take().is_some() {
+        let adopted = matches!(record.owner, Owner::Remote { .. });
+        if let Owner::Remote { controller, .. } = &record.owner {
+            // It beats here now: this controller judges it from here on.
+            log::info!(
+                "worker {worker_id} now heartbeats here (it was owned by controller {controller}); this controller judges it from now on"
+            );
+            self.deadlines
+                .push(record.id.clone(), now.mono + self.settings.stale_after);
+        }
+        if record.counts_as_stale() {
             self.marked_stale -= 1;
         }
+        record.owner = Owner::Local;
+        record.stale_since = None;
+        record.last_seen = now.mono;
         if load.is_some() {
             record.load = load;
         }
@@ -233,13 +235,12 @@ impl Registry {
             log::info!(
                 "worker {worker_id} is healthy again: heartbeat received; routing to it resumes"
             );
-            if self.record_events {
-                self.events.push(RegistryEvent {
-                    kind: ChangeKind::Healthy,
-                    worker_id: record.id.clone(),
-                    capabilities: record.capabilities.clone(),
-                });
-            }
+            self.journal
+                .note(ChangeKind::Healthy, Origin::Local, record, self.anchor);
+        }
+        if adopted && !was_stale {
+            self.journal
+                .note(ChangeKind::Owned, Origin::Local, record, self.anchor);
         }
         Ok(HeartbeatAck {
             revived: was != WorkerStatus::Healthy,
@@ -267,7 +268,12 @@ impl Registry {
         }
         if let Some(record) = self.remove(worker_id) {
             log::info!("deregistered worker {worker_id}");
-            self.event(ChangeKind::Deregistered, &record);
+            self.journal.note(
+                ChangeKind::Deregistered,
+                Origin::Local,
+                &record,
+                self.anchor,
+            );
         }
         DeregisterOutcome::Removed
     }
@@ -312,6 +318,10 @@ impl Registry {
         Some(WorkerDetailView {
             worker: self.view(record, now),
             registered_by: record.registered_by.to_string(),
+            owner: match &record.owner {
+                Owner::Local => self.journal.controller().map(|c| c.to_string()),
+                Owner::Remote { controller, .. } => Some(controller.to_string()),
+            },
             load: record.load,
             capabilities: record
                 .capabilities
@@ -392,8 +402,9 @@ impl Registry {
             step.examined += 1;
             // Dropped if the worker is gone or registered again since (its new
             // record has its own entry).
+            // Also dropped if another controller judges it now.
             if let Some(record) = self.workers.get(&queued) {
-                if Rc::ptr_eq(&record.id, &queued) {
+                if Rc::ptr_eq(&record.id, &queued) && record.owner == Owner::Local {
                     due.push(queued);
                 }
             }
@@ -432,13 +443,8 @@ impl Registry {
                     record.stale_since = Some(now.mono);
                     self.marked_stale += 1;
                     step.newly_stale.push((queued.clone(), silent));
-                    if self.record_events {
-                        self.events.push(RegistryEvent {
-                            kind: ChangeKind::Stale,
-                            worker_id: queued.clone(),
-                            capabilities: record.capabilities.clone(),
-                        });
-                    }
+                    self.journal
+                        .note(ChangeKind::Stale, Origin::Local, record, self.anchor);
                     if let Some(evict_after) = evict_after {
                         self.deadlines.push(queued, now.mono + evict_after);
                     }
@@ -502,7 +508,7 @@ impl Registry {
         }
     }
 
-    fn remove(&mut self, id: &str) -> Option<Box<WorkerRecord>> {
+    pub(super) fn remove(&mut self, id: &str) -> Option<Box<WorkerRecord>> {
         let record = self.workers.remove(id)?;
         self.index.remove(id, &record.capabilities.keys);
         self.forget(&record);
@@ -521,7 +527,8 @@ impl Registry {
             if let Some(record) = self.workers.remove(&**id) {
                 keys.extend(record.capabilities.keys.iter().cloned());
                 self.forget(&record);
-                self.event(ChangeKind::Evicted, &record);
+                self.journal
+                    .note(ChangeKind::Evicted, Origin::Local, &record, self.anchor);
                 let silent = now.mono.saturating_duration_since(record.last_seen);
                 removed.push((record.id, record.url, silent));
             }
@@ -531,14 +538,14 @@ impl Registry {
     }
 
     /// Releases what a removed record shared.
-    fn forget(&mut self, record: &WorkerRecord) {
-        if record.stale_since.is_some() {
+    pub(super) fn forget(&mut self, record: &WorkerRecord) {
+        if record.counts_as_stale() {
             self.marked_stale -= 1;
         }
         self.capability_sets.release(&record.capabilities);
     }
 
-    fn registrant(&mut self, identity: &str) -> Rc<str> {
+    pub(super) fn registrant(&mut self, identity: &str) -> Rc<str> {
         if let Some(shared) = self.registrants.get(identity) {
             return shared.clone();
         }

@@ -289,3 +289,148 @@ fn after_a_pause_silent_workers_get_a_grace_period_to_prove_themselves() {
     stale.sort();
     assert_eq!(stale, ["w3", "w4"]);
 }
+
+fn replica(id: &str, owner: &str, status: WorkerStatus) -> crate::wire::ReplicatedWorker {
+    crate::wire::ReplicatedWorker {
+        worker_id: id.into(),
+        worker_url: format!("https://{id}.local:8500"),
+        capabilities: vec![Capability::new("invoke", "x", "1.0.0")],
+        instance: None,
+        registered_by: "worker/".to_owned() + id,
+        registered_at: Utc::now(),
+        owner: owner.into(),
+        status,
+    }
+}
+
+fn clustered(me: &str) -> Registry {
+    let mut registry = registry();
+    registry.replicate_as(me);
+    registry
+}
+
+#[test]
+fn a_record_owned_elsewhere_is_routed_by_its_published_state_and_never_judged_here() {
+    let clock = Clock::new();
+    let mut registry = clustered("c1");
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    let query = RouteQuery::any_version("invoke", "x");
+    // Long past stale_after: its owner judges it, and says it is healthy.
+    assert!(registry.route(&query, clock.at(500)).is_some());
+    let step = registry.sweep_step(clock.at(500), usize::MAX);
+    assert!(step.newly_stale.is_empty());
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Stale), clock.at(501))
+        .unwrap();
+    assert!(registry.route(&query, clock.at(501)).is_none());
+    assert_eq!(registry.counts(), (1, 0, 1));
+    registry.apply_removal("w1");
+    assert_eq!(registry.counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_heartbeat_here_takes_ownership_and_publishes_it() {
+    let clock = Clock::new();
+    let mut registry = clustered("c1");
+    registry.record_events();
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    registry.take_events();
+    registry.heartbeat("w1", None, None, clock.at(10)).unwrap();
+    let events = registry.take_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, super::ChangeKind::Owned);
+    let published = events[0].replica.as_ref().expect("a replica to write");
+    assert_eq!(published.owner, "c1");
+    // Judged here now: stale 120 s after its last beat here.
+    assert!(registry
+        .sweep_step(clock.at(129), usize::MAX)
+        .newly_stale
+        .is_empty());
+    assert_eq!(
+        registry
+            .sweep_step(clock.at(131), usize::MAX)
+            .newly_stale
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn the_stores_order_decides_the_owner() {
+    let clock = Clock::new();
+    let mut registry = clustered("c1");
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    registry.heartbeat("w1", None, None, clock.at(1)).unwrap();
+    // c2's older word arrives after our takeover, then our own write comes
+    // back: the store's last word is ours, and so is the record.
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Stale), clock.at(2))
+        .unwrap();
+    let query = RouteQuery::any_version("invoke", "x");
+    assert!(registry.route(&query, clock.at(2)).is_none());
+    registry
+        .apply_replica(replica("w1", "c1", WorkerStatus::Healthy), clock.at(3))
+        .unwrap();
+    assert!(registry.route(&query, clock.at(3)).is_some());
+    assert_eq!(registry.owned_replicas().len(), 1);
+}
+
+#[test]
+fn workers_of_a_gone_controller_are_adopted_and_judged_from_its_last_word() {
+    let clock = Clock::new();
+    let mut registry = clustered("c1");
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    registry
+        .apply_replica(replica("w2", "c3", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    let live: std::collections::HashSet<String> = ["c1".to_string(), "c3".to_string()].into();
+    // c2 could last have heard w1 at 50 s.
+    let adopted = registry.adopt_orphans(&live, clock.at(50).mono);
+    assert_eq!(adopted, 1);
+    assert!(registry
+        .sweep_step(clock.at(169), usize::MAX)
+        .newly_stale
+        .is_empty());
+    let step = registry.sweep_step(clock.at(171), usize::MAX);
+    let stale: Vec<&str> = step.newly_stale.iter().map(|(id, _)| &**id).collect();
+    assert_eq!(stale, ["w1"], "w2's owner c3 is alive and judges it");
+    assert_eq!(
+        registry.sweep_step(clock.at(771), usize::MAX).evicted.len(),
+        1
+    );
+}
+
+#[test]
+fn loading_the_store_drops_what_it_no_longer_holds() {
+    let clock = Clock::new();
+    let mut registry = clustered("c1");
+    registry
+        .apply_replica(replica("gone", "c2", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    registry.load_replicas(
+        vec![
+            replica("w1", "c2", WorkerStatus::Healthy),
+            replica("mine", "c1", WorkerStatus::Healthy),
+        ],
+        clock.at(1),
+    );
+    let ids: Vec<String> = registry
+        .list(clock.at(1))
+        .into_iter()
+        .map(|w| w.worker_id)
+        .collect();
+    assert_eq!(ids, ["mine", "w1"]);
+    assert_eq!(
+        registry.owned_replicas().len(),
+        1,
+        "a record naming us is ours"
+    );
+}

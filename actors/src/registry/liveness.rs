@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use actix::clock::Instant;
 
-use super::record::WorkerRecord;
+use super::record::{Owner, WorkerRecord};
 use crate::wire::WorkerStatus;
 
 /// Why a grace period began.
@@ -114,6 +114,14 @@ impl Liveness {
     /// otherwise it is judged on the spot, so the answer does not depend on
     /// when the sweeper last ran.
     pub fn status(&self, record: &WorkerRecord, now: Instant) -> WorkerStatus {
+        if let Owner::Remote { stale, .. } = record.owner {
+            // Its owner judges it; this controller shows what it published.
+            return if stale {
+                WorkerStatus::Stale
+            } else {
+                WorkerStatus::Healthy
+            };
+        }
         if record.stale_since.is_some() {
             WorkerStatus::Stale
         } else if !self.is_silent(record, now) {

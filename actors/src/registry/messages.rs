@@ -87,6 +87,37 @@ pub struct Sweep;
 #[rtype(result = "RegistryStats")]
 pub struct GetStats;
 
+/// Cluster store: a record another controller wrote.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ApplyReplica(pub crate::wire::ReplicatedWorker);
+
+/// Cluster store: a record another controller deleted.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RemoveReplica(pub String);
+
+/// Cluster store: the store's whole contents, at start or after a resync.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LoadReplicas(pub Vec<crate::wire::ReplicatedWorker>);
+
+/// Cluster store: the live controllers changed. The registry adopts the
+/// workers of controllers that are gone if `adopt` (it is the one chosen to),
+/// taking `silent_for` as how long they may already have been unheard.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "usize")]
+pub struct AdoptOrphans {
+    pub live: std::collections::HashSet<String>,
+    pub silent_for: Duration,
+}
+
+/// Cluster store: every record this controller owns, to write again after
+/// the store was unreachable.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Vec<crate::wire::ReplicatedWorker>")]
+pub struct OwnedReplicas;
+
 /// Why the registry refused a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -149,6 +180,8 @@ pub struct WorkerView {
 pub struct WorkerDetailView {
     pub worker: WorkerView,
     pub registered_by: String,
+    /// With the cluster store: the controller that judges it.
+    pub owner: Option<String>,
     pub load: Option<Load>,
     pub capabilities: Vec<Capability>,
 }

@@ -9,6 +9,8 @@
 //! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
 //! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
+//! | [`replication`] | the cluster store's side of the core: replicas applied, owners and orphans |
+//! | [`journal`] | [`Journal`](journal::Journal): changes noted for the sinks, with replicas in cluster mode |
 //! | [`store`] | [`RegistryEvent`], [`ChangeSink`]: where changes go besides memory (a replicated store, the watch stream) |
 //!
 //! Liveness is measured on the controller's monotonic clock
@@ -19,9 +21,11 @@ pub mod actor;
 pub mod core;
 pub mod deadlines;
 pub mod index;
+pub mod journal;
 pub mod liveness;
 pub mod messages;
 pub mod record;
+pub mod replication;
 pub mod store;
 
 #[cfg(test)]
@@ -37,8 +41,8 @@ pub use self::deadlines::DeadlineQueue;
 pub use self::index::CapabilityIndex;
 pub use self::liveness::{GraceReason, Liveness};
 pub use self::messages::*;
-pub use self::record::{CapabilitySet, WorkerRecord};
-pub use self::store::{ChangeKind, ChangeSink, RegistryEvent};
+pub use self::record::{CapabilitySet, Owner, WorkerRecord};
+pub use self::store::{ChangeKind, ChangeSink, Origin, RegistryEvent};
 
 /// Default time without a heartbeat after which a worker is stale.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);

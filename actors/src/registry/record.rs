@@ -135,6 +135,16 @@ impl CapabilitySets {
     }
 }
 
+/// Who judges a worker's liveness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// This controller: the worker heartbeats here.
+    Local,
+    /// Another controller of the cluster, which last published it healthy or
+    /// stale; this one shows and routes by that, and never judges it.
+    Remote { controller: Rc<str>, stale: bool },
+}
+
 /// Everything the registry keeps of one worker.
 pub struct WorkerRecord {
     /// The worker's id: the same allocation as its key in the registry.
@@ -145,6 +155,7 @@ pub struct WorkerRecord {
     pub registered_by: Rc<str>,
     /// The process that registered it, if it named itself.
     pub instance: Option<Box<str>>,
+    pub owner: Owner,
     /// Monotonic time of the registration.
     pub registered_at: Instant,
     /// Monotonic time of the last heartbeat (or of the registration).
@@ -160,5 +171,11 @@ impl WorkerRecord {
     /// names one must name the registered one.
     pub fn is_current(&self, instance: Option<&str>) -> bool {
         instance.is_none_or(|instance| self.instance.as_deref() == Some(instance))
+    }
+
+    /// Whether it counts as stale in the registry's tally: marked stale here,
+    /// or published stale by its owner.
+    pub fn counts_as_stale(&self) -> bool {
+        self.stale_since.is_some() || matches!(self.owner, Owner::Remote { stale: true, .. })
     }
 }

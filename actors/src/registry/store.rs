@@ -11,6 +11,7 @@
 use std::rc::Rc;
 
 use super::record::CapabilitySet;
+use crate::wire::ReplicatedWorker;
 
 /// What happened to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,18 @@ pub enum ChangeKind {
     Healthy,
     /// Stale for `evict_after`: removed.
     Evicted,
+    /// This controller took over judging it (cluster store): it heartbeats
+    /// here now, or its owner is gone.
+    Owned,
+}
+
+/// Where a change was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// By this controller: a replicated store must publish it.
+    Local,
+    /// By another controller, learned from the replicated store.
+    Replica,
 }
 
 impl ChangeKind {
@@ -34,6 +47,7 @@ impl ChangeKind {
             ChangeKind::Stale => "stale",
             ChangeKind::Healthy => "healthy",
             ChangeKind::Evicted => "evicted",
+            ChangeKind::Owned => "owned",
         }
     }
 }
@@ -43,8 +57,12 @@ impl ChangeKind {
 #[derive(Clone)]
 pub struct RegistryEvent {
     pub kind: ChangeKind,
+    pub origin: Origin,
     pub worker_id: Rc<str>,
     pub capabilities: Rc<CapabilitySet>,
+    /// The record as it now stands, for a replicated store to write: set in
+    /// cluster mode for local changes that leave a record.
+    pub replica: Option<Rc<ReplicatedWorker>>,
 }
 
 impl std::fmt::Debug for RegistryEvent {

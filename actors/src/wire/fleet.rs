@@ -71,6 +71,9 @@ pub struct WorkerDetail {
     pub seconds_since_heartbeat: f64,
     /// The identity that registered it, e.g. `worker/hello-world-1`.
     pub registered_by: String,
+    /// With the cluster store: the controller that judges its liveness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub load: Option<Load>,
     pub capabilities: Vec<Capability>,
 }

@@ -15,6 +15,7 @@
 //! | [`route`] | [`RouteRequest`], [`RouteResponse`] |
 //! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
 //! | [`error`] | [`ErrorBody`], every error answer |
+//! | [`replica`] | [`ReplicatedWorker`], [`ControllerAnnouncement`]: what controllers share through etcd |
 
 pub mod capability;
 pub mod deregister;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod fleet;
 pub mod heartbeat;
 pub mod register;
+pub mod replica;
 pub mod route;
 mod timestamp;
 
@@ -34,4 +36,5 @@ pub use fleet::{
 };
 pub use heartbeat::{HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY};
 pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
+pub use replica::{ControllerAnnouncement, ReplicatedWorker};
 pub use route::{RouteRequest, RouteResponse};
