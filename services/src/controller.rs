@@ -20,6 +20,7 @@ use crank_actors::wire::{
 
 use crate::body::ApiJson;
 use crate::caller::Caller;
+use crate::cluster::StoreHealth;
 use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
 use crate::views;
@@ -54,8 +55,10 @@ pub fn controller_app(
         .default_service(web::to(not_found))
 }
 
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(Health::controller())
+async fn health(store: Option<web::Data<StoreHealth>>) -> HttpResponse {
+    let mut health = Health::controller();
+    health.store = store.map(|store| store.get().as_str().to_owned());
+    HttpResponse::Ok().json(health)
 }
 
 async fn register(

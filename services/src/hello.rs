@@ -249,6 +249,7 @@ async fn health(state: web::Data<HelloState>) -> HttpResponse {
         service: "crank-hello-world".into(),
         worker_id: Some(state.worker_id.clone()),
         uptime_s: Some(state.started.elapsed().as_secs_f64()),
+        store: None,
         registration: Some(state.registration.get().as_str().into()),
     })
 }

@@ -2,10 +2,9 @@
 //! start the actors, serve, and shut down in the right order.
 
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use actix::Addr;
-use crank_actors::registry::{RegistryActor, RegistrySettings};
+use actix_web::web;
 
 use crank_actors::backoff::Backoff;
 use crank_actors::registration::{
@@ -13,10 +12,12 @@ use crank_actors::registration::{
 };
 use crank_actors::wire::RegisterRequest;
 
-use crate::config::{ControllerConfig, WorkerConfig};
+use crate::cluster::{StoreHealth, StoreState};
+use crate::config::{ControllerConfig, StoreKind, WorkerConfig};
 use crate::controller::controller_app;
+use crate::failover::{Cursor, FailoverLink};
 use crate::hello::{hello_app, HelloState};
-use crate::link::HttpControllerLink;
+use crate::registry_host::RegistryHost;
 use crate::server::{mtls_server, ServerLimits};
 use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsError, TlsFiles};
 
@@ -30,6 +31,8 @@ pub enum StartError {
         address: String,
         source: std::io::Error,
     },
+    #[error("cluster store: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -46,9 +49,21 @@ fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError + Copy + '
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
-    let registry = RegistryHost::new(config.registry_settings(), config.sweep_interval);
-    raise_open_file_limit();
     let address = format!("{}:{}", config.bind, config.port);
+    let (health, cluster) = match config.store {
+        StoreKind::Memory => (StoreHealth::new(StoreState::Memory), None),
+        StoreKind::Etcd => {
+            let start = crate::cluster::start(&config, &files).await?;
+            (StoreHealth::new(StoreState::Ok), Some(start))
+        }
+    };
+    let registry = RegistryHost::new(
+        config.registry_settings(),
+        config.sweep_interval,
+        health,
+        cluster,
+    );
+    raise_open_file_limit();
     let limits = ServerLimits {
         client_timeout: config.client_timeout,
         workers: config.http_workers,
@@ -57,7 +72,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
-        controller_app(registry.address())
+        controller_app(registry.address()).app_data(web::Data::new(registry.health()))
     })
     .map_err(bind_error)?;
     log::info!(
@@ -117,11 +132,19 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
 
     let registration = match &config.controller_url {
         Some(controller_url) => {
+            // A comma-separated list names the controllers of one cluster.
+            let urls: Vec<String> = controller_url
+                .split(',')
+                .map(|url| url.trim().trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty())
+                .collect();
+            let cursor = Cursor::default();
             let link = || {
-                Rc::new(HttpControllerLink::new(
-                    controller_url,
+                Rc::new(FailoverLink::new(
+                    &urls,
                     client_tls.clone(),
                     config.controller_timeout,
+                    cursor.clone(),
                 ))
             };
             let timing = WorkerTiming {
@@ -178,47 +201,6 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     server_handle.stop(true).await;
     log::info!("worker {worker_id} stopped");
     Ok(())
-}
-
-/// Where the registry lives: on the first HTTP worker thread that asks for it.
-///
-/// Every request is one message to the registry and one answer back. Across
-/// threads each costs a wake-up of the other thread (an eventfd write and a
-/// context switch), which profiling showed to be most of what the registry
-/// added on top of the transport; on the thread that also serves HTTP, sending a
-/// message is a queue push. Other HTTP threads still reach it through its
-/// (thread-safe) address.
-#[derive(Clone)]
-struct RegistryHost {
-    settings: RegistrySettings,
-    sweep_interval: std::time::Duration,
-    address: Arc<Mutex<Option<Addr<RegistryActor>>>>,
-}
-
-impl RegistryHost {
-    fn new(settings: RegistrySettings, sweep_interval: std::time::Duration) -> Self {
-        RegistryHost {
-            settings,
-            sweep_interval,
-            address: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    /// The registry's address, starting it on this thread if it is not running.
-    /// Each HTTP thread asks once, when actix-server builds its app; should a
-    /// worker thread be rebuilt after the registry's thread died, it starts a
-    /// new, empty registry, and workers register again on their next heartbeat.
-    fn address(&self) -> Addr<RegistryActor> {
-        let mut slot = self.address.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some(address) if address.connected() => address.clone(),
-            _ => {
-                let address = RegistryActor::start_with_sweeper(self.settings, self.sweep_interval);
-                *slot = Some(address.clone());
-                address
-            }
-        }
-    }
 }
 
 /// Lifts the soft limit on open files to the hard limit: every worker holds a

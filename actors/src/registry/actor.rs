@@ -92,9 +92,13 @@ impl RegistryActor {
         settings: RegistrySettings,
         sweep_interval: Duration,
     ) -> Addr<RegistryActor> {
-        let registry = RegistryActor::new(settings)
-            .expecting_sweeps_every(sweep_interval)
-            .start();
+        RegistryActor::new(settings).start_swept(sweep_interval)
+    }
+
+    /// Starts this registry and a [`StalenessSweeper`] ticking every
+    /// `sweep_interval` on the current thread's actix system.
+    pub fn start_swept(self, sweep_interval: Duration) -> Addr<RegistryActor> {
+        let registry = self.expecting_sweeps_every(sweep_interval).start();
         StalenessSweeper::new(registry.clone(), sweep_interval).start();
         registry
     }

@@ -123,6 +123,10 @@ pub struct Health {
     pub worker_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<f64>,
+    /// The controller's store: `memory`, or with etcd `ok` or `unreachable`
+    /// (still 200: the controller serves from its replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// `standalone`, `registering` or `registered`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<String>,
@@ -136,6 +140,7 @@ impl Health {
             service: "crank-controller".into(),
             worker_id: None,
             uptime_s: None,
+            store: None,
             registration: None,
         }
     }

@@ -69,6 +69,54 @@ pub(super) const EVICT_AFTER: Setting = Setting {
     default: Some("600s"),
     help: "Remove workers stale this long; 0 = never",
 };
+pub(super) const STORE: Setting = Setting {
+    key: "store",
+    flag: "store",
+    env: "CONTROLLER_STORE",
+    value_name: "STORE",
+    default: Some("memory"),
+    help: "Where the registry lives: memory (this process alone) or etcd (shared by several controllers)",
+};
+pub(super) const ETCD_ENDPOINTS: Setting = Setting {
+    key: "etcd_endpoints",
+    flag: "etcd-endpoints",
+    env: "CONTROLLER_ETCD_ENDPOINTS",
+    value_name: "URL[,URL…]",
+    default: Some("https://127.0.0.1:2379"),
+    help: "etcd client URLs, with --store etcd",
+};
+pub(super) const ETCD_CA: Setting = Setting {
+    key: "etcd_ca",
+    flag: "etcd-ca",
+    env: "CONTROLLER_ETCD_CA",
+    value_name: "FILE",
+    default: None,
+    help: "CA that signs etcd's certificate; unset: ca.crt in the cert dir",
+};
+pub(super) const ETCD_CERT: Setting = Setting {
+    key: "etcd_cert",
+    flag: "etcd-cert",
+    env: "CONTROLLER_ETCD_CERT",
+    value_name: "FILE",
+    default: None,
+    help: "Client certificate for etcd; unset: the controller's own",
+};
+pub(super) const ETCD_KEY: Setting = Setting {
+    key: "etcd_key",
+    flag: "etcd-key",
+    env: "CONTROLLER_ETCD_KEY",
+    value_name: "FILE",
+    default: None,
+    help: "Key of the etcd client certificate; unset: the controller's own",
+};
+pub(super) const ETCD_PREFIX: Setting = Setting {
+    key: "etcd_prefix",
+    flag: "etcd-prefix",
+    env: "CONTROLLER_ETCD_PREFIX",
+    value_name: "PREFIX",
+    default: Some("/crank"),
+    help: "Every key crank writes lives under this prefix",
+};
 pub(super) const PROTECT_THRESHOLD: Setting = Setting {
     key: "protect_threshold",
     flag: "protect-threshold",
@@ -122,6 +170,16 @@ pub struct ControllerConfig {
     pub evict_after: Duration,
     /// Share of the fleet that may go stale at once before the registry holds back.
     pub protect_threshold: f64,
+    /// Where the registry lives.
+    pub store: StoreKind,
+    /// etcd client URLs, with the etcd store.
+    pub etcd_endpoints: Vec<String>,
+    /// TLS files for etcd; unset: the cert dir's CA and the controller's own.
+    pub etcd_ca: Option<PathBuf>,
+    pub etcd_cert: Option<PathBuf>,
+    pub etcd_key: Option<PathBuf>,
+    /// The prefix of crank's keys in etcd.
+    pub etcd_prefix: String,
     /// A client that has not completed its TLS handshake, sent its request
     /// headers, or (once they are in) its request body within this time is
     /// dropped.
@@ -142,6 +200,12 @@ impl Layered for ControllerConfig {
         SWEEP_INTERVAL,
         EVICT_AFTER,
         PROTECT_THRESHOLD,
+        STORE,
+        ETCD_ENDPOINTS,
+        ETCD_CA,
+        ETCD_CERT,
+        ETCD_KEY,
+        ETCD_PREFIX,
         CLIENT_TIMEOUT,
         HTTP_WORKERS,
         MAX_CONNECTIONS_PER_IDENTITY,
@@ -169,11 +233,54 @@ impl Layered for ControllerConfig {
             )?,
             evict_after: layers.value(&EVICT_AFTER, parse_duration)?,
             protect_threshold: layers.value(&PROTECT_THRESHOLD, share)?,
+            store: layers.value(&STORE, store_kind)?,
+            etcd_endpoints: layers.value(&ETCD_ENDPOINTS, url_list)?,
+            etcd_ca: layers.optional(&ETCD_CA, path)?,
+            etcd_cert: layers.optional(&ETCD_CERT, path)?,
+            etcd_key: layers.optional(&ETCD_KEY, path)?,
+            etcd_prefix: layers.value(&ETCD_PREFIX, text)?,
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
             max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
         })
     }
+}
+
+/// Where the registry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In this process's memory: the embedded default, nothing else to run.
+    Memory,
+    /// In etcd, shared by every controller that points at it.
+    Etcd,
+}
+
+fn store_kind(text: &str) -> Result<StoreKind, String> {
+    match text.trim() {
+        "memory" => Ok(StoreKind::Memory),
+        "etcd" => Ok(StoreKind::Etcd),
+        other => Err(format!("{other:?} is not a store: memory or etcd")),
+    }
+}
+
+/// A comma-separated list of `https://` URLs.
+fn url_list(text: &str) -> Result<Vec<String>, String> {
+    let urls: Vec<String> = text
+        .split(',')
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err("names no URL".into());
+    }
+    for url in &urls {
+        if !url.starts_with("https://") {
+            return Err(format!(
+                "{url:?} is not an https:// URL (etcd is reached over mTLS)"
+            ));
+        }
+    }
+    Ok(urls)
 }
 
 impl Default for ControllerConfig {

@@ -15,6 +15,13 @@ fn samples(key: &str) -> [&'static str; 2] {
         "port" => ["9101", "9102"],
         "http_workers" => ["3", "4"],
         "protect_threshold" => ["0.25", "0.75"],
+        "store" => ["etcd", "memory"],
+        "etcd_endpoints" => [
+            "https://e1.example:2379",
+            "https://e2.example:2379,https://e3.example:2379",
+        ],
+        "etcd_ca" | "etcd_cert" | "etcd_key" => ["/etc/a.pem", "/etc/b.pem"],
+        "etcd_prefix" => ["/fleet-a", "/fleet-b"],
         "max_connections_per_identity" => ["16", "32"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],

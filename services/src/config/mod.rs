@@ -22,7 +22,7 @@ mod documented;
 #[cfg(test)]
 mod tests;
 
-pub use controller::ControllerConfig;
+pub use controller::{ControllerConfig, StoreKind};
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Origin};
 pub use layers::{Flags, Layers};

@@ -1,0 +1,128 @@
+//! [`RegistryHost`]: where the controller's registry lives, and with the etcd
+//! store, what feeds it.
+//!
+//! The registry lives on the first HTTP worker thread that asks for it. Every
+//! request is one message to the registry and one answer back; across threads
+//! each costs a wake-up of the other thread (an eventfd write and a context
+//! switch), which profiling showed to be most of what the registry added on
+//! top of the transport, while on the thread that also serves HTTP a message
+//! is a queue push. Other HTTP threads reach it through its (thread-safe)
+//! address.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use crank_actors::registry::{RegistryActor, RegistrySettings};
+use etcd_client::Client;
+
+use crate::cluster::keys::Keys;
+use crate::cluster::watcher::{self, Loaded};
+use crate::cluster::writer::{self, StoreSink};
+use crate::cluster::{session, ClusterSettings, StoreHealth};
+
+/// What the etcd store hands the registry when it starts: a connected
+/// client, the store's contents, and the session to keep alive.
+pub struct ClusterStart {
+    pub client: Client,
+    pub settings: ClusterSettings,
+    pub loaded: Loaded,
+    pub lease: i64,
+}
+
+/// Starts the registry once, on the first thread that asks.
+#[derive(Clone)]
+pub struct RegistryHost {
+    settings: RegistrySettings,
+    sweep_interval: Duration,
+    health: StoreHealth,
+    cluster: Arc<Mutex<Option<ClusterStart>>>,
+    address: Arc<Mutex<Option<Addr<RegistryActor>>>>,
+}
+
+impl RegistryHost {
+    pub fn new(
+        settings: RegistrySettings,
+        sweep_interval: Duration,
+        health: StoreHealth,
+        cluster: Option<ClusterStart>,
+    ) -> Self {
+        RegistryHost {
+            settings,
+            sweep_interval,
+            health,
+            cluster: Arc::new(Mutex::new(cluster)),
+            address: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn health(&self) -> StoreHealth {
+        self.health.clone()
+    }
+
+    /// The registry's address, starting it on this thread if it is not
+    /// running. Each HTTP thread asks once, when actix-server builds its app;
+    /// should a worker thread be rebuilt after the registry's thread died, it
+    /// starts a new, empty registry, and workers register again on their next
+    /// heartbeat (with the etcd store, the replica was handed over once and a
+    /// new registry starts empty too).
+    pub fn address(&self) -> Addr<RegistryActor> {
+        let mut slot = self.address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(address) = slot.as_ref().filter(|a| a.connected()) {
+            return address.clone();
+        }
+        let cluster = self
+            .cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let address = match cluster {
+            None => RegistryActor::start_with_sweeper(self.settings, self.sweep_interval),
+            Some(start) => self.start_clustered(start),
+        };
+        *slot = Some(address.clone());
+        address
+    }
+
+    /// A registry replicating through etcd: its changes go to the writer,
+    /// the watch feeds it, the session is kept alive, all on this thread.
+    fn start_clustered(&self, start: ClusterStart) -> Addr<RegistryActor> {
+        let ClusterStart {
+            client,
+            settings,
+            loaded,
+            lease,
+        } = start;
+        let keys = Keys::new(&settings.prefix);
+        let (changes, pending) = tokio::sync::mpsc::unbounded_channel();
+        let registry = RegistryActor::new(self.settings)
+            .replicating_as(&settings.controller_id)
+            .with_sink(Box::new(StoreSink::new(changes)))
+            .start_swept(self.sweep_interval);
+        let (revision, live) = watcher::hand_over(loaded, &settings, &registry);
+        actix_rt::spawn(writer::run(
+            client.clone(),
+            keys.clone(),
+            pending,
+            self.health.clone(),
+            registry.clone(),
+        ));
+        actix_rt::spawn(watcher::run(
+            client.clone(),
+            keys.clone(),
+            settings.clone(),
+            registry.clone(),
+            self.health.clone(),
+            revision,
+            live,
+        ));
+        actix_rt::spawn(session::keep_alive(
+            client,
+            settings,
+            keys,
+            self.health.clone(),
+            lease,
+        ));
+        registry
+    }
+}
