@@ -7,6 +7,7 @@
 /// root package is a binary, so its modules can only be included by path.
 #[path = "../../src/child.rs"]
 pub mod child;
+pub mod etcd;
 
 use std::fmt;
 use std::future::Future;
