@@ -1,3 +1,4 @@
+#![cfg(feature = "etcd")]
 //! Several controllers sharing one registry through a real etcd, with real
 //! `crank` processes over mTLS: each failure the cluster design promises to
 //! survive, shown end to end. Each test starts its own etcd on free ports.

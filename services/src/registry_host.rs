@@ -14,21 +14,8 @@ use std::time::Duration;
 
 use actix::Addr;
 use crank_actors::registry::{RegistryActor, RegistrySettings};
-use etcd_client::Client;
 
-use crate::cluster::keys::Keys;
-use crate::cluster::watcher::{self, Loaded};
-use crate::cluster::writer::{self, StoreSink};
-use crate::cluster::{session, ClusterSettings, StoreHealth};
-
-/// What the etcd store hands the registry when it starts: a connected
-/// client, the store's contents, and the session to keep alive.
-pub struct ClusterStart {
-    pub client: Client,
-    pub settings: ClusterSettings,
-    pub loaded: Loaded,
-    pub lease: i64,
-}
+use crate::cluster::{ClusterStart, StoreHealth};
 
 /// Starts the registry once, on the first thread that asks.
 #[derive(Clone)]
@@ -84,9 +71,19 @@ impl RegistryHost {
         address
     }
 
+    #[cfg(not(feature = "etcd"))]
+    fn start_clustered(&self, start: ClusterStart) -> Addr<RegistryActor> {
+        match start {}
+    }
+
     /// A registry replicating through etcd: its changes go to the writer,
     /// the watch feeds it, the session is kept alive, all on this thread.
+    #[cfg(feature = "etcd")]
     fn start_clustered(&self, start: ClusterStart) -> Addr<RegistryActor> {
+        use crate::cluster::keys::Keys;
+        use crate::cluster::writer::{self, StoreSink};
+        use crate::cluster::{session, watcher};
+
         let ClusterStart {
             client,
             settings,

@@ -20,11 +20,21 @@
 //! | [`watcher`] | the initial load and the watch that feeds the registry |
 //! | [`health`] | [`StoreHealth`]: what `/health` says of the store |
 
+//!
+//! Everything that talks to etcd is built with the `etcd` feature (the
+//! etcd-client crate needs `protoc` to build); without it the controller
+//! runs the embedded in-memory store only.
+
+#[cfg(feature = "etcd")]
 pub mod connect;
 pub mod health;
+#[cfg(feature = "etcd")]
 pub mod keys;
+#[cfg(feature = "etcd")]
 pub mod session;
+#[cfg(feature = "etcd")]
 pub mod watcher;
+#[cfg(feature = "etcd")]
 pub mod writer;
 
 use std::path::PathBuf;
@@ -78,13 +88,37 @@ impl ClusterSettings {
     }
 }
 
+/// What the etcd store hands the registry when it starts: a connected
+/// client, the store's contents, and the session to keep alive.
+#[cfg(feature = "etcd")]
+pub struct ClusterStart {
+    pub client: etcd_client::Client,
+    pub settings: ClusterSettings,
+    pub loaded: watcher::Loaded,
+    pub lease: i64,
+}
+
+/// Without the `etcd` feature there is never a cluster to start.
+#[cfg(not(feature = "etcd"))]
+pub enum ClusterStart {}
+
+/// Without the `etcd` feature: the one line that says how to get it.
+#[cfg(not(feature = "etcd"))]
+pub async fn start(
+    _: &crate::config::ControllerConfig,
+    _: &crate::tls::TlsFiles,
+) -> Result<ClusterStart, ClusterError> {
+    Err(ClusterError::NotBuilt)
+}
+
 /// Connects to etcd, opens this controller's session and loads the store:
 /// everything the registry needs before the controller serves, so that a
 /// controller that starts serves the whole fleet at once.
+#[cfg(feature = "etcd")]
 pub async fn start(
     config: &crate::config::ControllerConfig,
     files: &crate::tls::TlsFiles,
-) -> Result<crate::registry_host::ClusterStart, ClusterError> {
+) -> Result<ClusterStart, ClusterError> {
     let settings = ClusterSettings::of(config, files);
     let keys = keys::Keys::new(&settings.prefix);
     let mut client = connect::connect(&settings).await?;
@@ -100,7 +134,7 @@ pub async fn start(
         loaded.controllers.len(),
         loaded.revision
     );
-    Ok(crate::registry_host::ClusterStart {
+    Ok(ClusterStart {
         client,
         settings,
         loaded,
@@ -116,9 +150,12 @@ pub enum ClusterError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[cfg(feature = "etcd")]
     #[error("etcd at {endpoints}: {source}")]
     Etcd {
         endpoints: String,
         source: etcd_client::Error,
     },
+    #[error("this crank was built without the etcd store; build it with `--features etcd` (it needs protoc: apt-get install -y protobuf-compiler)")]
+    NotBuilt,
 }
