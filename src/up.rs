@@ -1,4 +1,5 @@
-//! `crank up`: a controller and N hello-world workers as child processes, live,
+//! `crank up`: a controller (or, with `--controllers N`, a local etcd and N
+//! controllers sharing it) and N hello-world workers as child processes, live,
 //! with dev certificates made on first use. It reports registrations and health
 //! changes as they happen, reports a child that dies, and on Ctrl-C stops the
 //! workers first (so they deregister) and then the controller.
@@ -31,9 +32,14 @@ pub struct UpFlags {
     /// Number of hello-world workers (ids hello-world-1…N).
     #[arg(long, default_value_t = 1)]
     pub workers: u16,
-    /// The controller's port; workers listen on the ports after it.
+    /// The controller's port; further controllers and the workers listen on
+    /// the ports after it.
     #[arg(long, default_value_t = 9000)]
     pub port: u16,
+    /// Controllers sharing one registry through a local etcd (found on PATH);
+    /// 1 = one controller with the embedded in-memory store.
+    #[arg(long, default_value_t = 1)]
+    pub controllers: u16,
     /// Where the dev certificates are (made there if missing).
     #[arg(long, default_value = "certs")]
     pub cert_dir: PathBuf,
@@ -91,21 +97,30 @@ fn report_changes(before: &BTreeMap<String, WorkerStatus>, now: &BTreeMap<String
     }
 }
 
-/// Resolves when the controller or a worker exits: which worker (`None`: the
-/// controller) and how it ended. Cancel-safe, as [`Child::wait`] is.
+/// Which child exited.
+enum Exited {
+    /// A controller, or etcd: the fleet cannot go on.
+    Service(usize),
+    Worker(usize),
+}
+
+/// Resolves when a service (a controller, etcd) or a worker exits: which one
+/// and how it ended. Cancel-safe, as [`Child::wait`] is.
 async fn next_exit(
-    controller: &mut Child,
+    services: &mut [Child],
     workers: &mut [Child],
-) -> (Option<usize>, io::Result<ExitStatus>) {
+) -> (Exited, io::Result<ExitStatus>) {
     let any_worker = if workers.is_empty() {
         future::pending().boxed_local()
     } else {
         future::select_all(workers.iter_mut().map(|w| w.wait().boxed_local()))
-            .map(|(status, index, _)| (Some(index), status))
+            .map(|(status, index, _)| (Exited::Worker(index), status))
             .boxed_local()
     };
+    let any_service = future::select_all(services.iter_mut().map(|s| s.wait().boxed_local()))
+        .map(|(status, index, _)| (Exited::Service(index), status));
     tokio::select! {
-        status = controller.wait() => (None, status),
+        exit = any_service => exit,
         exit = any_worker => exit,
     }
 }
@@ -123,57 +138,183 @@ fn death(child: &Child, status: io::Result<ExitStatus>) -> String {
     format!("{} exited unexpectedly: {}", child.name(), describe(status))
 }
 
-/// Workers first (they deregister), sharing one grace period, then the controller.
-async fn stop_all(controller: &mut Child, workers: &mut [Child]) {
+/// Workers first (they deregister), sharing one grace period, then the
+/// controllers, then etcd (the services, in the order they started, reversed).
+async fn stop_all(services: &mut [Child], workers: &mut [Child]) {
     let stops = workers.iter_mut().map(|worker| async move {
         if let Err(e) = worker.stop(STOP_GRACE).await {
             eprintln!("cannot stop {}: {e}", worker.name());
         }
     });
     future::join_all(stops).await;
-    if let Err(e) = controller.stop(STOP_GRACE).await {
-        eprintln!("cannot stop the controller: {e}");
+    for service in services.iter_mut().rev() {
+        if let Err(e) = service.stop(STOP_GRACE).await {
+            eprintln!("cannot stop {}: {e}", service.name());
+        }
     }
+}
+
+/// A local etcd for `--controllers N`: the `etcd` of Debian's `etcd-server`,
+/// on a free port, with a temporary data directory, serving a certificate of
+/// the dev CA and trusting that CA's clients.
+fn start_etcd(dir: &Path, data: &Path) -> Result<(Child, String)> {
+    let found = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !found.is_ok_and(|s| s.success()) {
+        bail!("--controllers needs etcd on PATH (Debian: apt-get install -y etcd-server)");
+    }
+    if !dir.join("etcd.crt").exists() {
+        crank_services::certs::issue(
+            dir,
+            crank_services::identity::Role::Controller,
+            "etcd",
+            false,
+        )
+        .map_err(flat)?;
+    }
+    let free = || -> Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let client = format!("https://127.0.0.1:{}", free()?);
+    let peer = format!("http://127.0.0.1:{}", free()?);
+    let mut command = Command::new("etcd");
+    command
+        .args(["--name", "crank-up", "--data-dir"])
+        .arg(data)
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("crank-up={peer}")])
+        .arg("--cert-file")
+        .arg(dir.join("etcd.crt"))
+        .arg("--key-file")
+        .arg(dir.join("etcd.key"))
+        .arg("--trusted-ca-file")
+        .arg(dir.join("ca.crt"))
+        .args(["--client-cert-auth", "--log-level", "error"])
+        .stdin(Stdio::null());
+    // etcd's own chatter goes to a file beside its data, not over the fleet's.
+    let log_path = data.with_extension("log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    command.stdout(log.try_clone()?).stderr(log);
+    let child = Child::spawn("etcd", command).context("cannot start etcd")?;
+    // The controllers load the store before they serve: let etcd listen first.
+    let address = client.trim_start_matches("https://").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&address).is_err() {
+        if Instant::now() > deadline {
+            bail!("etcd did not listen on {client} within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((child, client))
 }
 
 pub async fn up(flags: UpFlags) -> Result<()> {
     let mut signals = crank_services::process::ShutdownSignals::install()
         .context("cannot install signal handlers")?;
-    if flags.port.checked_add(flags.workers).is_none() {
-        bail!(
-            "ports {}..{} do not fit below 65536",
-            flags.port,
-            u32::from(flags.port) + u32::from(flags.workers)
-        );
+    if flags.controllers == 0 {
+        bail!("--controllers must be at least 1");
     }
+    let first_worker_port = flags.port.checked_add(flags.controllers - 1);
+    if first_worker_port
+        .and_then(|p| p.checked_add(flags.workers))
+        .is_none()
+    {
+        bail!("ports from {} do not fit below 65536", flags.port);
+    }
+    let controllers = flags.controllers;
     let dir = flags.cert_dir.clone();
     ensure_certificates(&dir, flags.workers)
         .with_context(|| format!("making dev certificates in {}", dir.display()))?;
     let dir_arg = dir.to_string_lossy().into_owned();
-    let controller_url = format!("https://localhost:{}", flags.port);
+    let controller_ports: Vec<u16> = (0..flags.controllers).map(|i| flags.port + i).collect();
+    let controller_urls: Vec<String> = controller_ports
+        .iter()
+        .map(|port| format!("https://localhost:{port}"))
+        .collect();
+    let controller_url = controller_urls[0].clone();
 
-    let mut controller = spawn(
-        "controller",
-        &[
+    let mut services = Vec::new();
+    let etcd_data = tempfile::tempdir().context("cannot make etcd's data directory")?;
+    let mut store_args = Vec::new();
+    if flags.controllers > 1 {
+        let data = etcd_data.path().join("etcd");
+        let (etcd, client_url) = start_etcd(&dir, &data)?;
+        println!(
+            "etcd           pid {:<7} {client_url} (log: {})",
+            etcd.pid(),
+            data.with_extension("log").display()
+        );
+        services.push(etcd);
+        store_args = vec![
+            "--store".to_owned(),
+            "etcd".to_owned(),
+            "--etcd-endpoints".to_owned(),
+            client_url,
+        ];
+    }
+    for (i, port) in controller_ports.iter().enumerate() {
+        let mut args = [
             "controller",
             "--port",
-            &flags.port.to_string(),
+            &port.to_string(),
             "--cert-dir",
             &dir_arg,
         ]
-        .map(String::from),
-    )?;
-    println!(
-        "controller     pid {:<7} {controller_url}",
-        controller.pid()
-    );
+        .map(String::from)
+        .to_vec();
+        args.extend(store_args.iter().cloned());
+        let name = if flags.controllers == 1 {
+            "controller".to_owned()
+        } else {
+            format!("controller-{}", i + 1)
+        };
+        let controller = spawn(&name, &args)?;
+        println!(
+            "{name:<14} pid {:<7} {}",
+            controller.pid(),
+            controller_urls[i]
+        );
+        services.push(controller);
+    }
+    if flags.controllers > 1 {
+        // They load the store before they listen: start the workers after.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        for port in &controller_ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                if Instant::now() > deadline {
+                    stop_all(&mut services, &mut []).await;
+                    bail!("controller on port {port} did not listen within 40 s");
+                }
+                actix_rt::time::sleep(START_INTERVAL).await;
+            }
+        }
+    }
     let mut workers = Vec::new();
     for i in 1..=flags.workers {
         let id = format!("hello-world-{i}");
-        let port = flags
-            .port
-            .checked_add(i)
-            .context("worker port out of range")?;
+        let port = flags.port + flags.controllers - 1 + i;
+        // Spread over the controllers: each worker starts with another one.
+        let count = controller_urls.len();
+        let rotated: Vec<&str> = (0..count)
+            .map(|k| controller_urls[(usize::from(i) - 1 + k) % count].as_str())
+            .collect();
         let worker = spawn(
             &id,
             &[
@@ -183,7 +324,7 @@ pub async fn up(flags: UpFlags) -> Result<()> {
                 "--port",
                 &port.to_string(),
                 "--controller-url",
-                &controller_url,
+                &rotated.join(","),
                 "--cert-dir",
                 &dir_arg,
             ]
@@ -218,7 +359,7 @@ pub async fn up(flags: UpFlags) -> Result<()> {
             }
         }
         if started.elapsed() > START_DEADLINE {
-            stop_all(&mut controller, &mut workers).await;
+            stop_all(&mut services, &mut workers).await;
             bail!(
                 "the fleet was not registered within {START_DEADLINE:?}; only {} of {expected} workers are",
                 seen.len()
@@ -227,12 +368,15 @@ pub async fn up(flags: UpFlags) -> Result<()> {
         tokio::select! {
             name = signals.recv() => {
                 println!("\n{name} before the fleet was up: stopping everything");
-                stop_all(&mut controller, &mut workers).await;
+                stop_all(&mut services, &mut workers).await;
                 return Ok(());
             }
-            (which, status) = next_exit(&mut controller, &mut workers) => {
-                let death = death(which.map_or(&controller, |i| &workers[i]), status);
-                stop_all(&mut controller, &mut workers).await;
+            (which, status) = next_exit(&mut services, &mut workers) => {
+                let death = match which {
+                    Exited::Service(i) => death(&services[i], status),
+                    Exited::Worker(i) => death(&workers[i], status),
+                };
+                stop_all(&mut services, &mut workers).await;
                 bail!("{death} (its log is above)");
             }
             _ = actix_rt::time::sleep(START_INTERVAL) => {}
@@ -256,13 +400,13 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     let outcome = loop {
         tokio::select! {
             name = signals.recv() => {
-                println!("\n{name}: stopping {} worker{} and the controller", workers.len(), if workers.len() == 1 { "" } else { "s" });
+                println!("\n{name}: stopping {} worker{} and the controller{}", workers.len(), if workers.len() == 1 { "" } else { "s" }, if controllers == 1 { "" } else { "s" });
                 break Ok(());
             }
-            (which, status) = next_exit(&mut controller, &mut workers) => match which {
-                None => break Err(anyhow!("the controller exited unexpectedly: {}", describe(status))),
+            (which, status) = next_exit(&mut services, &mut workers) => match which {
+                Exited::Service(i) => break Err(anyhow!("{}", death(&services[i], status))),
                 // A worker is reported and left out; the rest of the fleet goes on.
-                Some(i) => eprintln!("! {}", death(&workers.remove(i), status)),
+                Exited::Worker(i) => eprintln!("! {}", death(&workers.remove(i), status)),
             },
             _ = actix_rt::time::sleep(WATCH_INTERVAL) => {
                 if let Some(now) = statuses(&client).await {
@@ -274,7 +418,7 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     };
     // Our own keep-alive connection would otherwise hold the controller's graceful stop.
     drop(client);
-    stop_all(&mut controller, &mut workers).await;
+    stop_all(&mut services, &mut workers).await;
     if outcome.is_ok() {
         println!("stopped");
     }

@@ -373,3 +373,67 @@ async fn a_worker_flapping_between_controllers_ends_with_one_owner_and_one_recor
         );
     }
 }
+
+#[actix_rt::test]
+async fn up_with_three_controllers_serves_the_fleet_from_each_and_stops_everything() {
+    let mut fleet = Fleet::new();
+    let certs = fleet.dir.path().join("up-certs");
+    let port = free_port();
+    let mut up = fleet.spawn(
+        "up",
+        &[
+            "up",
+            "--controllers",
+            "3",
+            "--workers",
+            "3",
+            "--port",
+            &port.to_string(),
+            "--cert-dir",
+            certs.to_str().unwrap(),
+        ],
+    );
+    let output = eventually(
+        "up says 3 workers registered",
+        Duration::from_secs(60),
+        || {
+            let output = up.log_text();
+            async move { output.contains("3 workers registered").then_some(output) }
+        },
+    )
+    .await;
+    let pids: Vec<nix::unistd::Pid> = output
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words.get(1) == Some(&"pid"))
+                .then(|| nix::unistd::Pid::from_raw(words[2].parse().unwrap()))
+        })
+        .collect();
+    assert_eq!(
+        pids.len(),
+        7,
+        "etcd, three controllers, three workers: {output}"
+    );
+    // Every controller answers for the whole fleet.
+    let client = {
+        let files = crank_services::tls::TlsFiles::in_dir(&certs, "client");
+        let config = crank_services::tls::client_config(&files).unwrap();
+        crank_services::link::mtls_client(std::sync::Arc::new(config), Duration::from_secs(3))
+    };
+    for offset in 0..3 {
+        let url = format!("https://localhost:{}/workers", port + offset);
+        let list: WorkerList = common::get(&client, &url).await.unwrap().json();
+        assert_eq!(list.workers.len(), 3, "{url}");
+    }
+    drop(client);
+    up.signal(Signal::SIGINT);
+    let status = up.exits_within(Duration::from_secs(40)).await;
+    assert!(status.success(), "crank up exited with {status}");
+    for pid in pids {
+        assert!(
+            nix::sys::signal::kill(pid, None).is_err(),
+            "child {pid} was left behind"
+        );
+    }
+}

@@ -63,6 +63,10 @@ pub struct ClusterSettings {
     pub session_ttl: Duration,
 }
 
+/// Attempts, a second apart, to reach etcd at start before giving up.
+#[cfg(feature = "etcd")]
+const START_ATTEMPTS: u32 = 30;
+
 /// How long a controller's session outlives its last renewal: how soon the
 /// others notice that it is gone and adopt its workers.
 pub const SESSION_TTL: Duration = Duration::from_secs(5);
@@ -121,11 +125,34 @@ pub async fn start(
 ) -> Result<ClusterStart, ClusterError> {
     let settings = ClusterSettings::of(config, files);
     let keys = keys::Keys::new(&settings.prefix);
-    let mut client = connect::connect(&settings).await?;
-    let lease = session::open(&mut client, &settings, &keys).await?;
-    let loaded = watcher::load(&mut client, &keys)
-        .await
-        .map_err(|e| connect::etcd_error(&settings, e))?;
+    // etcd may be starting alongside this controller: wait for it a while,
+    // then give up with the reason.
+    let mut attempt = 0u32;
+    let (client, lease, loaded) = loop {
+        let joined = async {
+            let mut client = connect::connect(&settings).await?;
+            let lease = session::open(&mut client, &settings, &keys).await?;
+            let loaded = watcher::load(&mut client, &keys)
+                .await
+                .map_err(|e| connect::etcd_error(&settings, e))?;
+            Ok::<_, ClusterError>((client, lease, loaded))
+        };
+        match joined.await {
+            Ok(joined) => break joined,
+            Err(problem @ ClusterError::File { .. }) => return Err(problem),
+            Err(problem) if attempt >= START_ATTEMPTS => return Err(problem),
+            Err(problem) => {
+                attempt += 1;
+                if attempt == 1 {
+                    log::warn!(
+                        "cannot reach etcd yet ({problem}); retrying for {} s before giving up",
+                        START_ATTEMPTS
+                    );
+                }
+                actix_rt::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     log::info!(
         "controller {} joined the cluster at {} ({} workers, {} controllers, revision {})",
         settings.controller_id,
