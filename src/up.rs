@@ -157,7 +157,7 @@ async fn stop_all(services: &mut [Child], workers: &mut [Child]) {
 /// A local etcd for `--controllers N`: the `etcd` of Debian's `etcd-server`,
 /// on a free port, with a temporary data directory, serving a certificate of
 /// the dev CA and trusting that CA's clients.
-fn start_etcd(dir: &Path, data: &Path) -> Result<(Child, String)> {
+pub(crate) fn start_etcd(dir: &Path, data: &Path) -> Result<(Child, String)> {
     let found = Command::new("etcd")
         .arg("--version")
         .stdout(Stdio::null())

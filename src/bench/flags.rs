@@ -21,6 +21,10 @@ pub enum Scenario {
     Scale,
     /// An idle hello-world worker: its RSS and the CPU its heartbeat loop costs.
     IdleWorker,
+    /// Three controllers on a local etcd (needs --features etcd and etcd on
+    /// PATH): etcd writes per registration, heartbeat and route throughput
+    /// against one memory-store controller, writes at steady state, failover.
+    Cluster,
 }
 
 impl Scenario {
@@ -34,6 +38,7 @@ impl Scenario {
             Scenario::RegisterStorm => "register-storm",
             Scenario::Scale => "scale",
             Scenario::IdleWorker => "idle-worker",
+            Scenario::Cluster => "cluster",
         }
     }
 }

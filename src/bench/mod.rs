@@ -25,6 +25,7 @@
 
 mod baseline;
 mod calls;
+mod cluster;
 mod flags;
 mod load;
 mod probe;

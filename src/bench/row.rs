@@ -106,6 +106,30 @@ pub struct Row {
     /// That, at the default 30 s interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_loop_cpu_ms_per_minute_at_30s: Option<f64>,
+    /// cluster: registrations per second through the etcd store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_registrations_per_s: Option<f64>,
+    /// cluster: etcd write transactions (revisions) per registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_writes_per_registration: Option<f64>,
+    /// cluster: etcd's own sequential put rate on this machine, the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_put_rate_reference: Option<f64>,
+    /// cluster: heartbeat throughput on one etcd-store controller over the same on a memory-store one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ratio_to_memory: Option<f64>,
+    /// cluster: route throughput on one etcd-store controller over the same on a memory-store one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_ratio_to_memory: Option<f64>,
+    /// cluster: etcd writes per second while every worker heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_writes_per_s_while_heartbeating: Option<f64>,
+    /// cluster: seconds from kill -9 of a controller to all its workers owned by a survivor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_owned_after_s: Option<f64>,
+    /// cluster: routes that failed through the survivors meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_failed_routes: Option<u64>,
 }
 
 impl Row {

@@ -76,11 +76,12 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         }
         Scenario::Scale => scale(bench),
         Scenario::IdleWorker => idle_worker(bench),
+        Scenario::Cluster => super::cluster::cluster(bench),
     }
 }
 
 /// The columns of `scenario`'s row: `load`'s figures and what `target` used.
-fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Option<f64>) -> Row {
+pub(super) fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Option<f64>) -> Row {
     Row {
         scenario: scenario.name().to_owned(),
         requests: load.requests,
@@ -97,7 +98,10 @@ fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Option<f64>) -> 
 }
 
 /// `run`'s value, and the CPU time `target` used meanwhile.
-fn measured<T>(target: &Target, run: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>)> {
+pub(super) fn measured<T>(
+    target: &Target,
+    run: impl FnOnce() -> Result<T>,
+) -> Result<(T, Option<f64>)> {
     let before = target.cpu_seconds();
     let value = run()?;
     let cpu = target
@@ -109,7 +113,7 @@ fn measured<T>(target: &Target, run: impl FnOnce() -> Result<T>) -> Result<(T, O
 
 /// Registers workers `from..to` (ids `prefix-N`), each with `per_worker`
 /// capabilities out of `capabilities`.
-fn register_workers(
+pub(super) fn register_workers(
     bench: &Bench,
     target: &Target,
     prefix: &str,

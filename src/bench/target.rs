@@ -33,6 +33,19 @@ pub struct Target {
 }
 
 impl Target {
+    /// Kills the target's process at once (SIGKILL), as a crash would.
+    pub fn kill(&self) -> Result<()> {
+        if let Some(child) = &self.child {
+            child.signal(nix::sys::signal::Signal::SIGKILL)?;
+        }
+        Ok(())
+    }
+
+    /// The certificate directory a target of `bench` uses.
+    pub fn cert_dir(bench: &Bench) -> &std::path::Path {
+        &bench.cert_dir
+    }
+
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::pid)
     }

@@ -41,6 +41,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::health::{StoreHealth, StoreState};
+/// The etcd client crate, for callers that measure the store (the bench).
+#[cfg(feature = "etcd")]
+pub use etcd_client;
 
 /// How a controller reaches the cluster store.
 #[derive(Debug, Clone, PartialEq, Eq)]
