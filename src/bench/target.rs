@@ -34,6 +34,7 @@ pub struct Target {
 
 impl Target {
     /// Kills the target's process at once (SIGKILL), as a crash would.
+    #[cfg(feature = "etcd")]
     pub fn kill(&self) -> Result<()> {
         if let Some(child) = &self.child {
             child.signal(nix::sys::signal::Signal::SIGKILL)?;
@@ -42,6 +43,7 @@ impl Target {
     }
 
     /// The certificate directory a target of `bench` uses.
+    #[cfg(feature = "etcd")]
     pub fn cert_dir(bench: &Bench) -> &std::path::Path {
         &bench.cert_dir
     }
