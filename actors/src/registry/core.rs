@@ -322,7 +322,7 @@ impl Registry {
                 Owner::Local => self.journal.controller().map(|c| c.to_string()),
                 Owner::Remote { controller, .. } => Some(controller.to_string()),
             },
-            load: record.load,
+            load: record.load.clone(),
             capabilities: record
                 .capabilities
                 .capabilities

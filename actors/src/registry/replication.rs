@@ -212,7 +212,7 @@ impl Registry {
             registered_at,
             last_seen: previous.as_ref().map_or(now.mono, |p| p.last_seen),
             stale_since: (mine && stale).then_some(now.mono),
-            load: previous.as_ref().and_then(|p| p.load),
+            load: previous.as_ref().and_then(|p| p.load.clone()),
             owner: if mine {
                 Owner::Local
             } else {
