@@ -18,9 +18,9 @@ use super::RegistrySettings;
 use crate::sweeper::StalenessSweeper;
 use crate::wire::CapabilityCount;
 
-/// Lines of one sweep step logged one by one; the rest are summed up in one
-/// line, so a fleet going stale together does not flood the log.
-const WORKERS_LOGGED_ONE_BY_ONE: usize = 100;
+/// Workers of one sweep named one by one in the log; the rest are summed up
+/// in one line when the sweep ends.
+const WORKERS_LOGGED_ONE_BY_ONE: usize = 10;
 
 /// Continue a sweep that had more due deadlines than one step handles.
 #[derive(Message)]
@@ -41,6 +41,7 @@ pub struct RegistryActor {
     /// When the last sweep arrived: a long silence means this controller
     /// was not running (paused, stalled), not that its workers died.
     last_sweep_heard: Option<Instant>,
+    sweep_log: SweepLog,
 }
 
 /// No sweep for this long, when one is due every `interval`, means the
@@ -62,6 +63,7 @@ impl RegistryActor {
             longest_sweep_step: Duration::ZERO,
             sweep_interval: None,
             last_sweep_heard: None,
+            sweep_log: SweepLog::default(),
         }
     }
 
@@ -153,9 +155,12 @@ impl RegistryActor {
         step
     }
 
-    fn log_step(&self, step: &SweepStep) {
-        let settings = self.registry.settings();
-        for (id, silent) in step.newly_stale.iter().take(WORKERS_LOGGED_ONE_BY_ONE) {
+    fn log_step(&mut self, step: &SweepStep) {
+        let settings = *self.registry.settings();
+        for (id, silent) in &step.newly_stale {
+            if !self.sweep_log.may_name_stale() {
+                continue;
+            }
             match settings.evict_after {
                 Some(evict_after) => log::warn!(
                     "worker {id} is stale: no heartbeat for {:.1} s; it is no longer routed to and will be evicted in {} s unless it heartbeats",
@@ -168,26 +173,71 @@ impl RegistryActor {
                 ),
             }
         }
-        if step.newly_stale.len() > WORKERS_LOGGED_ONE_BY_ONE {
+        for (id, url, silent) in &step.evicted {
+            if self.sweep_log.may_name_evicted() {
+                log::warn!(
+                    "evicted worker {id} ({url}): no heartbeat for {:.0} s; it must register again",
+                    silent.as_secs_f64()
+                );
+            }
+        }
+        if step.more {
+            return;
+        }
+        // The sweep is over: what was not named gets one line each.
+        let (stale, evicted) = self.sweep_log.finish();
+        if stale > 0 {
             log::warn!(
-                "{} more workers are stale (no heartbeat for {} s); they are no longer routed to until they heartbeat",
-                step.newly_stale.len() - WORKERS_LOGGED_ONE_BY_ONE,
+                "{stale} more workers went stale in this sweep (no heartbeat for {} s); they are no longer routed to until they heartbeat",
                 settings.stale_after.as_secs()
             );
         }
-        for (id, url, silent) in step.evicted.iter().take(WORKERS_LOGGED_ONE_BY_ONE) {
+        if evicted > 0 {
             log::warn!(
-                "evicted worker {id} ({url}): no heartbeat for {:.0} s; it must register again",
-                silent.as_secs_f64()
-            );
-        }
-        if step.evicted.len() > WORKERS_LOGGED_ONE_BY_ONE {
-            log::warn!(
-                "evicted {} more workers in this sweep (no heartbeat for over {} s); they must register again",
-                step.evicted.len() - WORKERS_LOGGED_ONE_BY_ONE,
+                "evicted {evicted} more workers in this sweep (no heartbeat for over {} s); they must register again",
                 (settings.stale_after + settings.evict_after.unwrap_or_default()).as_secs()
             );
         }
+    }
+}
+
+/// How much of one sweep (all its steps) was named in the log: the first few
+/// workers by name, the rest in one line when the sweep ends, so a fleet
+/// going stale together is a few lines, not one per worker.
+#[derive(Debug, Default)]
+struct SweepLog {
+    stale_named: usize,
+    stale_more: usize,
+    evicted_named: usize,
+    evicted_more: usize,
+}
+
+impl SweepLog {
+    fn may_name_stale(&mut self) -> bool {
+        if self.stale_named < WORKERS_LOGGED_ONE_BY_ONE {
+            self.stale_named += 1;
+            true
+        } else {
+            self.stale_more += 1;
+            false
+        }
+    }
+
+    fn may_name_evicted(&mut self) -> bool {
+        if self.evicted_named < WORKERS_LOGGED_ONE_BY_ONE {
+            self.evicted_named += 1;
+            true
+        } else {
+            self.evicted_more += 1;
+            false
+        }
+    }
+
+    /// The workers not named, stale and evicted; starts the next sweep's count.
+    fn finish(&mut self) -> (usize, usize) {
+        let unnamed = (self.stale_more, self.evicted_more);
+        *self = SweepLog::default();
+        unnamed
     }
 }
 

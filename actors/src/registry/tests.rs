@@ -597,3 +597,23 @@ async fn sinks_hear_every_change_in_order() {
         ]
     );
 }
+
+#[actix::test]
+async fn a_fleet_going_stale_together_is_a_few_log_lines_not_one_per_worker() {
+    tokio::time::pause();
+    crate::testing::logs::capture();
+    let registry = start(RegistrySettings {
+        protect_threshold: 1.0,
+        ..RegistrySettings::default()
+    });
+    for i in 0..50 {
+        registry.send(greet(&format!("flood-{i}"))).await.unwrap();
+    }
+    sleep(Duration::from_secs(121)).await;
+    let report = registry.send(Sweep).await.unwrap();
+    assert_eq!(report.newly_stale.len(), 50);
+    let named = crate::testing::logs::lines(log::Level::Warn, "worker flood-");
+    assert_eq!(named.len(), 10, "{named:#?}");
+    let summary = crate::testing::logs::lines(log::Level::Warn, "40 more workers went stale");
+    assert_eq!(summary.len(), 1);
+}
