@@ -92,12 +92,7 @@ pub fn replica_of(
     ReplicatedWorker {
         worker_id: record.id.to_string(),
         worker_url: record.url.to_string(),
-        capabilities: record
-            .capabilities
-            .capabilities
-            .iter()
-            .map(|c| c.to_wire())
-            .collect(),
+        capabilities: record.capabilities.to_wire(),
         instance: record.instance.as_deref().map(str::to_owned),
         registered_by: record.registered_by.to_string(),
         registered_at: wall(record.registered_at),

@@ -47,6 +47,14 @@ pub struct CapabilitySet {
 }
 
 impl CapabilitySet {
+    /// Every capability as the worker announced it.
+    pub fn to_wire(&self) -> Vec<Capability> {
+        self.capabilities
+            .iter()
+            .map(StoredCapability::to_wire)
+            .collect()
+    }
+
     /// The version this set serves of `key` that satisfies `requirement`.
     pub fn matching_version(
         &self,
