@@ -111,7 +111,29 @@ async fn a_replaced_process_stops_beating_so_a_dead_newer_instance_goes_stale() 
     drop(b);
 
     // A's next heartbeat names the replaced instance: 409 superseded, and A
-    // stops beating, saying so in its log and on its /health.
+    // stops beating, so nobody beats for B's record: it goes stale after
+    // stale_after. Before instances, A's beats kept it healthy, and every
+    // route went to B's dead URL (12 of 12).
+    let stale = eventually(
+        "w1 (B's dead record) turns stale",
+        Duration::from_secs(10),
+        || async {
+            fleet
+                .worker(ID)
+                .await
+                .filter(|w| w.status == WorkerStatus::Stale)
+        },
+    )
+    .await;
+    assert_eq!(stale.worker_url, url_b, "{stale:?}");
+    assert!(!stale.is_healthy);
+    for _ in 0..12 {
+        let reply = fleet.post("/route", &route_greet()).await.unwrap();
+        assert_eq!(reply.status, 404, "no route to the dead URL: {reply}");
+        assert_eq!(reply.json::<ErrorBody>().error, "no_worker_available");
+    }
+
+    // A says so, in its log and on its /health.
     let a_health = tls_peers::worker_client(&fleet.cert_dir(), "client", ID);
     let health_url = format!("{url_a}/health");
     let superseded = || async {
@@ -131,28 +153,6 @@ async fn a_replaced_process_stops_beating_so_a_dead_newer_instance_goes_stale() 
         "{}",
         a.log_text()
     );
-
-    // Nobody beats for B's record now: it goes stale after stale_after.
-    // Before instances, A's beats kept it healthy, and every route went to
-    // B's dead URL (12 of 12).
-    let stale = eventually(
-        "w1 (B's dead record) turns stale",
-        Duration::from_secs(10),
-        || async {
-            fleet
-                .worker(ID)
-                .await
-                .filter(|w| w.status == WorkerStatus::Stale)
-        },
-    )
-    .await;
-    assert_eq!(stale.worker_url, url_b, "{stale:?}");
-    assert!(!stale.is_healthy);
-    for _ in 0..12 {
-        let reply = fleet.post("/route", &route_greet()).await.unwrap();
-        assert_eq!(reply.status, 404, "no route to the dead URL: {reply}");
-        assert_eq!(reply.json::<ErrorBody>().error, "no_worker_available");
-    }
 
     // A neither revives the record nor registers over it: three advised
     // heartbeat intervals later, w1 is still B's, still stale.

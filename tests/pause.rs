@@ -72,8 +72,12 @@ async fn a_paused_controller_keeps_live_workers_and_still_expires_a_dead_one() {
     controller.signal(Signal::SIGCONT);
 
     // From resume on: no live worker is ever stale, and no route answers
-    // 404. Before grace periods, every worker was stale on resume and routes
-    // answered 404 for seconds, until each worker's next heartbeat landed.
+    // 404. Before grace periods, the sweep on resume marked every worker
+    // stale (a log line each, the dead one at once), and each stayed stale
+    // until its next heartbeat landed: here within milliseconds, as the
+    // heartbeats sent during the pause wait in the socket and are answered on
+    // resume; after a pause longer than the workers' 5 s call timeout, up to
+    // a heartbeat interval later, with routes answering 404 meanwhile.
     // The dead worker is suspect (still routed to) during the grace period,
     // then stale, then evicted.
     let client = fleet.client("client");
@@ -81,6 +85,7 @@ async fn a_paused_controller_keeps_live_workers_and_still_expires_a_dead_one() {
     let route_url = format!("{}/route", fleet.controller_url());
     let route = RouteRequest::new("invoke", "hello.greet");
     let mut dead_seen: Vec<(Duration, Option<WorkerStatus>)> = Vec::new();
+    let mut live_healthy_at = None;
     let deadline = resumed + Duration::from_secs(10);
     let evicted_at = loop {
         let reply = common::get(&client, &workers_url).await.unwrap();
@@ -97,6 +102,14 @@ async fn a_paused_controller_keeps_live_workers_and_still_expires_a_dead_one() {
                 WorkerStatus::Stale,
                 "live worker {id} stale {at:?} after resume: {worker:?}"
             );
+        }
+        let all_healthy = live.iter().all(|id| {
+            listed
+                .iter()
+                .any(|w| &w.worker_id == id && w.status == WorkerStatus::Healthy)
+        });
+        if all_healthy {
+            live_healthy_at.get_or_insert(at);
         }
         let reply = common::post(&client, &route_url, &route).await.unwrap();
         assert_eq!(reply.status, 200, "a route {at:?} after resume: {reply}");
@@ -116,7 +129,9 @@ async fn a_paused_controller_keeps_live_workers_and_still_expires_a_dead_one() {
         );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     };
-    eprintln!("{dead} after resume: {dead_seen:?}");
+    eprintln!(
+        "after resume: {dead} {dead_seen:?}; every live worker healthy from {live_healthy_at:?}"
+    );
 
     // The dead worker: suspect first, stale only once the grace period is
     // over, then evicted.
