@@ -72,7 +72,8 @@ pub struct Row {
     pub controller_cpu_us_per_registration: Option<f64>,
     /// The transport's handshake rate, measured in the same run: as many
     /// requests to the bare `baseline` endpoint, from as many connections, each
-    /// on a new connection with a full handshake, per second.
+    /// on a new connection with a full handshake, half just before the storm
+    /// and half just after, per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport_handshakes_per_s: Option<f64>,
     /// Handshakes the bare endpoint counted, per request of that phase.
@@ -134,14 +135,18 @@ pub struct Row {
 
 impl Row {
     /// What [`median_round`] ranks rounds by: the ratio to the round's own
-    /// baseline, else throughput.
+    /// yardstick (register-storm: the transport's handshake rate; the others:
+    /// the keep-alive baseline), else throughput.
     fn rank(&self) -> f64 {
-        self.ratio_to_baseline.unwrap_or(self.throughput)
+        self.ratio_to_transport_handshakes
+            .or(self.ratio_to_baseline)
+            .unwrap_or(self.throughput)
     }
 }
 
-/// The round whose ratio to its own baseline (else throughput) is the median,
-/// with [`Row::rounds`] set when there was more than one.
+/// The round whose ratio to its own yardstick (see `Row::rank`; else
+/// throughput) is the median, with [`Row::rounds`] set when there was more
+/// than one.
 pub fn median_round(mut rounds: Vec<Row>) -> Row {
     rounds.sort_by(|a, b| a.rank().total_cmp(&b.rank()));
     let count = rounds.len();

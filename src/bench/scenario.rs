@@ -117,35 +117,52 @@ fn counting_handshakes<T>(
     Ok((value, counted, after))
 }
 
+/// The bare endpoint under `requests` requests, each on a new connection
+/// with a full handshake: what it took, the CPU it used, and the handshakes it
+/// counted.
+struct TransportPhase {
+    requests: u64,
+    elapsed: Duration,
+    cpu_s: Option<f64>,
+    handshakes: Option<u64>,
+}
+
+fn transport_phase(bench: &Bench, endpoint: &Target, requests: u64) -> Result<TransportPhase> {
+    let make = heartbeat_calls("storm", bench.flags.workers);
+    let ((load, cpu_s), handshakes, _) = counting_handshakes(bench, endpoint, || {
+        measured(endpoint, || {
+            Ok(bench.fresh_load(endpoint, Until::Requests(requests), make))
+        })
+    })?;
+    if let Some(e) = &load.first_error {
+        bail!(
+            "the bare endpoint failed {} of {} requests on new connections, first: {e}",
+            load.errors,
+            load.requests
+        );
+    }
+    Ok(TransportPhase {
+        requests: load.requests,
+        elapsed: load.elapsed,
+        cpu_s,
+        handshakes: handshakes.map(|h| h.completed),
+    })
+}
+
 /// 10,000 workers registering at once, as after a controller restart: their
 /// keep-alive connections died with the old process, so each registration
 /// comes on a new connection with a full TLS handshake. The controller counts
 /// the handshakes it completed, so the row shows what was paid, not what was
-/// meant; and as many requests on new connections to the bare `baseline`
-/// endpoint, in the same run, give the transport's own handshake rate.
+/// meant. The transport's own handshake rate comes from as many requests on new
+/// connections to the bare `baseline` endpoint, half just before the storm and
+/// half just after, so a machine whose load drifts (other processes, thermal
+/// limits) weighs on both sides alike.
 fn register_storm(bench: &Bench) -> Result<Row> {
-    let flags = &bench.flags;
-    let workers = flags.workers as u64;
-    let per_request = |total: f64| total / workers.max(1) as f64;
-    let until = Until::Requests(workers);
+    let workers = bench.flags.workers as u64;
+    let per_registration = |total: f64| total / workers.max(1) as f64;
 
-    // The transport alone, first; its process is gone before the storm.
-    let (transport, transport_handshakes, transport_cpu) = {
-        let target = bench.baseline_endpoint()?;
-        let ((load, cpu), handshakes, _) = counting_handshakes(bench, &target, || {
-            measured(&target, || {
-                Ok(bench.fresh_load(&target, until, heartbeat_calls("storm", flags.workers)))
-            })
-        })?;
-        if let Some(e) = &load.first_error {
-            bail!(
-                "the bare endpoint failed {} of {} requests on new connections, first: {e}",
-                load.errors,
-                load.requests
-            );
-        }
-        (load, handshakes, cpu)
-    };
+    let endpoint = bench.baseline_endpoint()?;
+    let before = transport_phase(bench, &endpoint, workers / 2)?;
 
     let target = bench.controller()?;
     let make: MakeCall = Arc::new(move |n| {
@@ -154,21 +171,30 @@ fn register_storm(bench: &Bench) -> Result<Row> {
             registration(&format!("storm-{n}"), &[0]),
         )
     });
+    let until = Until::Requests(workers);
     let ((load, cpu), handshakes, stats) = counting_handshakes(bench, &target, || {
         measured(&target, || Ok(bench.fresh_load(&target, until, make)))
     })?;
+
+    let after = transport_phase(bench, &endpoint, workers - workers / 2)?;
+    drop(endpoint);
+    let transport_requests = (before.requests + after.requests).max(1) as f64;
+    let transport_rate =
+        transport_requests / (before.elapsed + after.elapsed).as_secs_f64().max(1e-9);
+    let transport_cpu = before.cpu_s.zip(after.cpu_s).map(|(b, a)| b + a);
+    let transport_handshakes = before.handshakes.zip(after.handshakes).map(|(b, a)| b + a);
     Ok(Row {
         workers: Some(workers),
         registered: Some(stats.workers as u64),
         time_to_register_all_s: Some(load.elapsed.as_secs_f64()),
-        handshakes_per_registration: handshakes.map(|h| per_request(h.completed as f64)),
+        handshakes_per_registration: handshakes.map(|h| per_registration(h.completed as f64)),
         resumed_handshakes: handshakes.map(|h| h.resumed),
-        controller_cpu_us_per_registration: cpu.map(|s| per_request(s * 1e6)),
-        transport_handshakes_per_s: Some(transport.throughput()),
+        controller_cpu_us_per_registration: cpu.map(|s| per_registration(s * 1e6)),
+        transport_handshakes_per_s: Some(transport_rate),
         transport_handshakes_per_request: transport_handshakes
-            .map(|h| per_request(h.completed as f64)),
-        transport_cpu_us_per_request: transport_cpu.map(|s| per_request(s * 1e6)),
-        ratio_to_transport_handshakes: Some(load.throughput() / transport.throughput().max(1e-9)),
+            .map(|h| h as f64 / transport_requests),
+        transport_cpu_us_per_request: transport_cpu.map(|s| s * 1e6 / transport_requests),
+        ratio_to_transport_handshakes: Some(load.throughput() / transport_rate),
         ..row(Scenario::RegisterStorm, &load, &target, cpu)
     })
 }
