@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
+use crank_actors::domain::field::is_unprintable;
 use crank_actors::wire::{CapabilityList, ErrorBody, RouteRequest, RouteResponse, WorkerList};
 use crank_services::hello::{GreetOptions, GreetRequest, GreetResponse};
 use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
@@ -157,10 +158,31 @@ pub fn json_line(value: &impl Serialize) -> Result<String> {
     Ok(serde_json::to_value(value)?.to_string())
 }
 
-/// Left-aligned columns, two spaces apart.
+/// `text` with every character that [`is_unprintable`] written as its escape
+/// (`\u{1b}`): what the controller sends is shown, never obeyed, so a name or
+/// URL cannot clear the screen, move the cursor, set the window title or
+/// reverse the text around it. The controller refuses such names, but URLs,
+/// records of older controllers and other servers can still carry them.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unprintable(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Left-aligned columns, two spaces apart, every cell [`printable`].
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| printable(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -333,5 +355,44 @@ mod tests {
             ],
         );
         assert_eq!(out, "A     BB\nlong  x\ns     yy");
+    }
+
+    #[test]
+    fn tables_escape_what_a_terminal_would_obey() {
+        let hostile = [
+            "x\u{1b}[2J",                      // ESC: clear the screen
+            "https://w1\u{202e}lmth.exe:8500", // right-to-left override
+            "bell\u{7}\u{0}\u{7f}",            // BEL, NUL, DEL
+            "zero\u{200b}width",               // zero-width space
+            "line\u{2028}sep",                 // line separator
+        ];
+        let out = table(
+            &["NAME", "N"],
+            &hostile
+                .iter()
+                .map(|h| vec![h.to_string(), "1".into()])
+                .collect::<Vec<_>>(),
+        );
+        let lines: Vec<&str> = out.split('\n').collect();
+        for line in &lines {
+            assert!(!line.chars().any(is_unprintable), "{line:?}");
+        }
+        assert_eq!(lines.len(), 1 + hostile.len(), "{out}");
+        // The widest cell, escapes counted: 31 characters, then two spaces.
+        assert_eq!(lines[1], format!("{:<33}1", "x\\u{1b}[2J"));
+        assert!(
+            lines[2].starts_with("https://w1\\u{202e}lmth.exe:8500  1"),
+            "{out}"
+        );
+        assert!(lines[3].starts_with("bell\\u{7}\\u{0}\\u{7f}"), "{out}");
+        assert!(lines[4].starts_with("zero\\u{200b}width "), "{out}");
+        assert!(lines[5].starts_with("line\\u{2028}sep "), "{out}");
+        // The escapes are what the columns are aligned on.
+        let column = lines[0].rfind('N').unwrap();
+        for line in &lines[1..] {
+            assert_eq!(line.rfind('1'), Some(column), "{out}");
+        }
+        // Printable text, accents and all, is left as it is.
+        assert_eq!(printable("héllo wörld ✓"), "héllo wörld ✓");
     }
 }

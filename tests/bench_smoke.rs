@@ -78,6 +78,21 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         Some(200),
         "register-storm registered everyone: {storm:?}"
     );
+    // Counted by the controller, not assumed: one full handshake per registration.
+    assert_eq!(storm.handshakes_per_registration, Some(1.0), "{storm:?}");
+    assert_eq!(storm.resumed_handshakes, Some(0), "{storm:?}");
+    assert_eq!(
+        storm.transport_handshakes_per_request,
+        Some(1.0),
+        "{storm:?}"
+    );
+    assert!(
+        storm.transport_handshakes_per_s.is_some_and(|r| r > 0.0)
+            && storm
+                .controller_cpu_us_per_registration
+                .is_some_and(|us| us > 0.0),
+        "{storm:?}"
+    );
     assert_eq!(
         scale.workers,
         Some(2000),

@@ -1,5 +1,6 @@
-//! The `crank` CLI against real processes: `greet` through the controller, and
-//! `crank up` from start to Ctrl-C.
+//! The `crank` CLI against real processes: `greet` through the controller,
+//! `crank up` from start to Ctrl-C, names a terminal would obey refused, and
+//! absurd timings refused at start.
 
 mod common;
 
@@ -7,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{eventually, free_port, path_str, run_cli, Fleet, CRANK};
-use crank_actors::wire::WorkerStatus;
+use crank_actors::domain::field::is_unprintable;
+use crank_actors::wire::{Capability, ErrorBody, RegisterRequest, WorkerStatus};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -209,6 +211,121 @@ fn controller_http_workers_from_the_environment_sets_its_http_threads() {
         assert!(
             started.contains(&format!("workers: {threads},")),
             "{started}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_capability_named_with_a_terminal_escape_is_refused_naming_the_field() {
+    let mut fleet = Fleet::new();
+    let _controller = fleet.start_controller("5s");
+    let url = format!("{}/register", fleet.controller_url());
+    // ESC [2J: "clear the screen" in a terminal listing the capabilities.
+    let request = RegisterRequest {
+        worker_id: "hello-world-1".into(),
+        worker_url: "https://localhost:8500".into(),
+        capabilities: vec![Capability::new("invoke", "x\u{1b}[2J", "1.0.0")],
+        instance: None,
+    };
+    // As admin, who may register any worker: the name is the only thing wrong.
+    let admin = fleet.client("admin");
+    let reply = eventually(
+        "the controller answers",
+        Duration::from_secs(15),
+        || async { common::post(&admin, &url, &request).await.ok() },
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{reply}");
+    let error: ErrorBody = reply.json();
+    assert_eq!(error.error, "invalid_field", "{reply}");
+    assert_eq!(
+        error.field.as_deref(),
+        Some("capabilities[0].name"),
+        "{reply}"
+    );
+    // The answer names the character without carrying it.
+    assert!(!error.detail.chars().any(is_unprintable), "{reply}");
+
+    // Nothing was registered, and what the CLI prints carries no escape.
+    let cert_dir = fleet.cert_dir();
+    let controller_url = fleet.controller_url();
+    let flags = [
+        "--controller-url",
+        &controller_url,
+        "--cert-dir",
+        path_str(&cert_dir),
+    ];
+    for command in ["capabilities", "workers"] {
+        let mut args = vec![command];
+        args.extend(flags);
+        let (ok, out, err) = run_cli(&args);
+        assert!(ok, "crank {command} failed: {err}");
+        assert!(out.starts_with("no "), "crank {command}: {out}");
+        assert!(
+            !out.trim_end().chars().any(is_unprintable),
+            "crank {command}: {out:?}"
+        );
+    }
+}
+
+/// Runs `crank <args>` and waits `deadline` for it to exit: its exit success and
+/// stderr; panics if it is still running then (it accepted the settings).
+fn exits_at_once(args: &[&str], deadline: Duration) -> (bool, String) {
+    let mut child = Command::new(CRANK)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`crank {}` is still running after {deadline:?}: it accepted the setting",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.success(), err)
+}
+
+#[test]
+fn absurd_timings_stop_a_process_at_once_naming_the_setting_and_its_minimum() {
+    let fleet = Fleet::new();
+    let cert_dir = fleet.cert_dir();
+    let port = free_port().to_string();
+    // Everything else would let each process start: only the timing is wrong.
+    let cases = [
+        (
+            vec!["controller", "--stale-after", "4ms"],
+            "stale_after",
+            "at least 1s",
+        ),
+        (
+            vec!["worker", "--heartbeat-interval", "1ms"],
+            "heartbeat_interval",
+            "at least 100ms",
+        ),
+    ];
+    for (mut args, setting, minimum) in cases {
+        args.extend(["--port", &port, "--cert-dir", path_str(&cert_dir)]);
+        let (ok, err) = exits_at_once(&args, Duration::from_secs(10));
+        assert!(!ok, "`crank {}` must fail: {err}", args.join(" "));
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(setting) && err.contains(minimum),
+            "`crank {}` must name {setting} and its minimum: {err}",
+            args.join(" ")
         );
     }
 }

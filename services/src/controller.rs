@@ -6,7 +6,7 @@ use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use crank_actors::domain::{InstanceId, Registration, RouteQuery, WorkerId};
 use crank_actors::registry::RegistryError;
 use crank_actors::registry::{
@@ -23,6 +23,7 @@ use crate::caller::Caller;
 use crate::cluster::StoreHealth;
 use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
+use crate::server::HandshakeCounter;
 use crate::views;
 
 type Registry = web::Data<Addr<RegistryActor>>;
@@ -179,7 +180,12 @@ async fn worker(
     Ok(HttpResponse::Ok().json(views::worker_detail(detail)))
 }
 
-async fn stats(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {
+async fn stats(
+    registry: Registry,
+    _: Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let stats = registry.send(GetStats).await?;
-    Ok(HttpResponse::Ok().json(views::stats(stats)))
+    let handshakes = request.conn_data::<HandshakeCounter>();
+    Ok(HttpResponse::Ok().json(views::stats(stats, handshakes)))
 }

@@ -9,6 +9,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::body::MessageBody;
@@ -61,6 +63,41 @@ impl Default for ServerLimits {
             workers: 0,
             max_connections_per_identity: DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
         }
+    }
+}
+
+/// The TLS handshakes a server completed: all of them, and those that resumed
+/// an earlier session; the rest were full handshakes (key exchange, signatures,
+/// the client certificate verified). One counter per server, shared by its
+/// threads; every connection carries it in its extensions, where a handler
+/// finds it with [`HttpRequest::conn_data`](actix_web::HttpRequest::conn_data).
+/// It lets a benchmark prove what it paid for, rather than assume it.
+#[derive(Debug, Clone, Default)]
+pub struct HandshakeCounter(Arc<HandshakeCounts>);
+
+#[derive(Debug, Default)]
+struct HandshakeCounts {
+    completed: AtomicU64,
+    resumed: AtomicU64,
+}
+
+impl HandshakeCounter {
+    /// Counts one completed handshake of `kind`.
+    pub fn record(&self, kind: Option<rustls::HandshakeKind>) {
+        self.0.completed.fetch_add(1, Ordering::Relaxed);
+        if kind == Some(rustls::HandshakeKind::Resumed) {
+            self.0.resumed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Handshakes completed so far, full and resumed.
+    pub fn completed(&self) -> u64 {
+        self.0.completed.load(Ordering::Relaxed)
+    }
+
+    /// Of those, the ones that resumed a session.
+    pub fn resumed(&self) -> u64 {
+        self.0.resumed.load(Ordering::Relaxed)
     }
 }
 
@@ -139,6 +176,7 @@ where
     actix_tls::accept::max_concurrent_tls_connect(MAX_CONCURRENT_HANDSHAKES);
     let client_timeout = limits.client_timeout;
     let limiter = ConnectionLimiter::new(limits.max_connections_per_identity);
+    let handshakes = HandshakeCounter::default();
     let mut builder = actix_server::Server::build().shutdown_timeout(SHUTDOWN_GRACE_SECS);
     if limits.workers > 0 {
         builder = builder.workers(limits.workers);
@@ -151,12 +189,13 @@ where
             let mut acceptor = Acceptor::new(tls.clone());
             acceptor.set_handshake_timeout(client_timeout);
             let limiter = limiter.clone();
+            let (counter, handshakes) = (handshakes.clone(), handshakes.clone());
             let handshake = apply_fn_factory::<_, _, _, _, TcpStream, TcpStream, _, _>(acceptor, move |tcp, acceptor| {
                 let peer = tcp.peer_addr().ok();
                 // Requests and answers are small and latency-bound.
                 let _ = tcp.set_nodelay(true);
                 let accepted = Service::call(acceptor, tcp);
-                let limiter = limiter.clone();
+                let (limiter, counter) = (limiter.clone(), counter.clone());
                 async move {
                     let stream = accepted.await.inspect_err(|error| match error {
                         TlsError::Timeout => log::warn!(
@@ -174,6 +213,7 @@ where
                         ),
                         TlsError::Service(never) => match *never {},
                     })?;
+                    counter.record(stream.get_ref().1.handshake_kind());
                     let identity = identify(peer, stream.get_ref().1.peer_certificates());
                     let key = match identity.as_ref().map(|found| found.result()) {
                         Some(Ok(identity)) => Some(LimitKey::Identity(identity.clone())),
@@ -195,9 +235,10 @@ where
             let http = HttpService::<Connection<TlsStream<TcpStream>>, _, _>::build()
                 .client_request_timeout(client_timeout)
                 .keep_alive(KEEP_ALIVE)
-                .on_connect_ext(|connection: &Connection<TlsStream<TcpStream>>, data: &mut Extensions| {
+                .on_connect_ext(move |connection: &Connection<TlsStream<TcpStream>>, data: &mut Extensions| {
                     record_identity(connection.identity.clone(), data);
                     data.insert(connection.cutoff.clone());
+                    data.insert(handshakes.clone());
                 })
                 .h1(map_config(
                     apply_fn_factory(app_factory().into_factory(), move |mut request: Request, app| {

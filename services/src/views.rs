@@ -9,6 +9,8 @@ use crank_actors::wire::{
     RegisterResponse, RegisterStatus, RouteResponse, Stats, WorkerDetail, WorkerSummary,
 };
 
+use crate::server::HandshakeCounter;
+
 /// `POST /register`'s answer.
 pub fn registered(worker_id: String, ack: &RegisterAck) -> RegisterResponse {
     RegisterResponse {
@@ -61,8 +63,8 @@ pub fn worker_detail(detail: WorkerDetailView) -> WorkerDetail {
     }
 }
 
-/// `GET /stats`.
-pub fn stats(stats: RegistryStats) -> Stats {
+/// `GET /stats`, with the server's TLS handshake counts if it keeps them.
+pub fn stats(stats: RegistryStats, handshakes: Option<&HandshakeCounter>) -> Stats {
     Stats {
         workers: stats.workers,
         healthy_workers: stats.healthy_workers,
@@ -70,5 +72,7 @@ pub fn stats(stats: RegistryStats) -> Stats {
         sweeps: stats.sweeps,
         last_sweep_ms: stats.last_sweep.as_secs_f64() * 1000.0,
         max_sweep_ms: stats.longest_sweep_step.as_secs_f64() * 1000.0,
+        tls_handshakes: handshakes.map(HandshakeCounter::completed),
+        tls_resumed: handshakes.map(HandshakeCounter::resumed),
     }
 }

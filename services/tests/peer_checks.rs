@@ -156,6 +156,51 @@ async fn a_resumed_session_does_not_outlive_its_certificate() {
     assert!(detail.contains("expired"), "{detail}");
 }
 
+#[actix_web::test]
+async fn the_controller_counts_full_and_resumed_handshakes_in_its_stats() {
+    let fleet = tempfile::tempdir().unwrap();
+    certs::init(fleet.path(), false).unwrap();
+    let port = port_of(&start_controller(fleet.path()));
+    let dir = fleet.path().to_owned();
+    let answers = actix_web::rt::task::spawn_blocking(move || {
+        // One config: its second connection resumes the first one's session.
+        let config = config_for(&dir, "client");
+        let mut fresh = tls::client_config(&TlsFiles::in_dir(&dir, "client")).unwrap();
+        fresh.resumption = rustls::client::Resumption::disabled();
+        let fresh = Arc::new(fresh);
+        [
+            get(&config, port, "/stats"),
+            get(&config, port, "/stats"),
+            get(&fresh, port, "/stats"),
+        ]
+    })
+    .await
+    .unwrap();
+    let answers: Vec<Answer> = answers.into_iter().map(Result::unwrap).collect();
+    let kinds: Vec<_> = answers.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(HandshakeKind::Full),
+            Some(HandshakeKind::Resumed),
+            Some(HandshakeKind::Full)
+        ],
+        "the test must make full, resumed, full handshakes"
+    );
+    // Each answer already counts the handshake of its own connection.
+    let counts: Vec<(u64, u64)> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a.status, 200, "{a:?}");
+            (
+                a.body["tls_handshakes"].as_u64().unwrap(),
+                a.body["tls_resumed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [(1, 0), (2, 1), (3, 1)]);
+}
+
 /// Serves a bare app over mTLS with `dir`'s certificate `cert`; its port.
 fn serve_as(dir: &Path, cert: &str) -> u16 {
     use actix_web::{web, App, HttpResponse};

@@ -1,17 +1,19 @@
 //! `crank bench-baseline`: the bare endpoint the `baseline` scenario loads. Same
 //! TLS stack and server settings as the controller, parses and checks the same
-//! heartbeat JSON, and answers `{}`: the transport's cost and nothing more.
+//! heartbeat JSON, and answers `{}`: the transport's cost and nothing more. Its
+//! `GET /stats` gives only the TLS handshakes its server counted, so a load on
+//! fresh connections can show it paid one full handshake per request.
 
 use std::path::PathBuf;
 
 use actix_web::http::header::ContentType;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use anyhow::{Context, Result};
 use crank_actors::domain::WorkerId;
-use crank_actors::wire::{Health, HeartbeatRequest};
+use crank_actors::wire::{Health, HeartbeatRequest, Stats};
 use crank_services::body::ApiJson;
 use crank_services::error::ApiError;
-use crank_services::server::{mtls_server, ServerLimits};
+use crank_services::server::{mtls_server, HandshakeCounter, ServerLimits};
 use crank_services::tls::{server_config, TlsFiles};
 
 use crate::error::flat;
@@ -32,6 +34,16 @@ async fn health() -> HttpResponse {
     })
 }
 
+/// The [`Stats`] of a controller with no workers, and this server's handshakes.
+async fn stats(request: HttpRequest) -> HttpResponse {
+    let handshakes = request.conn_data::<HandshakeCounter>();
+    HttpResponse::Ok().json(Stats {
+        tls_handshakes: handshakes.map(HandshakeCounter::completed),
+        tls_resumed: handshakes.map(HandshakeCounter::resumed),
+        ..Stats::default()
+    })
+}
+
 pub async fn serve_baseline(port: u16, cert_dir: PathBuf) -> Result<()> {
     let tls = server_config(&TlsFiles::in_dir(&cert_dir, "controller")).map_err(flat)?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
@@ -46,6 +58,7 @@ pub async fn serve_baseline(port: u16, cert_dir: PathBuf) -> Result<()> {
             App::new()
                 .route("/heartbeat", web::post().to(heartbeat))
                 .route("/health", web::get().to(health))
+                .route("/stats", web::get().to(stats))
         },
     )
     .map_err(flat)?;

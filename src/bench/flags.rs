@@ -15,7 +15,9 @@ pub enum Scenario {
     Route,
     /// 90 % heartbeat, 9 % route, 1 % register/deregister churn.
     Mixed,
-    /// Workers registering at once on fresh connections (full handshakes).
+    /// Workers registering at once, as after a controller restart: each on a new
+    /// connection with a full TLS handshake (server-counted), beside the transport's
+    /// own handshake rate measured in the same run.
     RegisterStorm,
     /// 100,000 workers: controller RSS, sweep time, route latency at that size.
     Scale,

@@ -81,9 +81,18 @@ pub fn client(tls: Arc<ClientConfig>, connections: usize) -> awc::Client {
         .finish()
 }
 
+/// `tls` with TLS session resumption turned off: every connection made with it
+/// pays a full handshake (key exchange, certificates sent and verified both ways).
+pub fn without_resumption(tls: &Arc<ClientConfig>) -> Arc<ClientConfig> {
+    let mut config = (**tls).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
 /// Runs `make`'s requests against `base` from `threads` threads with
-/// `connections` connections in all. `fresh_connections` closes each connection
-/// after one request, so every request pays a full handshake.
+/// `connections` connections in all. `fresh_connections` opens a new connection
+/// for every request and closes it after the answer, without resuming a TLS
+/// session, so every request pays a full handshake.
 pub fn run_load(
     base: &str,
     tls: Arc<ClientConfig>,
@@ -96,9 +105,7 @@ pub fn run_load(
     let threads = threads.clamp(1, connections.max(1));
     // Fresh connections must pay full handshakes: no session resumption.
     let tls = if fresh_connections {
-        let mut config = (*tls).clone();
-        config.resumption = rustls::client::Resumption::disabled();
-        Arc::new(config)
+        without_resumption(&tls)
     } else {
         tls
     };
@@ -169,7 +176,10 @@ async fn send(client: &awc::Client, base: &str, call: Call, fresh: bool) -> anyh
         Call::Delete(path) => client.delete(format!("{base}{path}")),
     };
     if fresh {
-        request = request.insert_header(("connection", "close"));
+        // Not a `Connection: close` header: awc's encoder drops that header and
+        // keeps the connection in its pool, which is how register-storm once
+        // measured keep-alive requests while claiming fresh connections.
+        request = request.force_close();
     }
     let sent = match call {
         Call::Post(_, body) => request.send_body(body).await,

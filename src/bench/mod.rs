@@ -1,5 +1,6 @@
-//! `crank bench`: load over real mTLS with keep-alive connections, against a
-//! controller it starts itself (the same binary and settings as `crank
+//! `crank bench`: load over real mTLS with keep-alive connections (`register-storm`:
+//! a new connection and full handshake per request, counted by the server),
+//! against a controller it starts itself (the same binary and settings as `crank
 //! controller`) or one named by `--controller-url`. It prints a table, or one
 //! JSON object per scenario with `--json`, and can write BENCHMARKS.md.
 //!

@@ -130,14 +130,30 @@ pub fn targets(rows: &[Row]) -> String {
         |r| r <= 1.2,
         "×",
     );
+    let storm = find("register-storm");
     check(
-        "register-storm: every worker registered, zero errors (unregistered + errors)".into(),
-        find("register-storm").map(|r| {
+        "register-storm: every worker re-registering after a controller restart registered, zero errors (unregistered + errors)".into(),
+        storm.map(|r| {
             let missing = r.workers.unwrap_or(0) as f64 - r.registered.unwrap_or(0) as f64;
             missing + r.errors as f64
         }),
         |n| n == 0.0,
         "",
+    );
+    check(
+        "register-storm: one full TLS handshake per registration, as the controller counted them (full handshakes per registration)".into(),
+        storm.and_then(|r| {
+            let resumed = r.resumed_handshakes? as f64 / r.workers?.max(1) as f64;
+            Some(r.handshakes_per_registration? - resumed)
+        }),
+        |n| (n - 1.0).abs() < 0.01,
+        "",
+    );
+    check(
+        "register-storm: registrations/s ≥ 0.8 × the transport's full-handshake rate in the same run".into(),
+        storm.and_then(|r| r.ratio_to_transport_handshakes),
+        |r| r >= 0.8,
+        "×",
     );
     check(
         "idle worker RSS ≤ 20 MB".into(),
@@ -287,6 +303,30 @@ mod tests {
         assert!(
             table.ends_with("| route | 10 | 0 | 100 | 0.00 | 0.00 | 0.00 | 0.97 | - | 26.2 |\n"),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn the_storm_is_held_to_full_handshakes_and_the_transports_handshake_rate() {
+        let storm = |handshakes: f64, ratio: f64| Row {
+            workers: Some(10_000),
+            registered: Some(10_000),
+            handshakes_per_registration: Some(handshakes),
+            resumed_handshakes: Some(0),
+            ratio_to_transport_handshakes: Some(ratio),
+            ..row("register-storm")
+        };
+        let honest = targets(&[storm(1.0, 0.9)]);
+        assert!(
+            honest.contains("- met: register-storm: one full TLS handshake per registration")
+                && honest.contains("- met: register-storm: registrations/s ≥ 0.8 × the transport's full-handshake rate in the same run: 0.90×"),
+            "{honest}"
+        );
+        // 64 keep-alive connections carrying 10,000 registrations.
+        let reused = targets(&[storm(0.0064, 0.9)]);
+        assert!(
+            reused.contains("- MISSED: register-storm: one full TLS handshake per registration"),
+            "{reused}"
         );
     }
 

@@ -9,7 +9,7 @@ use crank_actors::wire::Stats;
 
 use super::calls::{heartbeat_calls, mixed_calls, registration, route_calls};
 use super::flags::Scenario;
-use super::load::{run_load, Call, Load, MakeCall, Until};
+use super::load::{Call, Load, MakeCall, Until};
 use super::row::Row;
 use super::target::{free_port, Bench, Target};
 
@@ -46,34 +46,7 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
                 ..row(scenario, &load, &target, cpu)
             })
         }
-        Scenario::RegisterStorm => {
-            let target = bench.controller()?;
-            let workers = flags.workers;
-            let make: MakeCall = Arc::new(move |n| {
-                Call::Post(
-                    "/register".into(),
-                    registration(&format!("storm-{n}"), &[0]),
-                )
-            });
-            let (load, cpu) = measured(&target, || {
-                Ok(run_load(
-                    &target.url,
-                    target.tls.clone(),
-                    flags.connections,
-                    flags.threads,
-                    Until::Requests(workers as u64),
-                    true,
-                    make,
-                ))
-            })?;
-            let stats = bench.stats(&target)?;
-            Ok(Row {
-                workers: Some(workers as u64),
-                registered: Some(stats.workers as u64),
-                time_to_register_all_s: Some(load.elapsed.as_secs_f64()),
-                ..row(scenario, &load, &target, cpu)
-            })
-        }
+        Scenario::RegisterStorm => register_storm(bench),
         Scenario::Scale => scale(bench),
         Scenario::IdleWorker => idle_worker(bench),
         Scenario::Cluster => super::cluster::cluster(bench),
@@ -109,6 +82,125 @@ pub(super) fn measured<T>(
         .zip(before)
         .map(|(after, before)| after - before);
     Ok((value, cpu))
+}
+
+/// TLS handshakes a server completed, as it counted them itself.
+#[derive(Debug, Clone, Copy)]
+struct Handshakes {
+    completed: u64,
+    /// Of those, the ones that resumed a session.
+    resumed: u64,
+}
+
+/// `run`'s value, the handshakes `target` completed meanwhile (none if it does
+/// not count them), and its [`Stats`] after.
+fn counting_handshakes<T>(
+    bench: &Bench,
+    target: &Target,
+    run: impl FnOnce() -> Result<T>,
+) -> Result<(T, Option<Handshakes>, Stats)> {
+    let before = bench.stats(target)?;
+    let value = run()?;
+    let after = bench.stats(target)?;
+    let counted = match (
+        before.tls_handshakes,
+        before.tls_resumed,
+        after.tls_handshakes,
+        after.tls_resumed,
+    ) {
+        (Some(completed), Some(resumed), Some(now_completed), Some(now_resumed)) => {
+            Some(Handshakes {
+                // The second `GET /stats` came on a new connection, with a
+                // full handshake its own answer counts.
+                completed: now_completed.saturating_sub(completed + 1),
+                resumed: now_resumed.saturating_sub(resumed),
+            })
+        }
+        _ => None,
+    };
+    Ok((value, counted, after))
+}
+
+/// The bare endpoint under `requests` requests, each on a new connection
+/// with a full handshake: what it took, the CPU it used, and the handshakes it
+/// counted.
+struct TransportPhase {
+    requests: u64,
+    elapsed: Duration,
+    cpu_s: Option<f64>,
+    handshakes: Option<u64>,
+}
+
+fn transport_phase(bench: &Bench, endpoint: &Target, requests: u64) -> Result<TransportPhase> {
+    let make = heartbeat_calls("storm", bench.flags.workers);
+    let ((load, cpu_s), handshakes, _) = counting_handshakes(bench, endpoint, || {
+        measured(endpoint, || {
+            Ok(bench.fresh_load(endpoint, Until::Requests(requests), make))
+        })
+    })?;
+    if let Some(e) = &load.first_error {
+        bail!(
+            "the bare endpoint failed {} of {} requests on new connections, first: {e}",
+            load.errors,
+            load.requests
+        );
+    }
+    Ok(TransportPhase {
+        requests: load.requests,
+        elapsed: load.elapsed,
+        cpu_s,
+        handshakes: handshakes.map(|h| h.completed),
+    })
+}
+
+/// 10,000 workers registering at once, as after a controller restart: their
+/// keep-alive connections died with the old process, so each registration
+/// comes on a new connection with a full TLS handshake. The controller counts
+/// the handshakes it completed, so the row shows what was paid, not what was
+/// meant. The transport's own handshake rate comes from as many requests on new
+/// connections to the bare `baseline` endpoint, half just before the storm and
+/// half just after, so a machine whose load drifts (other processes, thermal
+/// limits) weighs on both sides alike.
+fn register_storm(bench: &Bench) -> Result<Row> {
+    let workers = bench.flags.workers as u64;
+    let per_registration = |total: f64| total / workers.max(1) as f64;
+
+    let endpoint = bench.baseline_endpoint()?;
+    let before = transport_phase(bench, &endpoint, workers / 2)?;
+
+    let target = bench.controller()?;
+    let make: MakeCall = Arc::new(move |n| {
+        Call::Post(
+            "/register".into(),
+            registration(&format!("storm-{n}"), &[0]),
+        )
+    });
+    let until = Until::Requests(workers);
+    let ((load, cpu), handshakes, stats) = counting_handshakes(bench, &target, || {
+        measured(&target, || Ok(bench.fresh_load(&target, until, make)))
+    })?;
+
+    let after = transport_phase(bench, &endpoint, workers - workers / 2)?;
+    drop(endpoint);
+    let transport_requests = (before.requests + after.requests).max(1) as f64;
+    let transport_rate =
+        transport_requests / (before.elapsed + after.elapsed).as_secs_f64().max(1e-9);
+    let transport_cpu = before.cpu_s.zip(after.cpu_s).map(|(b, a)| b + a);
+    let transport_handshakes = before.handshakes.zip(after.handshakes).map(|(b, a)| b + a);
+    Ok(Row {
+        workers: Some(workers),
+        registered: Some(stats.workers as u64),
+        time_to_register_all_s: Some(load.elapsed.as_secs_f64()),
+        handshakes_per_registration: handshakes.map(|h| per_registration(h.completed as f64)),
+        resumed_handshakes: handshakes.map(|h| h.resumed),
+        controller_cpu_us_per_registration: cpu.map(|s| per_registration(s * 1e6)),
+        transport_handshakes_per_s: Some(transport_rate),
+        transport_handshakes_per_request: transport_handshakes
+            .map(|h| h as f64 / transport_requests),
+        transport_cpu_us_per_request: transport_cpu.map(|s| s * 1e6 / transport_requests),
+        ratio_to_transport_handshakes: Some(load.throughput() / transport_rate),
+        ..row(Scenario::RegisterStorm, &load, &target, cpu)
+    })
 }
 
 /// Registers workers `from..to` (ids `prefix-N`), each with `per_worker`

@@ -15,7 +15,7 @@ use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFil
 use rustls::ClientConfig;
 
 use super::flags::BenchFlags;
-use super::load::{client, run_load, Load, MakeCall, Until};
+use super::load::{client, run_load, without_resumption, Load, MakeCall, Until};
 use super::probe::{proc_status_kb, process_cpu_seconds};
 use crate::child::Child;
 use crate::error::flat;
@@ -262,10 +262,26 @@ impl Bench {
         )
     }
 
-    /// The controller's [`Stats`].
+    /// A load phase against `target` that opens a new connection for every
+    /// request, with a full TLS handshake each.
+    pub fn fresh_load(&self, target: &Target, until: Until, make: MakeCall) -> Load {
+        run_load(
+            &target.url,
+            target.tls.clone(),
+            self.flags.connections,
+            self.flags.threads,
+            until,
+            true,
+            make,
+        )
+    }
+
+    /// The controller's [`Stats`] (the baseline endpoint's: its handshakes).
+    /// Each call is one new connection with a full TLS handshake, which the
+    /// answer already counts.
     pub fn stats(&self, target: &Target) -> Result<Stats> {
         let url = format!("{}/stats", target.url);
-        let tls = target.tls.clone();
+        let tls = without_resumption(&target.tls);
         self.block_on(async move {
             let mut response = client(tls, 1)
                 .get(&url)

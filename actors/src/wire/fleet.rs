@@ -104,6 +104,14 @@ pub struct Stats {
     /// Longest single sweep step so far, in milliseconds: the longest the
     /// registry held back heartbeats and routes to sweep.
     pub max_sweep_ms: f64,
+    /// TLS handshakes the controller's server has completed, full and resumed
+    /// (absent from controllers that do not count them, and from an app
+    /// served without crank's mTLS server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes: Option<u64>,
+    /// Of those, the handshakes that resumed an earlier TLS session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_resumed: Option<u64>,
 }
 
 /// The `status` of [`Health`].
