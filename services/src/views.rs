@@ -40,6 +40,7 @@ pub fn worker_summary(view: WorkerView) -> WorkerSummary {
         last_heartbeat: view.last_heartbeat,
         registered_at: view.registered_at,
         capabilities: view.capability_keys,
+        ejected_until: view.ejected_until,
     }
 }
 
@@ -58,6 +59,7 @@ pub fn worker_detail(detail: WorkerDetailView) -> WorkerDetail {
         owner: detail.owner,
         load: detail.load,
         capabilities: detail.capabilities,
+        ejected_until: view.ejected_until,
     }
 }
 
