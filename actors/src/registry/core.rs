@@ -115,7 +115,7 @@ impl Registry {
             registrants: HashSet::new(),
             marked_stale: 0,
             journal: Journal::default(),
-            rng: SmallRng::seed_from_u64(0x6372_616e_6b),
+            rng: SmallRng::seed_from_u64(0x0063_7261_6e6b),
         }
     }
 
@@ -292,7 +292,7 @@ impl Registry {
     }
 
     /// Chooses a provider of `query` by its strategy (the configured default
-    /// when it names none); see [`router`](super::router).
+    /// when it names none); see [`router`].
     pub fn route(&mut self, query: &RouteQuery, now: Now) -> Result<RouteChoice, NoRoute> {
         let key = query.key.as_str();
         let strategy = query.strategy.unwrap_or(self.settings.default_strategy);
