@@ -7,15 +7,16 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpRequest, HttpResponse};
-use crank_actors::domain::{InstanceId, Registration, RouteQuery, WorkerId};
+use crank_actors::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId};
 use crank_actors::registry::RegistryError;
 use crank_actors::registry::{
     Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
-    Register, RegistryActor, Route,
+    Register, RegistryActor, Report, Route,
 };
 use crank_actors::wire::{
     CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
-    HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
+    HeartbeatRequest, RegisterRequest, ReportRequest, ReportResponse, RouteRequest, WorkerList,
+    HEARTBEAT_OK_BODY,
 };
 
 use crate::body::ApiJson;
@@ -47,6 +48,7 @@ pub fn controller_app(
         .service(endpoint("/heartbeat").route(web::post().to(heartbeat)))
         .service(endpoint("/route").route(web::post().to(route)))
         .service(endpoint("/register").route(web::post().to(register)))
+        .service(endpoint("/report").route(web::post().to(report)))
         .service(endpoint("/health").route(web::get().to(health)))
         .service(endpoint("/capabilities").route(web::get().to(capabilities)))
         .service(endpoint("/workers").route(web::get().to(workers)))
@@ -145,12 +147,24 @@ async fn route(
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let query = RouteQuery::try_from(&request)?;
-    let key = query.key.clone();
     let choice = registry
         .send(Route { query })
         .await?
-        .ok_or_else(|| ApiError::NoWorkerAvailable(key.into_string()))?;
+        .map_err(|no_route| ApiError::NoWorkerAvailable(no_route.to_string()))?;
     Ok(HttpResponse::Ok().json(views::route(choice)))
+}
+
+/// Any authenticated caller may report, as any may route: a report only moves
+/// a worker out of (and back into) the rotation, which its heartbeats and
+/// successes undo.
+async fn report(
+    registry: Registry,
+    _: Caller,
+    ApiJson(request): ApiJson<ReportRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let report = CallReport::try_from(&request)?;
+    registry.send(Report { report }).await??;
+    Ok(HttpResponse::Ok().json(ReportResponse::recorded()))
 }
 
 async fn capabilities(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {

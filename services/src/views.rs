@@ -42,6 +42,7 @@ pub fn worker_summary(view: WorkerView) -> WorkerSummary {
         last_heartbeat: view.last_heartbeat,
         registered_at: view.registered_at,
         capabilities: view.capability_keys,
+        ejected_until: view.ejected_until,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn worker_detail(detail: WorkerDetailView) -> WorkerDetail {
         owner: detail.owner,
         load: detail.load,
         capabilities: detail.capabilities,
+        ejected_until: view.ejected_until,
     }
 }
 

@@ -144,9 +144,9 @@ async fn register_then_list_route_and_inspect() {
 
     let (status, body) = call(
         &app,
-        TestRequest::post()
-            .uri("/route")
-            .set_json(json!({"verb": "invoke", "capability": "hello.greet", "slo_constraints": {"p99_ms": 50}})),
+        TestRequest::post().uri("/route").set_json(
+            json!({"verb": "invoke", "capability": "hello.greet", "priority": {"p99_ms": 50}}),
+        ),
         Some(client()),
     )
     .await;

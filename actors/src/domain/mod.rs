@@ -6,14 +6,17 @@
 //! | [`field`] | [`FieldError`] (which field, what is wrong) and the text rules |
 //! | [`id`] | [`WorkerId`], the one home of the worker id rule |
 //! | [`registration`] | [`Registration`] from a [`crate::wire::RegisterRequest`] |
-//! | [`route`] | [`RouteQuery`] from a [`crate::wire::RouteRequest`] |
+//! | [`route`] | [`RouteQuery`] (with its [`Strategy`] and [`Constraints`]) from a [`crate::wire::RouteRequest`] |
+//! | [`report`] | [`CallReport`] from a [`crate::wire::ReportRequest`] |
 
 pub mod field;
 pub mod id;
 pub mod registration;
+pub mod report;
 pub mod route;
 
 pub use field::FieldError;
 pub use id::{InstanceId, WorkerId};
 pub use registration::{CapabilityKey, Registration, ServedCapability, WorkerUrl};
-pub use route::RouteQuery;
+pub use report::CallReport;
+pub use route::{Constraints, Requirement, RouteQuery, Strategy};

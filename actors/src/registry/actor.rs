@@ -13,6 +13,7 @@ use actix::prelude::*;
 use super::core::{Now, Registry, SweepStep, SWEEP_STEP_ENTRIES};
 use super::liveness::GraceReason;
 use super::messages::*;
+use super::router::NoRoute;
 use super::store::ChangeSink;
 use super::RegistrySettings;
 use crate::sweeper::StalenessSweeper;
@@ -319,11 +320,20 @@ impl Handler<ListCapabilities> for RegistryActor {
 }
 
 impl Handler<Route> for RegistryActor {
-    type Result = Option<RouteChoice>;
+    type Result = Result<RouteChoice, NoRoute>;
 
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Self::Result {
         let now = self.now();
         self.registry.route(&msg.query, now)
+    }
+}
+
+impl Handler<Report> for RegistryActor {
+    type Result = Result<(), RegistryError>;
+
+    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
+        let now = self.now();
+        self.registry.report(&msg.report, now)
     }
 }
 

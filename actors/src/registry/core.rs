@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use actix::clock::Instant;
 use chrono::{DateTime, Utc};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 
 use super::deadlines::DeadlineQueue;
 use super::index::CapabilityIndex;
@@ -20,9 +22,10 @@ use super::messages::{
 };
 use super::record::Owner;
 use super::record::{CapabilitySets, WorkerRecord};
+use super::router::{self, Judge, NoRoute, Tally};
 use super::store::{ChangeKind, Origin, RegistryEvent};
 use super::{RegistrySettings, MIN_PROTECTED_FLEET};
-use crate::domain::{Registration, RouteQuery};
+use crate::domain::{CallReport, Registration, RouteQuery, Strategy};
 use crate::wire::{CapabilityCount, Load, WorkerStatus};
 
 /// Deadlines one sweep step handles at most, so a sweep that finds a whole
@@ -95,6 +98,8 @@ pub struct Registry {
     /// counting the healthy ones walks nothing.
     pub(super) marked_stale: usize,
     pub(super) journal: Journal,
+    /// The router's second draw; seeded, so a test's choices repeat.
+    rng: SmallRng,
 }
 
 impl Registry {
@@ -110,6 +115,7 @@ impl Registry {
             registrants: HashSet::new(),
             marked_stale: 0,
             journal: Journal::default(),
+            rng: SmallRng::seed_from_u64(0x0063_7261_6e6b),
         }
     }
 
@@ -161,6 +167,7 @@ impl Registry {
             last_seen: now.mono,
             stale_since: None,
             load: None,
+            tally: Tally::default(),
             owner: Owner::Local,
         };
         log::info!(
@@ -228,8 +235,14 @@ impl Registry {
         record.owner = Owner::Local;
         record.stale_since = None;
         record.last_seen = now.mono;
-        if load.is_some() {
+        let with_load = load.is_some();
+        if with_load {
             record.load = load;
+        }
+        if record.tally.note_heartbeat(now.mono, with_load) {
+            log::info!(
+                "worker {worker_id} heartbeats after its ejection ended: routing to it resumes"
+            );
         }
         if was_stale {
             log::info!(
@@ -278,27 +291,69 @@ impl Registry {
         DeregisterOutcome::Removed
     }
 
-    /// Chooses a live provider of `query` in round-robin order.
-    pub fn route(&mut self, query: &RouteQuery, now: Now) -> Option<RouteChoice> {
+    /// Chooses a provider of `query` by its strategy (the configured default
+    /// when it names none); see [`router`].
+    pub fn route(&mut self, query: &RouteQuery, now: Now) -> Result<RouteChoice, NoRoute> {
         let key = query.key.as_str();
-        let workers = &self.workers;
-        let liveness = &self.liveness;
-        let (id, (url, version)) = self.index.next_accepted(key, |id| {
-            let record = workers.get(id)?;
-            if !liveness.is_routable(record, now.mono) {
-                return None;
-            }
-            let version = record
-                .capabilities
-                .matching_version(key, query.version.as_ref())?;
-            Some((record.url.to_string(), version.to_string()))
-        })?;
-        Some(RouteChoice {
-            worker_id: id.to_string(),
-            worker_url: url,
+        let strategy = query.strategy.unwrap_or(self.settings.default_strategy);
+        let no_route = |rejected| NoRoute {
             capability: key.to_owned(),
-            version,
-        })
+            rejected,
+        };
+        let Some((providers, due)) = self.index.rotation(key) else {
+            return Err(no_route(Vec::new()));
+        };
+        let judge = Judge {
+            query,
+            liveness: &self.liveness,
+            now: now.mono,
+            load_max_age: self.settings.stale_after / 2,
+            by_load: strategy != Strategy::RoundRobin,
+        };
+        let chosen = router::choose(
+            providers,
+            due,
+            &self.workers,
+            &judge,
+            strategy,
+            &mut self.rng,
+        )
+        .map_err(no_route)?;
+        let slot = chosen.slot;
+        let id = chosen.record.id.clone();
+        let choice = RouteChoice {
+            worker_id: id.to_string(),
+            worker_url: chosen.record.url.to_string(),
+            capability: key.to_owned(),
+            version: chosen.capability.version.to_string(),
+        };
+        let service_time = router::service_time(chosen.record, key);
+        self.index.advance_past(key, slot);
+        if let Some(record) = self.workers.get_mut(&id) {
+            record.tally.note_route(now.mono, service_time);
+        }
+        Ok(choice)
+    }
+
+    /// A caller's report of a call to `worker_id`: failures in a row eject it
+    /// from routing, a success brings it back.
+    pub fn report(&mut self, report: &CallReport, now: Now) -> Result<(), RegistryError> {
+        let worker_id = report.worker_id.as_str();
+        let record = self
+            .workers
+            .get_mut(worker_id)
+            .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
+        let was_ejected = record.tally.is_ejected();
+        if let Some(length) = record.tally.note_outcome(report.success, now.mono) {
+            log::warn!(
+                "worker {worker_id} ejected from routing for {} s: {} failures reported in a row",
+                length.as_secs(),
+                router::EJECT_AFTER_FAILURES
+            );
+        } else if was_ejected && !record.tally.is_ejected() {
+            log::info!("worker {worker_id} reported answering again: routing to it resumes");
+        }
+        Ok(())
     }
 
     /// Every worker, ordered by id.
@@ -345,6 +400,7 @@ impl Registry {
             last_heartbeat: self.wall_of(record.last_seen, now),
             registered_at: self.wall_of(record.registered_at, now),
             since_heartbeat: now.mono.saturating_duration_since(record.last_seen),
+            ejected_until: record.tally.ejected_until.map(|at| self.wall_of(at, now)),
             capability_keys: record
                 .capabilities
                 .keys
@@ -391,6 +447,7 @@ impl Registry {
             stale_after,
             evict_after,
             protect_threshold,
+            ..
         } = self.settings;
         let mut step = SweepStep::default();
         let mut evicted: HashSet<Rc<str>> = HashSet::new();

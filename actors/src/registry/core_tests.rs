@@ -52,6 +52,7 @@ fn registry() -> Registry {
         stale_after: Duration::from_secs(120),
         evict_after: Some(Duration::from_secs(600)),
         protect_threshold: 1.0,
+        ..RegistrySettings::default()
     })
 }
 
@@ -176,7 +177,7 @@ fn a_stale_worker_is_passed_over_by_the_router_without_a_sweep() {
         let choice = registry.route(&query, clock.at(150)).unwrap();
         assert_eq!(choice.worker_id, "b");
     }
-    assert!(registry.route(&query, clock.at(181)).is_none());
+    assert!(registry.route(&query, clock.at(181)).is_err());
 }
 
 fn fleet(registry: &mut Registry, clock: &Clock, size: usize) {
@@ -318,13 +319,13 @@ fn a_record_owned_elsewhere_is_routed_by_its_published_state_and_never_judged_he
         .unwrap();
     let query = RouteQuery::any_version("invoke", "x");
     // Long past stale_after: its owner judges it, and says it is healthy.
-    assert!(registry.route(&query, clock.at(500)).is_some());
+    assert!(registry.route(&query, clock.at(500)).is_ok());
     let step = registry.sweep_step(clock.at(500), usize::MAX);
     assert!(step.newly_stale.is_empty());
     registry
         .apply_replica(replica("w1", "c2", WorkerStatus::Stale), clock.at(501))
         .unwrap();
-    assert!(registry.route(&query, clock.at(501)).is_none());
+    assert!(registry.route(&query, clock.at(501)).is_err());
     assert_eq!(registry.counts(), (1, 0, 1));
     registry.apply_removal("w1");
     assert_eq!(registry.counts(), (0, 0, 0));
@@ -373,11 +374,11 @@ fn the_stores_order_decides_the_owner() {
         .apply_replica(replica("w1", "c2", WorkerStatus::Stale), clock.at(2))
         .unwrap();
     let query = RouteQuery::any_version("invoke", "x");
-    assert!(registry.route(&query, clock.at(2)).is_none());
+    assert!(registry.route(&query, clock.at(2)).is_err());
     registry
         .apply_replica(replica("w1", "c1", WorkerStatus::Healthy), clock.at(3))
         .unwrap();
-    assert!(registry.route(&query, clock.at(3)).is_some());
+    assert!(registry.route(&query, clock.at(3)).is_ok());
     assert_eq!(registry.owned_replicas().len(), 1);
 }
 

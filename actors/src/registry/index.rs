@@ -109,6 +109,21 @@ impl CapabilityIndex {
         None
     }
 
+    /// The providers of `key` in rotation order, with the position of the one due next.
+    pub fn rotation(&self, key: &str) -> Option<(&[Rc<str>], usize)> {
+        self.by_key
+            .get(key)
+            .map(|providers| (providers.workers.as_slice(), providers.next))
+    }
+
+    /// Moves the cursor of `key` past the provider at `slot`.
+    pub fn advance_past(&mut self, key: &str, slot: usize) {
+        if let Some(providers) = self.by_key.get_mut(key) {
+            providers.next = slot + 1;
+            providers.wrap();
+        }
+    }
+
     /// Each key with its providers.
     pub fn iter(&self) -> impl Iterator<Item = (&Rc<str>, &[Rc<str>])> {
         self.by_key

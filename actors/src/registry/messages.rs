@@ -8,7 +8,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{InstanceId, Registration, RouteQuery, WorkerId};
+use super::router::NoRoute;
+use crate::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId};
 use crate::wire::{Capability, CapabilityCount, Load, WorkerStatus};
 
 /// Register (or replace) a worker. Who may do so is decided before (a worker
@@ -69,11 +70,18 @@ pub struct GetWorker {
 #[rtype(result = "BTreeMap<String, CapabilityCount>")]
 pub struct ListCapabilities;
 
-/// Choose a healthy worker for a capability.
+/// Choose a healthy worker for a capability, or say why none.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Option<RouteChoice>")]
+#[rtype(result = "Result<RouteChoice, NoRoute>")]
 pub struct Route {
     pub query: RouteQuery,
+}
+
+/// A caller's report of how a call to a worker went.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RegistryError>")]
+pub struct Report {
+    pub report: CallReport,
 }
 
 /// Mark workers without a recent heartbeat stale and evict long-stale ones.
@@ -171,6 +179,9 @@ pub struct WorkerView {
     pub registered_at: DateTime<Utc>,
     /// Time since the last heartbeat, on the controller's monotonic clock.
     pub since_heartbeat: Duration,
+    /// Ejected from routing after reported failures, until then (and until
+    /// its next heartbeat after it, or a reported success).
+    pub ejected_until: Option<DateTime<Utc>>,
     /// `verb:name` of each capability served.
     pub capability_keys: Vec<String>,
 }

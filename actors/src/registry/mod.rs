@@ -6,6 +6,7 @@
 //! | [`actor`] | [`RegistryActor`]: one short handler per message, delegating to the core |
 //! | [`core`] | [`Registry`]: state and algorithms, synchronous, the clock passed in |
 //! | [`index`] | [`CapabilityIndex`]: providers per capability and the round-robin cursor |
+//! | [`router`] | which provider a route hands out: filters, strategies, estimated load, ejection |
 //! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
 //! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
@@ -26,14 +27,19 @@ pub mod liveness;
 pub mod messages;
 pub mod record;
 pub mod replication;
+pub mod router;
 pub mod store;
 
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]
+mod router_tests;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;
+
+use crate::domain::Strategy;
 
 pub use self::actor::RegistryActor;
 pub use self::core::{Now, Registry};
@@ -42,6 +48,7 @@ pub use self::index::CapabilityIndex;
 pub use self::liveness::{GraceReason, Liveness};
 pub use self::messages::*;
 pub use self::record::{CapabilitySet, Owner, WorkerRecord};
+pub use self::router::NoRoute;
 pub use self::store::{ChangeKind, ChangeSink, Origin, RegistryEvent};
 
 /// Default time without a heartbeat after which a worker is stale.
@@ -70,6 +77,8 @@ pub struct RegistrySettings {
     /// When more than this share of the fleet would be stale, hold back for a
     /// grace period instead (1.0 never holds back).
     pub protect_threshold: f64,
+    /// How routes that name no `strategy` choose.
+    pub default_strategy: Strategy,
 }
 
 impl Default for RegistrySettings {
@@ -78,6 +87,7 @@ impl Default for RegistrySettings {
             stale_after: DEFAULT_STALE_AFTER,
             evict_after: Some(DEFAULT_EVICT_AFTER),
             protect_threshold: DEFAULT_PROTECT_THRESHOLD,
+            default_strategy: Strategy::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use actix::clock::Instant;
 use semver::{Version, VersionReq};
 
+use super::router::Tally;
 use crate::domain::ServedCapability;
 use crate::wire::{Capability, Load};
 
@@ -27,6 +28,11 @@ pub struct StoredCapability {
 }
 
 impl StoredCapability {
+    /// The announcement, when it says more than the key and version.
+    pub fn announced(&self) -> Option<&Capability> {
+        self.announced.as_deref()
+    }
+
     /// The announcement as the worker sent it.
     pub fn to_wire(&self) -> Capability {
         match &self.announced {
@@ -61,11 +67,20 @@ impl CapabilitySet {
         key: &str,
         requirement: Option<&VersionReq>,
     ) -> Option<&Version> {
-        self.capabilities
-            .iter()
-            .filter(|capability| &*capability.key == key)
+        self.matching(key, requirement)
             .map(|capability| &capability.version)
-            .find(|version| requirement.is_none_or(|req| req.matches(version)))
+    }
+
+    /// The capability this set serves of `key` in a version that satisfies `requirement`.
+    pub fn matching(
+        &self,
+        key: &str,
+        requirement: Option<&VersionReq>,
+    ) -> Option<&StoredCapability> {
+        self.capabilities.iter().find(|capability| {
+            &*capability.key == key
+                && requirement.is_none_or(|req| req.matches(&capability.version))
+        })
     }
 }
 
@@ -171,6 +186,9 @@ pub struct WorkerRecord {
     /// When a sweep marked it stale.
     pub stale_since: Option<Instant>,
     pub load: Option<Load>,
+    /// The router's own figures: routes handed out since the last load
+    /// report, and failures reported by callers.
+    pub tally: Tally,
 }
 
 impl WorkerRecord {

@@ -213,6 +213,10 @@ impl Registry {
             last_seen: previous.as_ref().map_or(now.mono, |p| p.last_seen),
             stale_since: (mine && stale).then_some(now.mono),
             load: previous.as_ref().and_then(|p| p.load.clone()),
+            tally: previous
+                .as_ref()
+                .map(|p| p.tally.clone())
+                .unwrap_or_default(),
             owner: if mine {
                 Owner::Local
             } else {

@@ -64,11 +64,11 @@ async fn a_worker_is_healthy_at_119_s_and_stale_at_121_s() {
         status_of(&registry, "w1").await,
         Some(WorkerStatus::Healthy)
     );
-    assert!(registry.send(route_greet()).await.unwrap().is_some());
+    assert!(registry.send(route_greet()).await.unwrap().is_ok());
 
     sleep(Duration::from_secs(2)).await;
     assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
-    assert_eq!(registry.send(route_greet()).await.unwrap(), None);
+    assert_eq!(registry.send(route_greet()).await.unwrap().ok(), None);
 }
 
 #[actix::test]
@@ -219,7 +219,7 @@ async fn a_version_requirement_filters_providers() {
         let choice = registry.send(route(">=1.2, <2")).await.unwrap().unwrap();
         assert_eq!(choice.worker_id, "old");
     }
-    assert_eq!(registry.send(route("^3")).await.unwrap(), None);
+    assert_eq!(registry.send(route("^3")).await.unwrap().ok(), None);
 }
 
 #[actix::test]
@@ -246,7 +246,7 @@ async fn re_registration_replaces_capabilities_and_the_index_follows() {
         capabilities.keys().collect::<Vec<_>>(),
         vec!["invoke:hello.shout"]
     );
-    assert_eq!(registry.send(route_greet()).await.unwrap(), None);
+    assert_eq!(registry.send(route_greet()).await.unwrap().ok(), None);
     let shout = Route {
         query: RouteQuery::any_version("invoke", "hello.shout"),
     };
@@ -343,6 +343,7 @@ async fn evicting_many_at_once_keeps_the_index_and_the_rotation_right() {
         evict_after: Some(Duration::from_secs(10)),
         // The 300 go silent together on purpose: no protection.
         protect_threshold: 1.0,
+        ..RegistrySettings::default()
     });
     for i in 0..300 {
         registry.send(greet(&format!("old-{i}"))).await.unwrap();
@@ -412,7 +413,7 @@ async fn deregister_removes_the_worker_from_the_index() {
         registry.send(deregister()).await.unwrap(),
         DeregisterOutcome::Unknown
     );
-    assert_eq!(registry.send(route_greet()).await.unwrap(), None);
+    assert_eq!(registry.send(route_greet()).await.unwrap().ok(), None);
     assert!(registry.send(ListCapabilities).await.unwrap().is_empty());
 }
 
@@ -511,7 +512,7 @@ async fn an_old_instance_can_neither_refresh_nor_remove_the_new_record() {
         registry.send(old_leaves).await.unwrap(),
         DeregisterOutcome::Superseded
     );
-    assert!(registry.send(route_greet()).await.unwrap().is_some());
+    assert!(registry.send(route_greet()).await.unwrap().is_ok());
     // The new instance, and a v1 worker naming none, still speak for it.
     assert!(registry.send(beat(Some("new"))).await.unwrap().is_ok());
     assert!(registry.send(beat(None)).await.unwrap().is_ok());
@@ -532,7 +533,7 @@ async fn a_registry_that_heard_no_sweep_for_long_suspects_itself_not_the_fleet()
     // No sweep for 200 s: this controller was not running (SIGSTOP, VM pause).
     sleep(Duration::from_secs(200)).await;
     assert!(
-        registry.send(route_greet()).await.unwrap().is_some(),
+        registry.send(route_greet()).await.unwrap().is_ok(),
         "still routed to after the pause"
     );
     assert_eq!(
@@ -544,7 +545,7 @@ async fn a_registry_that_heard_no_sweep_for_long_suspects_itself_not_the_fleet()
     crate::sweeper::StalenessSweeper::new(registry.clone(), Duration::from_secs(5)).start();
     sleep(Duration::from_secs(66)).await;
     assert_eq!(status_of(&registry, "w1").await, Some(WorkerStatus::Stale));
-    assert_eq!(registry.send(route_greet()).await.unwrap(), None);
+    assert_eq!(registry.send(route_greet()).await.unwrap().ok(), None);
 }
 
 /// A sink that keeps what it is told.

@@ -54,6 +54,15 @@ pub struct WorkerSummary {
     pub registered_at: DateTime<Utc>,
     /// `<verb>:<name>` of each capability served.
     pub capabilities: Vec<String>,
+    /// Present while the worker is ejected from routing after failures its
+    /// callers reported: not handed out until then, and after it until its
+    /// next heartbeat or a reported success. `status` does not change.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::timestamp::optional"
+    )]
+    pub ejected_until: Option<DateTime<Utc>>,
 }
 
 /// `GET /workers/{id}`: everything the registry knows of one worker.
@@ -76,6 +85,13 @@ pub struct WorkerDetail {
     pub owner: Option<String>,
     pub load: Option<Load>,
     pub capabilities: Vec<Capability>,
+    /// As in [`WorkerSummary::ejected_until`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::timestamp::optional"
+    )]
+    pub ejected_until: Option<DateTime<Utc>>,
 }
 
 /// `GET /capabilities` answer, keyed by `<verb>:<name>`.

@@ -12,7 +12,8 @@
 //! | [`register`] | [`RegisterRequest`], [`RegisterResponse`] |
 //! | [`heartbeat`] | [`HeartbeatRequest`], [`Load`] and its [`CapabilityLoad`]s, both answers as [`HeartbeatAnswer`] |
 //! | [`deregister`] | [`DeregisterResponse`] |
-//! | [`route`] | [`RouteRequest`], [`RouteResponse`] |
+//! | [`route`] | [`RouteRequest`] with its [`SloConstraints`], [`RouteResponse`] |
+//! | [`report`] | [`ReportRequest`], [`ReportResponse`]: how a call to a worker went |
 //! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
 //! | [`error`] | [`ErrorBody`], every error answer |
 //! | [`replica`] | [`ReplicatedWorker`], [`ControllerAnnouncement`]: what controllers share through etcd |
@@ -24,6 +25,7 @@ pub mod fleet;
 pub mod heartbeat;
 pub mod register;
 pub mod replica;
+pub mod report;
 pub mod route;
 mod timestamp;
 
@@ -39,4 +41,5 @@ pub use heartbeat::{
 };
 pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
 pub use replica::{ControllerAnnouncement, ReplicatedWorker};
-pub use route::{RouteRequest, RouteResponse};
+pub use report::{Outcome, ReportRequest, ReportResponse, ReportStatus};
+pub use route::{RouteRequest, RouteResponse, SloConstraints};

@@ -1,9 +1,10 @@
 //! `POST /route`: which worker serves this capability right now?
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-/// `POST /route` body. Unknown fields (the original's `slo_constraints`, …) are
-/// accepted and ignored.
+/// `POST /route` body. Every field past `capability` is optional, and unknown
+/// fields are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteRequest {
     pub verb: String,
@@ -16,6 +17,38 @@ pub struct RouteRequest {
     /// were empty, and it is never sent empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// `least_loaded` (the controller's default unless configured otherwise),
+    /// `round_robin` or `cheapest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Requirements a provider must meet (see [`SloConstraints`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_constraints: Option<SloConstraints>,
+    /// Providers whose `cost_tokens_per_invocation` exceeds this are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<f64>,
+    /// What the caller bids for a provider's reserve: the last 20 % of a
+    /// provider's capacity goes only to routes bidding at least the
+    /// capability's announced `slo_bid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_bid: Option<f64>,
+}
+
+/// `slo_constraints` of a [`RouteRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SloConstraints {
+    /// A provider whose reported p95 latency for the capability exceeds this is
+    /// skipped; one that reported none is allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95_ms: Option<f64>,
+    /// `true`: only providers whose capability announces `requires_gpu: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_gpu: Option<bool>,
+    /// Any other key is a requirement on the capability's announced
+    /// `constraints`: a number is a minimum (`"min_memory_mb": 4096` wants at
+    /// least 4096), a string or bool must be equal.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 impl RouteRequest {
@@ -25,6 +58,10 @@ impl RouteRequest {
             capability: capability.to_owned(),
             version: None,
             exclude: Vec::new(),
+            strategy: None,
+            slo_constraints: None,
+            budget_tokens: None,
+            slo_bid: None,
         }
     }
 }
@@ -63,5 +100,22 @@ mod tests {
         let read: RouteRequest =
             serde_json::from_str(r#"{"verb":"invoke","capability":"x"}"#).unwrap();
         assert!(read.exclude.is_empty());
+    }
+
+    #[test]
+    fn slo_constraints_keep_the_keys_they_do_not_name() {
+        let read: RouteRequest = serde_json::from_str(
+            r#"{"verb":"invoke","capability":"x","strategy":"cheapest","budget_tokens":3,
+                "slo_constraints":{"latency_p95_ms":100,"requires_gpu":true,"min_memory_mb":4096}}"#,
+        )
+        .unwrap();
+        let slo = read.slo_constraints.clone().unwrap();
+        assert_eq!(slo.latency_p95_ms, Some(100.0));
+        assert_eq!(slo.requires_gpu, Some(true));
+        assert_eq!(slo.other["min_memory_mb"], 4096);
+        assert_eq!(read.strategy.as_deref(), Some("cheapest"));
+        let again: RouteRequest =
+            serde_json::from_str(&serde_json::to_string(&read).unwrap()).unwrap();
+        assert_eq!(again, read);
     }
 }

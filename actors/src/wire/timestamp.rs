@@ -15,3 +15,27 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
         .map(|at| at.with_timezone(&Utc))
         .map_err(serde::de::Error::custom)
 }
+
+/// The same for an optional time, absent when `None`.
+pub mod optional {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        at: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => super::serialize(at, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        #[derive(Deserialize)]
+        struct At(#[serde(with = "super")] DateTime<Utc>);
+        Ok(Option::<At>::deserialize(deserializer)?.map(|At(at)| at))
+    }
+}

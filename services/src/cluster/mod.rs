@@ -3,22 +3,24 @@
 //! in the README's "Cluster" section; in short:
 //!
 //! - every controller holds every record in its own registry and answers
-//!   reads and routes from it, fed by an etcd watch ([`watcher`]);
+//!   reads and routes from it, fed by an etcd watch (`watcher`);
 //! - a record is judged by one controller, its owner, the one its worker
 //!   heartbeats to; heartbeats never touch etcd, and only changes of state,
-//!   of owner, registrations and removals are written ([`writer`]), batched;
+//!   of owner, registrations and removals are written (`writer`), batched;
 //! - each controller holds one etcd lease as its session and announces itself
-//!   under it ([`session`]); when it is gone, the first of the survivors adopts
+//!   under it (`session`); when it is gone, the first of the survivors adopts
 //!   its workers.
 //!
 //! | file | job |
 //! |---|---|
-//! | [`keys`] | the key layout under the prefix |
-//! | [`connect`] | the etcd client over mTLS |
-//! | [`session`] | the lease, its keep-alive, the announcement |
-//! | [`writer`] | [`StoreSink`](writer::StoreSink): the registry's changes, written in batches, kept while etcd is away |
-//! | [`watcher`] | the initial load and the watch that feeds the registry |
+//! | `keys` | the key layout under the prefix |
+//! | `connect` | the etcd client over mTLS |
+//! | `session` | the lease, its keep-alive, the announcement |
+//! | `writer` | `StoreSink`: the registry's changes, written in batches, kept while etcd is away |
+//! | `watcher` | the initial load and the watch that feeds the registry |
 //! | [`health`] | [`StoreHealth`]: what `/health` says of the store |
+//!
+//! (The etcd modules are built, and linked here, only with the `etcd` feature.)
 
 //!
 //! Everything that talks to etcd is built with the `etcd` feature (the

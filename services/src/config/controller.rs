@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crank_actors::domain::Strategy;
 use crank_actors::registry::{RegistrySettings, MIN_STALE_AFTER};
 
 use super::parse::{
@@ -150,6 +151,14 @@ pub(super) const MAX_CONNECTIONS_PER_IDENTITY: Setting = Setting {
     default: Some("256"),
     help: "Open connections one certificate identity may hold; past it new ones are refused. 0 = no limit",
 };
+pub(super) const ROUTE_STRATEGY: Setting = Setting {
+    key: "route_strategy",
+    flag: "route-strategy",
+    env: "CONTROLLER_ROUTE_STRATEGY",
+    value_name: "STRATEGY",
+    default: Some("least_loaded"),
+    help: "How routes that name no strategy choose: least_loaded (power of two choices by estimated free capacity), round_robin or cheapest",
+};
 
 /// `crank controller`'s settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +197,8 @@ pub struct ControllerConfig {
     pub http_workers: usize,
     /// Open connections one certificate identity may hold; 0 = no limit.
     pub max_connections_per_identity: usize,
+    /// How routes that name no `strategy` choose (the key `route_strategy`).
+    pub default_route_strategy: Strategy,
 }
 
 impl Layered for ControllerConfig {
@@ -209,6 +220,7 @@ impl Layered for ControllerConfig {
         CLIENT_TIMEOUT,
         HTTP_WORKERS,
         MAX_CONNECTIONS_PER_IDENTITY,
+        ROUTE_STRATEGY,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -242,6 +254,7 @@ impl Layered for ControllerConfig {
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
             max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
+            default_route_strategy: layers.value(&ROUTE_STRATEGY, |text| text.parse())?,
         })
     }
 }
@@ -298,6 +311,7 @@ impl ControllerConfig {
             stale_after: self.stale_after,
             evict_after: (!self.evict_after.is_zero()).then_some(self.evict_after),
             protect_threshold: self.protect_threshold,
+            default_strategy: self.default_route_strategy,
         }
     }
 }

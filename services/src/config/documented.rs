@@ -16,6 +16,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "http_workers" => ["3", "4"],
         "protect_threshold" => ["0.25", "0.75"],
         "store" => ["etcd", "memory"],
+        "route_strategy" => ["round_robin", "cheapest"],
         "etcd_endpoints" => [
             "https://e1.example:2379",
             "https://e2.example:2379,https://e3.example:2379",
