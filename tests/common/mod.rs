@@ -28,14 +28,23 @@ use child::Child;
 
 pub const CRANK: &str = env!("CARGO_BIN_EXE_crank");
 
-/// A free loopback port (the OS picks it; a race with other tests is possible but
-/// the port is used at once).
+/// A free loopback port, never one this test binary handed out before: the
+/// OS readily gives a just-released port again, and a controller and a worker
+/// of one test, both not yet listening, were seen to get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `crank` process with its output in a log file; killed when dropped.
