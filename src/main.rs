@@ -101,10 +101,11 @@ enum CertsCommand {
     },
     /// Issue one more certificate from the CA in --dir, as NAME.crt and NAME.key.
     Issue {
-        /// worker, client, admin or controller.
+        /// worker, service, client, admin or controller.
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// The identity's name; for a worker, its worker id.
+        /// The identity's name; for a worker, its worker id; for a service, the
+        /// name its replicas' ids start with (NAME, NAME.1, NAME.2…; no '.').
         #[arg(long)]
         name: String,
         #[arg(long, default_value = "certs")]
@@ -117,7 +118,7 @@ enum CertsCommand {
 
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text)
-        .ok_or_else(|| format!("{text:?} is not one of controller, worker, client, admin"))
+        .ok_or_else(|| format!("{text:?} is not one of controller, worker, service, client, admin"))
 }
 
 fn init_logging() {
