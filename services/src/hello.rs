@@ -88,10 +88,7 @@ impl HelloState {
 
     /// The load reported with each heartbeat.
     pub fn load(&self) -> Load {
-        Load {
-            in_flight: self.in_flight.load(Ordering::Relaxed),
-            capacity: CAPACITY,
-        }
+        Load::new(self.in_flight.load(Ordering::Relaxed), CAPACITY)
     }
 }
 

@@ -312,7 +312,7 @@ impl Registry {
         Some(WorkerDetailView {
             worker: self.view(record, now),
             registered_by: record.registered_by.to_string(),
-            load: record.load,
+            load: record.load.clone(),
             capabilities: record
                 .capabilities
                 .capabilities

@@ -456,15 +456,12 @@ async fn stats_count_workers_and_sweeps() {
 async fn a_heartbeat_records_the_reported_load() {
     let registry = start(RegistrySettings::default());
     registry.send(greet("w1")).await.unwrap();
-    let load = Load {
-        in_flight: 3,
-        capacity: 8,
-    };
+    let load = Load::new(3, 8);
     registry
         .send(Heartbeat {
             worker_id: WorkerId::try_from("w1").unwrap(),
             instance: None,
-            load: Some(load),
+            load: Some(load.clone()),
         })
         .await
         .unwrap()

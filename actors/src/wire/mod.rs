@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`capability`] | [`Capability`], the routing key [`capability_key`] |
 //! | [`register`] | [`RegisterRequest`], [`RegisterResponse`] |
-//! | [`heartbeat`] | [`HeartbeatRequest`], [`Load`], both answers as [`HeartbeatAnswer`] |
+//! | [`heartbeat`] | [`HeartbeatRequest`], [`Load`] and its [`CapabilityLoad`]s, both answers as [`HeartbeatAnswer`] |
 //! | [`deregister`] | [`DeregisterResponse`] |
 //! | [`route`] | [`RouteRequest`], [`RouteResponse`] |
 //! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
@@ -32,6 +32,8 @@ pub use fleet::{
     CapabilityCount, CapabilityList, Health, HealthStatus, Stats, WorkerDetail, WorkerList,
     WorkerStatus, WorkerSummary,
 };
-pub use heartbeat::{HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY};
+pub use heartbeat::{
+    CapabilityLoad, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY,
+};
 pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
 pub use route::{RouteRequest, RouteResponse};
