@@ -12,7 +12,6 @@ mod bench;
 mod child;
 mod client;
 mod error;
-mod settings;
 mod up;
 
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crank_services::config::{ControllerConfig, ProcessEnv, WorkerConfig};
+use crank_services::config::{ControllerConfig, ProcessEnv, SettingFlags, WorkerConfig};
 use crank_services::identity::Role;
 
 #[derive(Parser)]
@@ -37,9 +36,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: the registry of workers and the router.
-    Controller(settings::SettingFlags<ControllerConfig>),
+    Controller(SettingFlags<ControllerConfig>),
     /// Run the hello-world worker (capability invoke:hello.greet@1.0.0).
-    Worker(settings::SettingFlags<WorkerConfig>),
+    Worker(SettingFlags<WorkerConfig>),
     /// Make a dev CA and certificates.
     Certs {
         #[command(subcommand)]
