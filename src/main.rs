@@ -148,7 +148,7 @@ fn main() -> ExitCode {
                 .map_err(error::flat)
                 .and_then(|config| {
                     actix_rt::System::new()
-                        .block_on(crank_services::process::run_worker(config))
+                        .block_on(crank_services::hello::worker().run(config))
                         .map_err(error::flat)
                 })
                 .context("crank worker")

@@ -1,5 +1,6 @@
-//! crank's services: the controller and hello-world actix-web apps, mutual TLS,
-//! peer identity, the awc `ControllerLink`, configuration and certificates.
+//! crank's services: the controller and hello-world actix-web apps, the worker
+//! library ([`worker`]) and the client library ([`client`]), mutual TLS, peer
+//! identity, the awc `ControllerLink`, configuration and certificates.
 
 pub mod body;
 pub mod caller;
@@ -16,3 +17,4 @@ pub mod process;
 pub mod server;
 pub mod tls;
 pub mod views;
+pub mod worker;
