@@ -39,6 +39,13 @@ enum Command {
     Controller(SettingFlags<ControllerConfig>),
     /// Run the hello-world worker (capability invoke:hello.greet@1.0.0).
     Worker(SettingFlags<WorkerConfig>),
+    /// Run the streaming worker (stream:text_events, stream:sse_events); same flags as `worker`.
+    #[command(disable_help_flag = true)]
+    StreamWorker {
+        /// `crank worker`'s flags (`crank stream-worker --help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Make a dev CA and certificates.
     Certs {
         #[command(subcommand)]
@@ -129,6 +136,12 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // A worker on the worker library is a whole program: its own command
+        // line (crank worker's flags, its own defaults), logging and exit code.
+        Command::StreamWorker { args } => {
+            let program = std::iter::once("crank stream-worker".into()).chain(args);
+            return crank_services::stream::worker().main_from(program);
+        }
         Command::Controller(flags) => {
             init_logging();
             flags

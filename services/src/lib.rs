@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod caller;
+pub mod client;
 pub mod certs;
 pub mod config;
 pub mod connections;
@@ -15,6 +16,7 @@ pub mod identity;
 pub mod link;
 pub mod process;
 pub mod server;
+pub mod stream;
 pub mod tls;
 pub mod views;
 pub mod worker;
