@@ -17,17 +17,16 @@
 //! - configuration as `crank worker` reads it, file < environment < flags,
 //!   with the same keys ([`WorkerConfig`](crate::config::WorkerConfig)).
 //!
+//! `examples/echo_worker.rs`, which the README shows:
+//!
 //! ```no_run
 //! use actix_web::{web, HttpResponse};
-//! use crank_services::caller::Caller;
-//! use crank_services::worker::{Capability, Worker};
+//! use crank_services::worker::{ApiJson, Caller, Capability, Worker};
+//! use serde_json::{json, Value};
 //!
-//! /// `POST /echo`: the JSON it is sent, and who sent it.
-//! async fn echo(caller: Caller, body: web::Json<serde_json::Value>) -> HttpResponse {
-//!     HttpResponse::Ok().json(serde_json::json!({
-//!         "echo": body.into_inner(),
-//!         "caller": caller.0.to_string(),
-//!     }))
+//! /// `POST /echo`: the JSON it was sent, and the caller's identity.
+//! async fn echo(caller: Caller, ApiJson(body): ApiJson<Value>) -> HttpResponse {
+//!     HttpResponse::Ok().json(json!({"echo": body, "caller": caller.0.to_string()}))
 //! }
 //!
 //! fn main() -> std::process::ExitCode {
@@ -57,5 +56,10 @@ pub mod run;
 
 pub use builder::{Worker, DEFAULT_CAPACITY};
 pub use context::WorkerContext;
-pub use crank_actors::wire::Capability;
 pub use meter::CapabilityMeter;
+
+/// What a handler needs most, from where it lives: the capability type, the
+/// caller's identity, and a JSON body with crank's errors (400, 413, 415).
+pub use crate::body::ApiJson;
+pub use crate::caller::Caller;
+pub use crank_actors::wire::Capability;
