@@ -14,6 +14,7 @@ pub mod fallback;
 pub mod hello;
 pub mod identity;
 pub mod link;
+pub mod on_demand;
 pub mod process;
 pub mod server;
 pub mod stream;

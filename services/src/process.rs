@@ -46,6 +46,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
         client_timeout: config.client_timeout,
         workers: config.http_workers,
         max_connections_per_identity: config.max_connections_per_identity,
+        ..ServerLimits::default()
     };
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;

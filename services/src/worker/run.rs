@@ -69,6 +69,8 @@ impl Worker {
             server_tls,
             ServerLimits {
                 workers: config.http_workers,
+                // Idle most of the time: no timer without a connection.
+                http_on_demand: true,
                 ..ServerLimits::default()
             },
             false,
