@@ -158,10 +158,7 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     let stream = flags.with.contains(&Extra::Stream);
     let last_port = u32::from(flags.port) + u32::from(flags.workers) + u32::from(stream);
     if last_port > u32::from(u16::MAX) {
-        bail!(
-            "ports {}..{last_port} do not fit below 65536",
-            flags.port
-        );
+        bail!("ports {}..{last_port} do not fit below 65536", flags.port);
     }
     let dir = flags.cert_dir.clone();
     ensure_certificates(&dir, flags.workers, stream)

@@ -92,7 +92,10 @@ fn failures_then_recoveries(outcomes: &[CallOutcome], impostor: &str) -> Vec<Str
             reasons.push(failure.clone());
         }
     }
-    assert!(!reasons.is_empty(), "{impostor} was never tried: {outcomes:#?}");
+    assert!(
+        !reasons.is_empty(),
+        "{impostor} was never tried: {outcomes:#?}"
+    );
     reasons
 }
 
@@ -103,9 +106,11 @@ async fn calls_check_the_workers_identity_and_retry_once_on_another_provider() {
     let port = free_port();
     let _worker = fleet.start_worker("hello-world-1", port, "200ms");
     let live_url = format!("https://localhost:{port}");
-    eventually("hello-world-1 is routable", Duration::from_secs(15), || async {
-        (providers(&fleet).await? == 1).then_some(())
-    })
+    eventually(
+        "hello-world-1 is routable",
+        Duration::from_secs(15),
+        || async { (providers(&fleet).await? == 1).then_some(()) },
+    )
     .await;
 
     let recorded = Rc::new(Recorded::default());
@@ -147,14 +152,21 @@ async fn calls_check_the_workers_identity_and_retry_once_on_another_provider() {
         .err()
         .expect("an empty message is refused");
     assert_eq!(error.status(), Some(400));
-    assert!(matches!(&error, ClientError::Worker { worker_id, .. } if worker_id == "hello-world-1"));
+    assert!(
+        matches!(&error, ClientError::Worker { worker_id, .. } if worker_id == "hello-world-1")
+    );
     let outcomes = recorded.0.borrow().clone();
     assert_eq!(outcomes.len(), 1, "{outcomes:#?}");
     assert!(outcomes[0].succeeded() && outcomes[0].status == Some(400));
 
     // Nothing serves the capability: the controller's answer, not a call.
     let error = client
-        .call("invoke", "nobody.home", &Constraints::any(), &Request::get("/"))
+        .call(
+            "invoke",
+            "nobody.home",
+            &Constraints::any(),
+            &Request::get("/"),
+        )
         .await
         .err()
         .expect("no provider");

@@ -43,20 +43,33 @@ impl Original {
     }
 }
 
-async fn register(state: web::Data<Original>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn register(
+    state: web::Data<Original>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     state.record(&request, &body);
     HttpResponse::Ok().json(json!({"status": "registered"}))
 }
 
-async fn heartbeat(state: web::Data<Original>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn heartbeat(
+    state: web::Data<Original>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     state.record(&request, &body);
     if state.forget.swap(false, Ordering::SeqCst) {
-        return HttpResponse::NotFound().json(json!({"status": "unknown_worker", "acknowledged": false}));
+        return HttpResponse::NotFound()
+            .json(json!({"status": "unknown_worker", "acknowledged": false}));
     }
     HttpResponse::Ok().json(json!({"status": "ok", "acknowledged": true}))
 }
 
-async fn deregister(state: web::Data<Original>, request: HttpRequest, id: web::Path<String>) -> HttpResponse {
+async fn deregister(
+    state: web::Data<Original>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
     state.record(&request, b"null");
     HttpResponse::Ok().json(json!({"status": "deregistered", "worker_id": id.into_inner()}))
 }
@@ -111,7 +124,10 @@ async fn crank_worker_registers_heartbeats_recovers_and_leaves_with_the_original
     let (first, registration) = &calls[0];
     assert_eq!(first, "POST /register");
     assert_eq!(registration["worker_id"], "hello-world-1");
-    assert_eq!(registration["worker_url"], format!("https://localhost:{port}"));
+    assert_eq!(
+        registration["worker_url"],
+        format!("https://localhost:{port}")
+    );
     assert_eq!(registration["capabilities"][0]["verb"], "invoke");
     assert_eq!(registration["capabilities"][0]["name"], "hello.greet");
     let (_, beat) = &calls[1];
@@ -120,16 +136,24 @@ async fn crank_worker_registers_heartbeats_recovers_and_leaves_with_the_original
 
     // The original restarted and forgot the worker: it registers again, and beats on.
     state.forget.store(true, Ordering::SeqCst);
-    eventually("the worker registers again", Duration::from_secs(15), || {
-        let registrations = state.count("POST /register");
-        async move { (registrations == 2).then_some(()) }
-    })
+    eventually(
+        "the worker registers again",
+        Duration::from_secs(15),
+        || {
+            let registrations = state.count("POST /register");
+            async move { (registrations == 2).then_some(()) }
+        },
+    )
     .await;
     let beats = state.count("POST /heartbeat");
-    eventually("it beats again after registering", Duration::from_secs(15), || {
-        let now = state.count("POST /heartbeat");
-        async move { (now > beats).then_some(()) }
-    })
+    eventually(
+        "it beats again after registering",
+        Duration::from_secs(15),
+        || {
+            let now = state.count("POST /heartbeat");
+            async move { (now > beats).then_some(()) }
+        },
+    )
     .await;
 
     worker.signal(Signal::SIGTERM);

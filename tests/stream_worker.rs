@@ -23,7 +23,13 @@ async fn the_streaming_worker_streams_text_and_periodic_events_through_the_clien
     let mut fleet = Fleet::new();
     let cert_dir = fleet.cert_dir();
     let (ok, _, err) = run_cli(&[
-        "certs", "issue", "--role", "service", "--name", "stream", "--dir",
+        "certs",
+        "issue",
+        "--role",
+        "service",
+        "--name",
+        "stream",
+        "--dir",
         path_str(&cert_dir),
     ]);
     assert!(ok, "{err}");
@@ -78,7 +84,10 @@ async fn the_streaming_worker_streams_text_and_periodic_events_through_the_clien
     assert_eq!(reply.worker.capability, "stream:text_events");
     let chunks: Vec<TextChunk> = reply.events().map(decode).collect().await;
     let words: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
-    assert_eq!(words, ["crank", "streams", "one", "word", "at", "a", "time"]);
+    assert_eq!(
+        words,
+        ["crank", "streams", "one", "word", "at", "a", "time"]
+    );
     assert!(chunks.iter().enumerate().all(|(i, c)| c.chunk_id == i));
     let last: Vec<bool> = chunks.iter().map(|c| c.is_last).collect();
     assert_eq!(last, [false, false, false, false, false, false, true]);
@@ -125,5 +134,8 @@ async fn the_streaming_worker_streams_text_and_periodic_events_through_the_clien
         .expect("an empty text is refused");
     assert_eq!(refused.status(), Some(400));
     assert!(!refused.is_worker_failure());
-    assert!(refused.to_string().contains("at least one word"), "{refused}");
+    assert!(
+        refused.to_string().contains("at least one word"),
+        "{refused}"
+    );
 }

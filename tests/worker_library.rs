@@ -59,7 +59,8 @@ fn start_replica(fleet: &Fleet, n: u16, port: u16) -> Child {
 
 #[test]
 fn the_readme_shows_the_example_as_it_is() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/echo_worker.rs"
@@ -70,7 +71,10 @@ fn the_readme_shows_the_example_as_it_is() {
         "README.md's \"Write a worker\" must show examples/echo_worker.rs verbatim"
     );
     let lines = example.lines().filter(|l| !l.trim().is_empty()).count();
-    assert!(lines <= 20, "the example is {lines} lines, not about twenty");
+    assert!(
+        lines <= 20,
+        "the example is {lines} lines, not about twenty"
+    );
 }
 
 #[actix_rt::test]

@@ -4,8 +4,8 @@
 
 pub mod body;
 pub mod caller;
-pub mod client;
 pub mod certs;
+pub mod client;
 pub mod config;
 pub mod connections;
 pub mod controller;

@@ -134,7 +134,9 @@ mod tests {
     use actix_service::fn_service;
 
     /// A factory that counts the services alive.
-    fn counting(alive: Rc<Cell<usize>>) -> impl Fn() -> actix_service::boxed::BoxServiceFactory<(), u32, u32, (), ()> + Clone {
+    fn counting(
+        alive: Rc<Cell<usize>>,
+    ) -> impl Fn() -> actix_service::boxed::BoxServiceFactory<(), u32, u32, (), ()> + Clone {
         move || {
             let alive = alive.clone();
             actix_service::boxed::factory(actix_service::fn_factory(move || {
@@ -145,7 +147,8 @@ mod tests {
                     Ok::<_, ()>(fn_service(move |n: u32| {
                         let _guard = guard.clone();
                         async move {
-                            actix_rt::time::sleep(std::time::Duration::from_millis(u64::from(n))).await;
+                            actix_rt::time::sleep(std::time::Duration::from_millis(u64::from(n)))
+                                .await;
                             Ok::<_, ()>(n)
                         }
                     }))

@@ -456,7 +456,10 @@ mod tests {
     fn a_routed_replica_may_present_its_services_certificate() {
         let hello = der_of(&LeafSpec::for_role(Role::Service, "hello"));
         for id in ["hello", "hello.1", "hello.a1b2"] {
-            assert!(ExpectedPeer::Worker(id.into()).check(&hello).is_ok(), "{id}");
+            assert!(
+                ExpectedPeer::Worker(id.into()).check(&hello).is_ok(),
+                "{id}"
+            );
         }
         for id in ["hello-world", "hello-world.1", "hellothere"] {
             assert_eq!(

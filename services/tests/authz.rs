@@ -287,10 +287,17 @@ async fn a_service_certificate_acts_for_its_replicas_and_no_other_id() {
             .await;
         assert_eq!(status, 200, "{id}: {answer}");
         let (status, _) = c
-            .call("hello", "POST", "/heartbeat", Some(json!({"worker_id": id})))
+            .call(
+                "hello",
+                "POST",
+                "/heartbeat",
+                Some(json!({"worker_id": id})),
+            )
             .await;
         assert_eq!(status, 200, "{id}");
-        let (_, detail) = c.call("admin", "GET", &format!("/workers/{id}"), None).await;
+        let (_, detail) = c
+            .call("admin", "GET", &format!("/workers/{id}"), None)
+            .await;
         assert_eq!(detail["registered_by"], "service/hello");
     }
     // Ids of another service that merely start with its name, or an empty suffix.
@@ -308,7 +315,12 @@ async fn a_service_certificate_acts_for_its_replicas_and_no_other_id() {
     // A record of another service is out of reach, whoever registered it.
     certs::issue(c.dir.path(), Role::Service, "hello-world", false).unwrap();
     let (status, _) = c
-        .call("hello-world", "POST", "/register", Some(registration("hello-world.1")))
+        .call(
+            "hello-world",
+            "POST",
+            "/register",
+            Some(registration("hello-world.1")),
+        )
         .await;
     assert_eq!(status, 200);
     c.refused(

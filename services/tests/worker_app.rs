@@ -122,12 +122,18 @@ async fn middleware_measures_each_capability_for_the_heartbeat() {
     assert_eq!(echo.error_rate, Some(0.25));
     assert!(echo.p50_ms.is_some() && echo.p95_ms >= echo.p50_ms);
     let words = &load.capabilities[1];
-    assert_eq!((words.capability.as_str(), words.requests), ("stream:words", 1));
+    assert_eq!(
+        (words.capability.as_str(), words.requests),
+        ("stream:words", 1)
+    );
     assert_eq!(words.error_rate, Some(0.0));
 
     // The next heartbeat's window starts empty.
     let next = context.take_load();
-    assert!(next.capabilities.iter().all(|c| c.requests == 0 && c.p50_ms.is_none()));
+    assert!(next
+        .capabilities
+        .iter()
+        .all(|c| c.requests == 0 && c.p50_ms.is_none()));
 }
 
 #[actix_web::test]
@@ -138,7 +144,10 @@ async fn handlers_may_read_the_worker_they_run_in() {
     let worker = Worker::new("who").serve(Capability::new("invoke", "who.am_i", "1.0.0"), || {
         web::resource("/whoami").route(web::get().to(whoami))
     });
-    let context = worker.context("who.7", RegistrationStatus::new(RegistrationState::Standalone));
+    let context = worker.context(
+        "who.7",
+        RegistrationStatus::new(RegistrationState::Standalone),
+    );
     let app = test::init_service(worker.app(context)).await;
     let body = test::call_and_read_body(&app, TestRequest::get().uri("/whoami").to_request()).await;
     assert_eq!(body, "who.7");

@@ -207,8 +207,8 @@ impl Bench {
         worker_id: &str,
     ) -> Result<Target> {
         let files = TlsFiles::in_dir(&self.cert_dir, "admin");
-        let tls = client_config_for(&files, ExpectedPeer::Worker(worker_id.to_owned()))
-            .map_err(flat)?;
+        let tls =
+            client_config_for(&files, ExpectedPeer::Worker(worker_id.to_owned())).map_err(flat)?;
         let url = format!("https://localhost:{port}");
         let ready = Ready::Worker {
             controller_url: controller.url.clone(),

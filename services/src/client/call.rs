@@ -96,8 +96,16 @@ impl CrankClient {
     /// with its certificate that it is that worker
     /// ([`ExpectedPeer::Worker`](crate::tls::ExpectedPeer::Worker)). No route,
     /// no retry. A 2xx is a [`Reply`]; anything else is a [`ClientError::Worker`].
-    pub async fn send(&self, worker: &RoutedWorker, request: &Request) -> Result<Reply, ClientError> {
-        let url = format!("{}{}", worker.worker_url.trim_end_matches('/'), request.path);
+    pub async fn send(
+        &self,
+        worker: &RoutedWorker,
+        request: &Request,
+    ) -> Result<Reply, ClientError> {
+        let url = format!(
+            "{}{}",
+            worker.worker_url.trim_end_matches('/'),
+            request.path
+        );
         let in_worker = |source: ClientError| ClientError::Worker {
             worker_id: worker.worker_id.clone(),
             source: Box::new(source),

@@ -63,9 +63,9 @@ impl ClientError {
             | ClientError::Timeout { .. }
             | ClientError::Unreadable { .. } => true,
             ClientError::Refused { status, .. } => *status >= 500,
-            ClientError::Tls(_) | ClientError::Encode(_) | ClientError::NoWorkerAvailable { .. } => {
-                false
-            }
+            ClientError::Tls(_)
+            | ClientError::Encode(_)
+            | ClientError::NoWorkerAvailable { .. } => false,
         }
     }
 

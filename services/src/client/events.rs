@@ -86,7 +86,10 @@ impl EventParser {
 
 /// The events of `response`, a `text/event-stream` from `url`, as they arrive;
 /// the stream ends when the answer does.
-pub fn events(response: ClientResponse, url: String) -> LocalBoxStream<'static, Result<Event, ClientError>> {
+pub fn events(
+    response: ClientResponse,
+    url: String,
+) -> LocalBoxStream<'static, Result<Event, ClientError>> {
     let state = Some((response, EventParser::default()));
     stream::unfold(state, move |state| {
         let url = url.clone();

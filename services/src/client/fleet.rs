@@ -218,14 +218,15 @@ pub(super) async fn read<T: DeserializeOwned>(
 ) -> Result<T, ClientError> {
     let mut response = sent.map_err(|e| not_sent(url, timeout, e))?;
     let status = response.status();
-    let body = response
-        .body()
-        .limit(MAX_ANSWER_BYTES)
-        .await
-        .map_err(|e| ClientError::Unreachable {
-            url: url.to_owned(),
-            detail: format!("reading the answer: {e}"),
-        })?;
+    let body =
+        response
+            .body()
+            .limit(MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.to_owned(),
+                detail: format!("reading the answer: {e}"),
+            })?;
     if !status.is_success() {
         return Err(refusal(url, status, &body));
     }

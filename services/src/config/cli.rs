@@ -176,9 +176,12 @@ mod tests {
                 .clone()
                 .try_get_matches_from(std::iter::once("echo").chain(args.iter().copied()))
                 .unwrap();
-            WorkerConfig::resolve(env, &flags(&matches, WorkerConfig::SETTINGS, program.clone()))
-                .unwrap()
-                .worker_id
+            WorkerConfig::resolve(
+                env,
+                &flags(&matches, WorkerConfig::SETTINGS, program.clone()),
+            )
+            .unwrap()
+            .worker_id
         };
         let no_env = HashMap::new();
         assert_eq!(resolve(&[], &no_env), "echo");

@@ -90,7 +90,9 @@ impl Worker {
         B: MessageBody + 'static,
     {
         let same = |c: &Capability| {
-            c.verb == capability.verb && c.name == capability.name && c.version == capability.version
+            c.verb == capability.verb
+                && c.name == capability.name
+                && c.version == capability.version
         };
         let index = match self.capabilities.iter().position(same) {
             Some(index) => index,

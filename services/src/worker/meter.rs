@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(load.in_flight, 1);
         let near = |found: Option<f64>, wanted: f64| {
             let found = found.unwrap();
-            assert!((found - wanted).abs() <= wanted / 16.0, "{found} ≠ {wanted}");
+            assert!(
+                (found - wanted).abs() <= wanted / 16.0,
+                "{found} ≠ {wanted}"
+            );
         };
         near(load.p50_ms, 50.0);
         near(load.p95_ms, 95.0);
@@ -204,6 +207,9 @@ mod tests {
         let empty = meter.take();
         assert_eq!(empty.requests, 0);
         assert_eq!(empty.in_flight, 0);
-        assert_eq!((empty.p50_ms, empty.p95_ms, empty.error_rate), (None, None, None));
+        assert_eq!(
+            (empty.p50_ms, empty.p95_ms, empty.error_rate),
+            (None, None, None)
+        );
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! - mutual TLS from the cert directory: callers need a certificate of the
 //!   fleet's CA, and handlers learn who called with the
-//!   [`Caller`](crate::caller::Caller) extractor;
+//!   [`Caller`] extractor;
 //! - registration with the controller and heartbeats (the
 //!   [`RegistrationActor`](crank_actors::registration::RegistrationActor) and
 //!   its `HeartbeatActor`), retried with backoff for as long as the worker runs;
