@@ -211,7 +211,7 @@ impl CrankClient {
 
 /// The answer `sent` by `url`: a 2xx read as `T`, anything else the error it
 /// says (its [`ErrorBody`](crank_actors::wire::ErrorBody) detail, if it has one).
-pub(super) async fn read<T: DeserializeOwned>(
+async fn read<T: DeserializeOwned>(
     sent: Result<awc::ClientResponse, awc::error::SendRequestError>,
     url: &str,
     timeout: Duration,
