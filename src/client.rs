@@ -1,17 +1,17 @@
 //! The `crank` CLI as a client of a running fleet: `workers`, `capabilities`,
-//! `route` and `greet`, over mTLS with the client certificate.
+//! `route` and `greet`, through the client library
+//! ([`crank_services::client`]) with the client certificate. This file words
+//! the answers and the errors; the library makes the calls.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
 use crank_actors::domain::field::is_unprintable;
-use crank_actors::wire::{CapabilityList, ErrorBody, RouteRequest, RouteResponse, WorkerList};
+use crank_actors::wire::{CapabilityList, RouteResponse, WorkerList};
+use crank_services::client::{ClientError, Constraints, CrankClient, Request, RoutedWorker};
 use crank_services::hello::{GreetOptions, GreetRequest, GreetResponse};
-use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
+use crank_services::tls::TlsFiles;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -34,120 +34,47 @@ pub struct ClientFlags {
     pub json: bool,
 }
 
-/// An mTLS client bound to one controller.
+/// The CLI's client: the library's [`CrankClient`] and how to print.
 pub struct Client {
-    http: awc::Client,
-    files: TlsFiles,
-    pub controller_url: String,
+    pub fleet: CrankClient,
     pub json: bool,
 }
 
 impl Client {
     pub fn new(flags: &ClientFlags) -> Result<Self> {
         let files = TlsFiles::in_dir(&flags.cert_dir, &flags.cert);
-        let config = client_config(&files).map_err(flat).with_context(|| {
-            format!(
-                "no usable certificate {:?} (make certificates with `crank certs init --dir {}`)",
-                flags.cert,
-                flags.cert_dir.display()
-            )
-        })?;
+        let fleet = CrankClient::new(&flags.controller_url, files)
+            .map_err(flat)
+            .with_context(|| {
+                format!(
+                    "no usable certificate {:?} (make certificates with `crank certs init --dir {}`)",
+                    flags.cert,
+                    flags.cert_dir.display()
+                )
+            })?;
         Ok(Client {
-            http: crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(5)),
-            files,
-            controller_url: flags.controller_url.trim_end_matches('/').to_owned(),
+            fleet,
             json: flags.json,
-        })
-    }
-
-    /// The same certificate, for calling the worker `worker_id`: the server
-    /// must present that worker's certificate, not the controller's.
-    pub fn for_worker(&self, worker_id: &str) -> Result<Client> {
-        let config = client_config_for(&self.files, ExpectedPeer::Worker(worker_id.to_owned()))
-            .map_err(flat)?;
-        Ok(Client {
-            http: crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(5)),
-            files: self.files.clone(),
-            controller_url: self.controller_url.clone(),
-            json: self.json,
         })
     }
 
     /// `GET` on the controller; the answer as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.exchange(
-            &self.controller_path(path),
-            None::<&()>,
-            &self.controller_hint(),
-        )
-        .await
-    }
-
-    /// `POST` of `body` to the controller; the answer as `T`.
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
-        self.exchange(
-            &self.controller_path(path),
-            Some(body),
-            &self.controller_hint(),
-        )
-        .await
-    }
-
-    fn controller_path(&self, path: &str) -> String {
-        format!("{}{path}", self.controller_url)
-    }
-
-    fn controller_hint(&self) -> String {
-        format!(
-            " (is `crank controller` running at {}?)",
-            self.controller_url
-        )
-    }
-
-    /// One exchange with `url`: a `POST` of `body` as JSON, or a `GET` without
-    /// one. A 2xx answer is read as `T`; any other becomes the error it says.
-    /// `hint` follows the URL when it cannot be reached.
-    async fn exchange<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        body: Option<&impl Serialize>,
-        hint: &str,
-    ) -> Result<T> {
-        let sent = match body {
-            Some(body) => self.http.post(url).send_json(body).await,
-            None => self.http.get(url).send().await,
-        };
-        let mut response = sent
-            .map_err(flat)
-            .with_context(|| format!("cannot reach {url}{hint}"))?;
-        let status = response.status();
-        let bytes = response
-            .body()
-            .limit(16 * 1024 * 1024)
+        self.fleet
+            .get(path)
             .await
-            .map_err(flat)
-            .with_context(|| format!("reading the answer of {url}"))?;
-        if !status.is_success() {
-            return Err(refusal(status, &bytes));
-        }
-        serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{url} answered HTTP {} with a body crank cannot read",
-                status.as_u16()
-            )
-        })
+            .map_err(|e| self.controller_error(e))
     }
-}
 
-/// An error answer as one line: its [`ErrorBody::detail`], or its text.
-fn refusal(status: StatusCode, body: &[u8]) -> anyhow::Error {
-    let status = status.as_u16();
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(error) => anyhow!("{} (HTTP {status})", error.detail),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let words: Vec<&str> = text.split_whitespace().collect();
-            anyhow!("HTTP {status}: {}", words.join(" "))
+    /// A failed call to the controller as one line, with a hint when it is
+    /// not there at all.
+    fn controller_error(&self, error: ClientError) -> anyhow::Error {
+        match error {
+            ClientError::Unreachable { .. } => anyhow!(
+                "{error} (is `crank controller` running at {}?)",
+                self.fleet.controller_url()
+            ),
+            other => flat(other),
         }
     }
 }
@@ -270,11 +197,27 @@ pub async fn route(
     capability: &str,
     version: Option<&str>,
 ) -> Result<RouteResponse> {
-    let request = RouteRequest {
+    let constraints = Constraints {
         version: version.map(str::to_owned),
-        ..RouteRequest::new(verb, capability)
+        ..Constraints::any()
     };
-    client.post("/route", &request).await
+    let routed = client
+        .fleet
+        .route(verb, capability, &constraints)
+        .await
+        .map_err(|e| client.controller_error(e))?;
+    let RoutedWorker {
+        worker_id,
+        worker_url,
+        capability,
+        version,
+    } = routed;
+    Ok(RouteResponse {
+        worker_id,
+        worker_url,
+        capability,
+        version,
+    })
 }
 
 pub fn describe_route(route: &RouteResponse) -> String {
@@ -295,23 +238,33 @@ struct Greeted {
     response: GreetResponse,
 }
 
-/// Routes `invoke hello.greet`, then asks the chosen worker to greet.
+/// Routes `invoke hello.greet` and has the chosen worker greet, through
+/// [`CrankClient::call`]: the worker must prove it is the one routed to (a
+/// worker may register any URL), and another provider is tried once if it
+/// fails.
 pub async fn greet(client: &Client, message: &str, options: GreetOptions) -> Result<String> {
-    let chosen = route(client, "invoke", "hello.greet", None)
+    let request = Request::post(
+        "/greet",
+        &GreetRequest {
+            message: message.to_owned(),
+            options,
+        },
+    )
+    .map_err(flat)?;
+    let reply = client
+        .fleet
+        .call("invoke", "hello.greet", &Constraints::any(), &request)
         .await
-        .context("routing invoke hello.greet")?;
-    let worker_id = chosen.worker_id;
-    let worker_url = chosen.worker_url.trim_end_matches('/').to_owned();
-    let request = GreetRequest {
-        message: message.to_owned(),
-        options,
-    };
-    // The routed worker must prove it is that worker, not merely one of the
-    // fleet: a worker may register any URL.
-    let response: GreetResponse = client
-        .for_worker(&worker_id)?
-        .exchange(&format!("{worker_url}/greet"), Some(&request), "")
+        .map_err(|e| match e {
+            ClientError::Worker { .. } => flat(e),
+            other => client.controller_error(other),
+        })?;
+    let worker_id = reply.worker.worker_id.clone();
+    let worker_url = reply.worker.worker_url.trim_end_matches('/').to_owned();
+    let response: GreetResponse = reply
+        .json()
         .await
+        .map_err(flat)
         .with_context(|| format!("worker {worker_id}"))?;
     if client.json {
         return json_line(&Greeted {

@@ -12,7 +12,6 @@ mod bench;
 mod child;
 mod client;
 mod error;
-mod settings;
 mod up;
 
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crank_services::config::{ControllerConfig, ProcessEnv, WorkerConfig};
+use crank_services::config::{ControllerConfig, ProcessEnv, SettingFlags, WorkerConfig};
 use crank_services::identity::Role;
 
 #[derive(Parser)]
@@ -37,9 +36,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: the registry of workers and the router.
-    Controller(settings::SettingFlags<ControllerConfig>),
+    Controller(SettingFlags<ControllerConfig>),
     /// Run the hello-world worker (capability invoke:hello.greet@1.0.0).
-    Worker(settings::SettingFlags<WorkerConfig>),
+    Worker(SettingFlags<WorkerConfig>),
+    /// Run the streaming worker (stream:text_events, stream:sse_events); same flags as `worker`.
+    #[command(disable_help_flag = true)]
+    StreamWorker {
+        /// `crank worker`'s flags (`crank stream-worker --help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Make a dev CA and certificates.
     Certs {
         #[command(subcommand)]
@@ -101,10 +107,11 @@ enum CertsCommand {
     },
     /// Issue one more certificate from the CA in --dir, as NAME.crt and NAME.key.
     Issue {
-        /// worker, client, admin or controller.
+        /// worker, service, client, admin or controller.
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// The identity's name; for a worker, its worker id.
+        /// The identity's name; for a worker, its worker id; for a service, the
+        /// name its replicas' ids start with (NAME, NAME.1, NAME.2…; no '.').
         #[arg(long)]
         name: String,
         #[arg(long, default_value = "certs")]
@@ -117,7 +124,7 @@ enum CertsCommand {
 
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text)
-        .ok_or_else(|| format!("{text:?} is not one of controller, worker, client, admin"))
+        .ok_or_else(|| format!("{text:?} is not one of controller, worker, service, client, admin"))
 }
 
 fn init_logging() {
@@ -129,6 +136,12 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // A worker on the worker library is a whole program: its own command
+        // line (crank worker's flags, its own defaults), logging and exit code.
+        Command::StreamWorker { args } => {
+            let program = std::iter::once("crank stream-worker".into()).chain(args);
+            return crank_services::stream::worker().main_from(program);
+        }
         Command::Controller(flags) => {
             init_logging();
             flags
@@ -148,7 +161,7 @@ fn main() -> ExitCode {
                 .map_err(error::flat)
                 .and_then(|config| {
                     actix_rt::System::new()
-                        .block_on(crank_services::process::run_worker(config))
+                        .block_on(crank_services::hello::worker().run(config))
                         .map_err(error::flat)
                 })
                 .context("crank worker")

@@ -1,6 +1,7 @@
 //! `crank up`: a controller (or, with `--controllers N`, a local etcd and N
 //! controllers sharing it) and N hello-world workers as child processes, live,
-//! with dev certificates made on first use. It reports registrations and health
+//! with dev certificates made on first use, and with `--with stream` a
+//! streaming worker beside them. It reports registrations and health
 //! changes as they happen, reports a child that dies, and on Ctrl-C stops the
 //! workers first (so they deregister) and then the controller.
 
@@ -27,11 +28,25 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a child may take to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// A worker `up` can start beside the hello-world workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Extra {
+    /// The streaming worker (`crank stream-worker`), as stream.1 on the
+    /// service certificate `stream`.
+    Stream,
+}
+
+/// The streaming worker's id: replica 1 of the service `stream`.
+const STREAM_ID: &str = "stream.1";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpFlags {
     /// Number of hello-world workers (ids hello-world-1…N).
     #[arg(long, default_value_t = 1)]
     pub workers: u16,
+    /// Other workers to start too, on the ports after the hello-world workers.
+    #[arg(long = "with", value_enum)]
+    pub with: Vec<Extra>,
     /// The controller's port; further controllers and the workers listen on
     /// the ports after it.
     #[arg(long, default_value_t = 9000)]
@@ -56,16 +71,17 @@ fn spawn(name: &str, args: &[String]) -> Result<Child> {
     Child::spawn(name, command).with_context(|| format!("cannot start {name}"))
 }
 
-fn ensure_certificates(dir: &Path, workers: u16) -> Result<()> {
+fn ensure_certificates(dir: &Path, workers: u16, stream: bool) -> Result<()> {
+    use crank_services::identity::Role;
     if !crank_services::certs::has_ca(dir) {
         crank_services::certs::init(dir, false).map_err(flat)?;
         println!("created dev certificates in {}/", dir.display());
     }
-    for i in 1..=workers {
-        let name = format!("hello-world-{i}");
+    let hello = (1..=workers).map(|i| (Role::Worker, format!("hello-world-{i}")));
+    let services = stream.then(|| (Role::Service, crank_services::stream::SERVICE.to_owned()));
+    for (role, name) in hello.chain(services) {
         if !dir.join(format!("{name}.crt")).exists() {
-            crank_services::certs::issue(dir, crank_services::identity::Role::Worker, &name, false)
-                .map_err(flat)?;
+            crank_services::certs::issue(dir, role, &name, false).map_err(flat)?;
         }
     }
     Ok(())
@@ -231,16 +247,17 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     if flags.controllers == 0 {
         bail!("--controllers must be at least 1");
     }
-    let first_worker_port = flags.port.checked_add(flags.controllers - 1);
-    if first_worker_port
-        .and_then(|p| p.checked_add(flags.workers))
-        .is_none()
-    {
-        bail!("ports from {} do not fit below 65536", flags.port);
+    let stream = flags.with.contains(&Extra::Stream);
+    let last_port = u32::from(flags.port)
+        + u32::from(flags.controllers - 1)
+        + u32::from(flags.workers)
+        + u32::from(stream);
+    if last_port > u32::from(u16::MAX) {
+        bail!("ports {}..{last_port} do not fit below 65536", flags.port);
     }
     let controllers = flags.controllers;
     let dir = flags.cert_dir.clone();
-    ensure_certificates(&dir, flags.workers)
+    ensure_certificates(&dir, flags.workers, stream)
         .with_context(|| format!("making dev certificates in {}", dir.display()))?;
     let dir_arg = dir.to_string_lossy().into_owned();
     let controller_ports: Vec<u16> = (0..flags.controllers).map(|i| flags.port + i).collect();
@@ -333,6 +350,31 @@ pub async fn up(flags: UpFlags) -> Result<()> {
         println!("{id:<14} pid {:<7} https://localhost:{port}", worker.pid());
         workers.push(worker);
     }
+    if stream {
+        let port = (flags.port + flags.controllers + flags.workers).to_string();
+        let worker = spawn(
+            STREAM_ID,
+            &[
+                "stream-worker",
+                "--worker-id",
+                STREAM_ID,
+                "--cert",
+                crank_services::stream::SERVICE,
+                "--port",
+                &port,
+                "--controller-url",
+                &controller_urls.join(","),
+                "--cert-dir",
+                &dir_arg,
+            ]
+            .map(String::from),
+        )?;
+        println!(
+            "{STREAM_ID:<14} pid {:<7} https://localhost:{port}",
+            worker.pid()
+        );
+        workers.push(worker);
+    }
 
     let client = Client::new(&ClientFlags {
         controller_url: controller_url.clone(),
@@ -342,7 +384,11 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     })?;
     let started = Instant::now();
     let mut seen = BTreeMap::new();
-    let expected = usize::from(flags.workers);
+    let expected = usize::from(flags.workers) + usize::from(stream);
+    let mut capabilities = vec![("invoke", "hello.greet")];
+    if stream {
+        capabilities.extend([("stream", "text_events"), ("stream", "sse_events")]);
+    }
     loop {
         if let Some(now) = statuses(&client).await {
             report_changes(&seen, &now);
@@ -351,9 +397,12 @@ pub async fn up(flags: UpFlags) -> Result<()> {
                 .values()
                 .filter(|s| **s == WorkerStatus::Healthy)
                 .count();
-            let routable = crate::client::route(&client, "invoke", "hello.greet", None)
-                .await
-                .is_ok();
+            let mut routable = true;
+            for (verb, capability) in &capabilities {
+                routable &= crate::client::route(&client, verb, capability, None)
+                    .await
+                    .is_ok();
+            }
             if healthy >= expected && routable {
                 break;
             }
@@ -392,9 +441,14 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     println!("  {curl} {controller_url}/workers");
     println!("  {curl} {controller_url}/capabilities");
     println!("  {curl} --json '{{\"verb\":\"invoke\",\"capability\":\"hello.greet\"}}' {controller_url}/route");
-    let flags = format!("--controller-url {controller_url} --cert-dir {dir_arg}");
-    println!("  crank workers {flags}");
-    println!("  crank greet world --uppercase {flags}");
+    let flags_text = format!("--controller-url {controller_url} --cert-dir {dir_arg}");
+    println!("  crank workers {flags_text}");
+    println!("  crank greet world --uppercase {flags_text}");
+    if stream {
+        let port = flags.port + flags.workers + 1;
+        println!("  {curl} -N --json '{{\"text\":\"one word at a time\"}}' https://localhost:{port}/stream/text");
+        println!("  {curl} -N 'https://localhost:{port}/events?interval_ms=1000'");
+    }
     println!("\nWatching the registry; Ctrl-C stops the workers (they deregister), then the controller.\n");
 
     let outcome = loop {

@@ -99,8 +99,10 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "scale registered everyone: {scale:?}"
     );
     assert!(scale.sweep_ms.is_some(), "{scale:?}");
+    // Measured, if not above zero: in a short window an idle worker may wake
+    // up not once (no heartbeat due, no timer without a connection).
     assert!(
-        idle.worker_cpu_ms_per_minute.is_some_and(|ms| ms > 0.0),
+        idle.worker_cpu_ms_per_minute.is_some_and(|ms| ms >= 0.0),
         "{idle:?}"
     );
     assert!(idle.worker_rss_mb.is_some_and(|mb| mb > 0.0), "{idle:?}");

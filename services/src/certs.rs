@@ -37,6 +37,8 @@ pub enum CertError {
     Rcgen { what: String, source: rcgen::Error },
     #[error("{0:?} is not a valid certificate name: use 1-128 of [A-Za-z0-9._-], and not \"ca\"")]
     BadName(String),
+    #[error("{0:?} is not a valid service name: use 1-128 of [A-Za-z0-9_-], without '.' (a '.' separates a service from its replicas' suffixes: service hello runs as hello, hello.1, hello.2…)")]
+    BadServiceName(String),
 }
 
 fn rcgen_error(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> CertError {
@@ -64,13 +66,13 @@ pub struct LeafSpec {
 }
 
 impl LeafSpec {
-    /// The usual certificate of `role`: controllers and workers serve and call,
-    /// clients and admins only call. Valid from an hour ago for ten years.
+    /// The usual certificate of `role`: controllers, workers and services
+    /// serve and call, clients and admins only call. Valid from an hour ago for ten years.
     pub fn for_role(role: Role, name: &str) -> Self {
         let now = time::OffsetDateTime::now_utc();
         LeafSpec {
             identity: PeerIdentity::new(role, name),
-            server: matches!(role, Role::Controller | Role::Worker),
+            server: matches!(role, Role::Controller | Role::Worker | Role::Service),
             client: true,
             not_before: now - time::Duration::hours(1),
             not_after: now + time::Duration::days(3650),
@@ -136,6 +138,9 @@ impl CertificateAuthority {
         let name = &spec.identity.name;
         if crank_actors::domain::WorkerId::parse("name", name).is_err() || name == "ca" {
             return Err(CertError::BadName(name.clone()));
+        }
+        if spec.identity.role == Role::Service && !crate::identity::is_service_name(name) {
+            return Err(CertError::BadServiceName(name.clone()));
         }
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -346,5 +351,26 @@ mod tests {
         ));
         issue(dir.path(), Role::Worker, "worker-7", true).unwrap();
         assert_eq!(std::fs::read(dir.path().join("ca.crt")).unwrap(), ca_before);
+    }
+
+    #[test]
+    fn a_service_certificate_serves_and_calls_and_its_name_has_no_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), false).unwrap();
+        issue(dir.path(), Role::Service, "hello", false).unwrap();
+        let files = TlsFiles::in_dir(dir.path(), "hello");
+        crate::tls::server_config(&files).unwrap();
+        crate::tls::client_config(&files).unwrap();
+        let cert = &load_certs(&files.cert).unwrap()[0];
+        assert_eq!(
+            identity_from_der(cert).unwrap(),
+            PeerIdentity::new(Role::Service, "hello")
+        );
+        assert!(matches!(
+            issue(dir.path(), Role::Service, "hello.1", false),
+            Err(CertError::BadServiceName(_))
+        ));
+        // A per-replica worker certificate may have a dot.
+        issue(dir.path(), Role::Worker, "hello.1", false).unwrap();
     }
 }

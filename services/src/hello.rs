@@ -1,7 +1,9 @@
-//! The bundled hello-world worker: capability `invoke:hello.greet@1.0.0`, served
-//! over HTTPS with mutual TLS.
+//! The bundled hello-world worker, `crank worker`: capability
+//! `invoke:hello.greet@1.0.0` (`POST /greet`) and `GET /stats`, built on the
+//! worker library ([`Worker`]), which adds `/health`, mutual TLS, registration,
+//! heartbeats and load measurement.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,14 +12,15 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
 use crank_actors::domain::FieldError;
 use crank_actors::registration::RegistrationStatus;
-use crank_actors::wire::{Capability, Health, HealthStatus, Load};
+use crank_actors::wire::Capability;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::body::ApiJson;
 use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::fallback::{endpoint, not_found};
+use crate::fallback::endpoint;
+use crate::worker::{Worker, WorkerContext};
 
 /// Most `!` a greeting may end with.
 pub const MAX_EXCLAMATIONS: u32 = 10;
@@ -25,9 +28,15 @@ pub const MAX_EXCLAMATIONS: u32 = 10;
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 /// Requests the worker reports it can serve at once, as its heartbeat capacity.
 pub const CAPACITY: u32 = 256;
+/// The service's name, as `/health` gives it.
+pub const SERVICE: &str = "crank-hello-world";
 
 /// The capabilities the hello-world worker registers.
 pub fn capabilities() -> Vec<Capability> {
+    vec![greet_capability()]
+}
+
+fn greet_capability() -> Capability {
     let mut greet = Capability::new("invoke", "hello.greet", "1.0.0");
     let schema = |value: serde_json::Value| value.as_object().cloned();
     greet.input_schema = schema(json!({
@@ -63,33 +72,70 @@ pub fn capabilities() -> Vec<Capability> {
     }));
     greet.runtime = Some("rust".into());
     greet.max_concurrency = Some(CAPACITY);
-    vec![greet]
+    greet
 }
 
-/// Shared by the worker's HTTP threads.
+/// What the hello-world worker counts, shared by its HTTP threads.
+#[derive(Debug, Default)]
+pub struct Greetings {
+    total: AtomicU64,
+}
+
+/// The hello-world worker, counting its greetings afresh.
+pub fn worker() -> Worker {
+    define(Arc::default())
+}
+
+fn define(greetings: Arc<Greetings>) -> Worker {
+    let stats_greetings = greetings.clone();
+    Worker::new(SERVICE)
+        .capacity(CAPACITY)
+        .serve(greet_capability(), move || {
+            endpoint("/greet")
+                .app_data(web::Data::from(greetings.clone()))
+                .route(web::post().to(greet))
+        })
+        .endpoint(move || {
+            endpoint("/stats")
+                .app_data(web::Data::from(stats_greetings.clone()))
+                .route(web::get().to(stats))
+        })
+}
+
+/// One hello-world worker's identity and counters, for [`hello_app`].
+#[derive(Debug)]
 pub struct HelloState {
     pub worker_id: String,
-    started: Instant,
-    total_greetings: AtomicU64,
-    in_flight: AtomicU32,
     pub registration: RegistrationStatus,
+    greetings: Arc<Greetings>,
 }
 
 impl HelloState {
     pub fn new(worker_id: String, registration: RegistrationStatus) -> Arc<Self> {
         Arc::new(HelloState {
             worker_id,
-            started: Instant::now(),
-            total_greetings: AtomicU64::new(0),
-            in_flight: AtomicU32::new(0),
             registration,
+            greetings: Arc::default(),
         })
     }
+}
 
-    /// The load reported with each heartbeat.
-    pub fn load(&self) -> Load {
-        Load::new(self.in_flight.load(Ordering::Relaxed), CAPACITY)
-    }
+/// The hello-world worker's actix-web app for the worker of `state`, as
+/// [`Worker::run`] serves it; for tests.
+pub fn hello_app(
+    state: Arc<HelloState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let worker = define(state.greetings.clone());
+    let context = worker.context(&state.worker_id, state.registration.clone());
+    worker.app(context)
 }
 
 /// `POST /greet` body.
@@ -179,48 +225,11 @@ pub fn compose_greeting(request: &GreetRequest) -> Result<(String, Vec<String>),
     Ok((greeting, applied))
 }
 
-/// The hello-world worker's actix-web app, used by `crank worker` and the tests.
-pub fn hello_app(
-    state: Arc<HelloState>,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    App::new()
-        .app_data(web::Data::from(state))
-        .service(endpoint("/greet").route(web::post().to(greet)))
-        .service(endpoint("/health").route(web::get().to(health)))
-        .service(endpoint("/stats").route(web::get().to(stats)))
-        .default_service(web::to(not_found))
-}
-
-/// Counts a request in flight for as long as it lives.
-struct InFlight<'a>(&'a AtomicU32);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicU32) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 async fn greet(
-    state: web::Data<HelloState>,
+    greetings: web::Data<Greetings>,
     _: Caller,
     body: Result<ApiJson<GreetRequest>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let _in_flight = InFlight::enter(&state.in_flight);
     let started = Instant::now();
     // The original worker answered every invalid request with 400.
     let ApiJson(request) = body.map_err(|e| match e {
@@ -228,7 +237,7 @@ async fn greet(
         other => other,
     })?;
     let (greeting, options_applied) = compose_greeting(&request).map_err(ApiError::InvalidInput)?;
-    let total_greetings = state.total_greetings.fetch_add(1, Ordering::Relaxed) + 1;
+    let total_greetings = greetings.total.fetch_add(1, Ordering::Relaxed) + 1;
     Ok(HttpResponse::Ok().json(GreetResponse {
         metadata: GreetMetadata {
             total_greetings,
@@ -240,17 +249,6 @@ async fn greet(
     }))
 }
 
-async fn health(state: web::Data<HelloState>) -> HttpResponse {
-    HttpResponse::Ok().json(Health {
-        status: HealthStatus::Healthy,
-        service: "crank-hello-world".into(),
-        worker_id: Some(state.worker_id.clone()),
-        uptime_s: Some(state.started.elapsed().as_secs_f64()),
-        store: None,
-        registration: Some(state.registration.get().as_str().into()),
-    })
-}
-
 /// `GET /stats` of the hello-world worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelloStats {
@@ -259,10 +257,14 @@ pub struct HelloStats {
     pub in_flight: u32,
 }
 
-async fn stats(state: web::Data<HelloState>, _: Caller) -> HttpResponse {
+async fn stats(
+    context: web::Data<WorkerContext>,
+    greetings: web::Data<Greetings>,
+    _: Caller,
+) -> HttpResponse {
     HttpResponse::Ok().json(HelloStats {
-        worker_id: state.worker_id.clone(),
-        total_greetings: state.total_greetings.load(Ordering::Relaxed),
-        in_flight: state.in_flight.load(Ordering::Relaxed),
+        worker_id: context.worker_id().to_owned(),
+        total_greetings: greetings.total.load(Ordering::Relaxed),
+        in_flight: context.in_flight(),
     })
 }

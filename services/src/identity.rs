@@ -3,6 +3,11 @@
 //! `spiffe://crank.local/<role>/<name>`, or, for certificates made the way the
 //! original Python project made them (no URI SAN), the subject CN as a worker name.
 //!
+//! A `worker/<id>` certificate speaks for exactly one worker id; a
+//! `service/<name>` certificate speaks for the service `<name>` and each of its
+//! replicas `<name>.<suffix>` ([`is_replica_of`]), so a fleet of replicas shares
+//! one certificate.
+//!
 //! This module knows certificates and the authorization rule, not HTTP; the
 //! [`Caller`](crate::caller::Caller) extractor hands the identity to handlers.
 
@@ -22,6 +27,9 @@ pub enum Role {
     Controller,
     /// A worker: may register, heartbeat and deregister its own id.
     Worker,
+    /// A service: may register, heartbeat and deregister the ids of its
+    /// replicas, `<name>` and `<name>.<suffix>` ([`is_replica_of`]).
+    Service,
     /// A reader: may list and route.
     Client,
     /// An operator tool: may do anything for any worker.
@@ -29,12 +37,19 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Controller, Role::Worker, Role::Client, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Controller,
+        Role::Worker,
+        Role::Service,
+        Role::Client,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Controller => "controller",
             Role::Worker => "worker",
+            Role::Service => "service",
             Role::Client => "client",
             Role::Admin => "admin",
         }
@@ -71,17 +86,29 @@ impl PeerIdentity {
         format!("spiffe://{TRUST_DOMAIN}/{}/{}", self.role, self.name)
     }
 
-    /// Whether this identity may register, heartbeat and deregister `worker_id`:
-    /// an admin for any worker, a worker for its own id.
-    pub fn may_act_for(&self, worker_id: &str) -> Result<(), NotAllowed> {
+    /// Whether this identity is the worker `worker_id`: `worker/<worker_id>`,
+    /// or `service/<name>` when `worker_id` is one of that service's replicas
+    /// ([`is_replica_of`]). What a worker's certificate must say, both to act
+    /// for its record and to be called as that worker.
+    pub fn is_worker(&self, worker_id: &str) -> bool {
         match self.role {
-            Role::Admin => Ok(()),
-            Role::Worker if self.name == worker_id => Ok(()),
-            _ => Err(NotAllowed {
-                caller: self.to_string(),
-                worker_id: worker_id.to_owned(),
-            }),
+            Role::Worker => self.name == worker_id,
+            Role::Service => is_replica_of(worker_id, &self.name),
+            Role::Controller | Role::Client | Role::Admin => false,
         }
+    }
+
+    /// Whether this identity may register, heartbeat and deregister `worker_id`:
+    /// an admin for any worker, a worker for its own id, a service for the ids
+    /// of its replicas ([`PeerIdentity::is_worker`]).
+    pub fn may_act_for(&self, worker_id: &str) -> Result<(), NotAllowed> {
+        if self.is_admin() || self.is_worker(worker_id) {
+            return Ok(());
+        }
+        Err(NotAllowed {
+            caller: self.to_string(),
+            worker_id: worker_id.to_owned(),
+        })
     }
 
     pub fn is_admin(&self) -> bool {
@@ -92,6 +119,36 @@ impl PeerIdentity {
 impl fmt::Display for PeerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.role, self.name)
+    }
+}
+
+/// What separates a service's name from a replica's suffix in a worker id:
+/// `hello.3` is replica `3` of the service `hello`.
+pub const REPLICA_SEPARATOR: char = '.';
+
+/// Whether `name` can name a service: a valid worker id (see
+/// [`WorkerId`]) without [`REPLICA_SEPARATOR`]. Since no service name holds a
+/// `.`, the service of a replica id is everything before its first `.`, and
+/// no two services can claim the same id.
+pub fn is_service_name(name: &str) -> bool {
+    WorkerId::parse("name", name).is_ok() && !name.contains(REPLICA_SEPARATOR)
+}
+
+/// Whether `worker_id` is the service `service` or one of its replicas: the id
+/// `service` itself, or `service.<suffix>` with a suffix of at least one
+/// character. `hello` has the replicas `hello`, `hello.1` and `hello.a1b2`,
+/// never `hello-world`, `hello-world.1`, `hellothere` or `hello.`. A name
+/// that is not a service name ([`is_service_name`]) has no replicas.
+pub fn is_replica_of(worker_id: &str, service: &str) -> bool {
+    if !is_service_name(service) {
+        return false;
+    }
+    match worker_id.strip_prefix(service) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix(REPLICA_SEPARATOR)
+            .is_some_and(|suffix| !suffix.is_empty()),
+        None => false,
     }
 }
 
@@ -110,7 +167,7 @@ pub enum IdentityError {
     Unparsable(String),
     #[error("the certificate has neither a spiffe://{TRUST_DOMAIN}/ URI SAN nor a subject CN")]
     Anonymous,
-    #[error("the certificate's URI SAN {0:?} is not spiffe://{TRUST_DOMAIN}/<controller|worker|client|admin>/<name>")]
+    #[error("the certificate's URI SAN {0:?} is not spiffe://{TRUST_DOMAIN}/<controller|worker|service|client|admin>/<name> (a service's name without '.')")]
     MalformedUri(String),
     #[error("the certificate names more than one crank identity: {0:?}")]
     Ambiguous(Vec<String>),
@@ -260,10 +317,13 @@ fn classify(uri: &str, prefix: &str) -> SpiffeKind {
 fn parse_spiffe_path(path: &str) -> Option<PeerIdentity> {
     let (role, name) = path.split_once('/')?;
     let role = Role::parse(role)?;
-    // Every role's name follows the worker id rule, so a worker's name is its id.
-    WorkerId::parse("name", name)
-        .ok()
-        .map(|name| PeerIdentity::new(role, name.into_string()))
+    // Every role's name follows the worker id rule, so a worker's name is its
+    // id; a service's has no `.`, which separates its replicas' suffixes.
+    let name = WorkerId::parse("name", name).ok()?.into_string();
+    if role == Role::Service && !is_service_name(&name) {
+        return None;
+    }
+    Some(PeerIdentity::new(role, name))
 }
 
 #[cfg(test)]
@@ -325,6 +385,7 @@ mod tests {
             "spiffe://crank.local/root/x",
             "spiffe://crank.local/worker/a/b",
             "spiffe://crank.local/worker/has%20space",
+            "spiffe://crank.local/service/hello.1",
         ] {
             assert_eq!(
                 identity_from_der(&der(Some("w1"), &[uri])),
@@ -438,6 +499,75 @@ mod tests {
             identity_from_der(b"not a certificate"),
             Err(IdentityError::Unparsable(_))
         ));
+    }
+
+    #[test]
+    fn a_service_has_its_own_id_and_ids_after_a_dot_as_replicas() {
+        for replica in ["hello", "hello.1", "hello.a1b2", "hello.3.eu", "hello..x"] {
+            assert!(is_replica_of(replica, "hello"), "{replica}");
+        }
+        for other in [
+            "hello-world",
+            "hello-world.1",
+            "hello_world",
+            "hellothere",
+            "hello.",
+            "hell",
+            "Hello",
+            "HELLO.1",
+            "x.hello",
+            "",
+        ] {
+            assert!(!is_replica_of(other, "hello"), "{other}");
+        }
+        // `hello-world` is a service of its own, with replicas of its own.
+        assert!(is_replica_of("hello-world.1", "hello-world"));
+        assert!(!is_replica_of("hello.1", "hello-world"));
+        // A name with a dot, or not a valid id, names no service and has no replicas.
+        for bad in ["hello.1", "hello.", ".hello", "", "a b", "a/b"] {
+            assert!(!is_service_name(bad), "{bad:?}");
+            assert!(!is_replica_of(bad, bad), "{bad:?}");
+        }
+        assert!(!is_replica_of("hello.1.2", "hello.1"));
+    }
+
+    #[test]
+    fn a_service_certificate_acts_for_its_replicas_and_nothing_else() {
+        let hello = PeerIdentity::new(Role::Service, "hello");
+        for replica in ["hello", "hello.1", "hello.a1b2"] {
+            assert!(hello.may_act_for(replica).is_ok(), "{replica}");
+            assert!(hello.is_worker(replica), "{replica}");
+        }
+        for other in ["hello-world", "hello-world.1", "hellothere", "hello.", "w1"] {
+            assert_eq!(
+                hello.may_act_for(other),
+                Err(NotAllowed {
+                    caller: "service/hello".into(),
+                    worker_id: other.into()
+                }),
+                "{other}"
+            );
+        }
+        // A per-id certificate keeps meaning exactly its id, dots and all.
+        let worker = PeerIdentity::new(Role::Worker, "hello");
+        assert!(worker.may_act_for("hello").is_ok());
+        assert!(worker.may_act_for("hello.1").is_err());
+        assert!(PeerIdentity::new(Role::Worker, "hello.1")
+            .may_act_for("hello.1")
+            .is_ok());
+        // Clients and controllers of that name are no service.
+        for role in [Role::Client, Role::Controller] {
+            assert!(PeerIdentity::new(role, "hello")
+                .may_act_for("hello.1")
+                .is_err());
+        }
+    }
+
+    #[test]
+    fn a_service_spiffe_uri_names_a_service() {
+        let id = identity_from_der(&der(None, &["spiffe://crank.local/service/hello"])).unwrap();
+        assert_eq!(id, PeerIdentity::new(Role::Service, "hello"));
+        assert_eq!(id.spiffe_uri(), "spiffe://crank.local/service/hello");
     }
 
     #[test]

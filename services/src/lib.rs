@@ -1,9 +1,11 @@
-//! crank's services: the controller and hello-world actix-web apps, mutual TLS,
-//! peer identity, the awc `ControllerLink`, configuration and certificates.
+//! crank's services: the controller and hello-world actix-web apps, the worker
+//! library ([`worker`]) and the client library ([`client`]), mutual TLS, peer
+//! identity, the awc `ControllerLink`, configuration and certificates.
 
 pub mod body;
 pub mod caller;
 pub mod certs;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod connections;
@@ -14,8 +16,11 @@ pub mod fallback;
 pub mod hello;
 pub mod identity;
 pub mod link;
+pub mod on_demand;
 pub mod process;
 pub mod registry_host;
 pub mod server;
+pub mod stream;
 pub mod tls;
 pub mod views;
+pub mod worker;

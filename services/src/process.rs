@@ -1,25 +1,16 @@
-//! Process wiring for `crank controller` and `crank worker`: load TLS material,
-//! start the actors, serve, and shut down in the right order.
-
-use std::rc::Rc;
-use std::sync::Arc;
+//! Process wiring for `crank controller` (load TLS material, start the
+//! registry, serve), and what every process shares: [`StartError`] and
+//! [`ShutdownSignals`]. A worker's wiring is the worker library's
+//! ([`crate::worker`]).
 
 use actix_web::web;
 
-use crank_actors::backoff::Backoff;
-use crank_actors::registration::{
-    RegistrationActor, RegistrationState, RegistrationStatus, Shutdown, WorkerTiming,
-};
-use crank_actors::wire::RegisterRequest;
-
 use crate::cluster::{StoreHealth, StoreState};
-use crate::config::{ControllerConfig, StoreKind, WorkerConfig};
+use crate::config::{ControllerConfig, StoreKind};
 use crate::controller::controller_app;
-use crate::failover::{Cursor, FailoverLink};
-use crate::hello::{hello_app, HelloState};
 use crate::registry_host::RegistryHost;
 use crate::server::{mtls_server, ServerLimits};
-use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsError, TlsFiles};
+use crate::tls::{server_config, TlsError, TlsFiles};
 
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +29,7 @@ pub enum StartError {
 }
 
 /// Maps a failure to listen on `address` to the error naming it.
-fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError + Copy + '_ {
+pub(crate) fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError + Copy + '_ {
     move |source| StartError::Bind {
         address: address.to_owned(),
         source,
@@ -68,6 +59,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
         client_timeout: config.client_timeout,
         workers: config.http_workers,
         max_connections_per_identity: config.max_connections_per_identity,
+        ..ServerLimits::default()
     };
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
@@ -87,119 +79,6 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     );
     server.await.map_err(StartError::Serve)?;
     log::info!("controller stopped");
-    Ok(())
-}
-
-/// Runs the hello-world worker until SIGTERM/SIGINT, then deregisters and stops.
-pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
-    let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
-    // Valid by construction: `WorkerConfig` checks both when it is resolved.
-    let worker_id = config.worker_id.clone();
-    let worker_url = config.announced_url();
-    let files = TlsFiles::in_dir(&config.cert_dir, config.cert_name());
-    let server_tls = server_config(&files)?;
-    let client_tls = Arc::new(client_config_for(
-        &files,
-        ExpectedPeer::Controller {
-            name: config.controller_name.clone(),
-        },
-    )?);
-
-    let status = RegistrationStatus::new(match config.controller_url {
-        Some(_) => RegistrationState::Registering,
-        None => RegistrationState::Standalone,
-    });
-    let state = HelloState::new(worker_id.clone(), status.clone());
-    let address = format!("{}:{}", config.bind, config.port);
-    let app_state = state.clone();
-    let bind_error = bind_error(&address);
-    let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
-    let server = mtls_server(
-        "crank-worker",
-        listener,
-        server_tls,
-        ServerLimits {
-            workers: config.http_workers,
-            ..ServerLimits::default()
-        },
-        false,
-        move || hello_app(app_state.clone()),
-    )
-    .map_err(bind_error)?;
-    let server_handle = server.handle();
-    let serving = actix_rt::spawn(server);
-    log::info!("worker {worker_id} serving invoke:hello.greet on https://{address} (announced as {worker_url})");
-
-    let registration = match &config.controller_url {
-        Some(controller_url) => {
-            // A comma-separated list names the controllers of one cluster.
-            let urls: Vec<String> = controller_url
-                .split(',')
-                .map(|url| url.trim().trim_end_matches('/').to_owned())
-                .filter(|url| !url.is_empty())
-                .collect();
-            let cursor = Cursor::default();
-            let link = || {
-                Rc::new(FailoverLink::new(
-                    &urls,
-                    client_tls.clone(),
-                    config.controller_timeout,
-                    cursor.clone(),
-                ))
-            };
-            let timing = WorkerTiming {
-                heartbeat_interval: config.heartbeat_interval,
-                backoff: Backoff::new(
-                    config.registration_backoff_initial,
-                    config.registration_backoff_max,
-                ),
-                deregister_timeout: config.deregister_timeout,
-            };
-            let instance = crank_actors::domain::InstanceId::random();
-            log::info!("worker {worker_id} runs as instance {instance}");
-            let request = RegisterRequest {
-                instance: Some(instance.into_string()),
-                worker_id: worker_id.clone(),
-                worker_url,
-                capabilities: crate::hello::capabilities(),
-            };
-            let load_state = state.clone();
-            Some(RegistrationActor::launch(
-                link(),
-                link(),
-                request,
-                timing,
-                status,
-                Some(Box::new(move || load_state.load())),
-            ))
-        }
-        None => {
-            log::info!("no controller URL (CONTROLLER_URL / --controller-url): worker {worker_id} runs standalone and registers nowhere");
-            None
-        }
-    };
-
-    tokio::select! {
-        signal = signals.recv() => log::info!("worker {worker_id} received {signal}; shutting down"),
-        ended = serving => {
-            // The server is gone: stop being routed to before exiting.
-            if let Some(registration) = &registration {
-                let _ = registration.send(Shutdown).await;
-            }
-            return match ended {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(StartError::Serve(e)),
-                Err(e) => Err(StartError::Serve(std::io::Error::other(e.to_string()))),
-            };
-        }
-    }
-    if let Some(registration) = registration {
-        // Deregister first, so the controller stops routing here before we stop
-        // answering. The actor bounds this by the deregister timeout.
-        let _ = registration.send(Shutdown).await;
-    }
-    server_handle.stop(true).await;
-    log::info!("worker {worker_id} stopped");
     Ok(())
 }
 

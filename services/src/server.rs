@@ -16,7 +16,8 @@ use std::time::Duration;
 use actix_http::body::MessageBody;
 use actix_http::{HttpService, Request, Response};
 use actix_service::{
-    apply_fn_factory, map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt,
+    apply_fn_factory, boxed, map_config, IntoServiceFactory, Service, ServiceFactory,
+    ServiceFactoryExt,
 };
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_tls::accept::TlsError;
@@ -29,6 +30,7 @@ use crate::caller::{identify, record_identity};
 use crate::connections::{
     Connection, ConnectionLimiter, LimitKey, DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
 };
+use crate::on_demand::OnDemand;
 
 /// TLS handshakes one HTTP worker thread runs at once. actix-tls's default of
 /// 256 would let a few hundred silent connections stall new clients until their
@@ -54,6 +56,12 @@ pub struct ServerLimits {
     /// Open connections one identity may hold (certificates without a usable
     /// identity count per IP address); 0 = no limit. See [`ConnectionLimiter`].
     pub max_connections_per_identity: usize,
+    /// Build each thread's HTTP service when a connection needs it and drop
+    /// it after the last one closes ([`OnDemand`]), so a server with no open
+    /// connection runs no timer: actix-http's 500 ms date-header task lives
+    /// as long as the service. For workers, idle most of the time; the
+    /// controller, which always holds its workers' connections, gains nothing.
+    pub http_on_demand: bool,
 }
 
 impl Default for ServerLimits {
@@ -62,6 +70,7 @@ impl Default for ServerLimits {
             client_timeout: Duration::from_secs(10),
             workers: 0,
             max_connections_per_identity: DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+            http_on_demand: false,
         }
     }
 }
@@ -175,6 +184,7 @@ where
 {
     actix_tls::accept::max_concurrent_tls_connect(MAX_CONCURRENT_HANDSHAKES);
     let client_timeout = limits.client_timeout;
+    let on_demand = limits.http_on_demand;
     let limiter = ConnectionLimiter::new(limits.max_connections_per_identity);
     let handshakes = HandshakeCounter::default();
     let mut builder = actix_server::Server::build().shutdown_timeout(SHUTDOWN_GRACE_SECS);
@@ -232,25 +242,33 @@ where
             })
             .map_err(|_| ())
             .map_init_err(|_| ());
-            let http = HttpService::<Connection<TlsStream<TcpStream>>, _, _>::build()
-                .client_request_timeout(client_timeout)
-                .keep_alive(KEEP_ALIVE)
-                .on_connect_ext(move |connection: &Connection<TlsStream<TcpStream>>, data: &mut Extensions| {
-                    record_identity(connection.identity.clone(), data);
-                    data.insert(connection.cutoff.clone());
-                    data.insert(handshakes.clone());
-                })
-                .h1(map_config(
-                    apply_fn_factory(app_factory().into_factory(), move |mut request: Request, app| {
-                        bound_body(&mut request, client_timeout);
-                        app.call(request)
+            let app_factory = app_factory.clone();
+            let http = move || {
+                let handshakes = handshakes.clone();
+                HttpService::<Connection<TlsStream<TcpStream>>, _, _>::build()
+                    .client_request_timeout(client_timeout)
+                    .keep_alive(KEEP_ALIVE)
+                    .on_connect_ext(move |connection: &Connection<TlsStream<TcpStream>>, data: &mut Extensions| {
+                        record_identity(connection.identity.clone(), data);
+                        data.insert(connection.cutoff.clone());
+                        data.insert(handshakes.clone());
                     })
-                    .map_err(|error| error.into().error_response()),
-                    |_| AppConfig::default(),
-                ))
-                .map_err(|error| log::debug!("HTTP connection ended with an error: {error}"))
-                .map_init_err(|error| log::error!("could not build the HTTP service: {error:?}"));
-            handshake.and_then(http)
+                    .h1(map_config(
+                        apply_fn_factory(app_factory().into_factory(), move |mut request: Request, app| {
+                            bound_body(&mut request, client_timeout);
+                            app.call(request)
+                        })
+                        .map_err(|error| error.into().error_response()),
+                        |_| AppConfig::default(),
+                    ))
+                    .map_err(|error| log::debug!("HTTP connection ended with an error: {error}"))
+                    .map_init_err(|error| log::error!("could not build the HTTP service: {error:?}"))
+            };
+            if on_demand {
+                boxed::factory(handshake.and_then(OnDemand::new(http)))
+            } else {
+                boxed::factory(handshake.and_then(http()))
+            }
         })
         .map(|builder| builder.run())
 }

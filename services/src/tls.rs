@@ -152,8 +152,9 @@ pub enum ExpectedPeer {
     /// A controller: `controller/<name>`, of any name when `name` is `None`.
     /// What workers and the CLI expect of the controller URL they are given.
     Controller { name: Option<String> },
-    /// The worker `worker/<id>`, or a certificate without a URI SAN whose CN is
-    /// `<id>`: what a client expects of the worker a route named.
+    /// The worker `<id>`: a certificate `worker/<id>`, `service/<name>` of which
+    /// `<id>` is a replica ([`PeerIdentity::is_worker`]), or one without a URI
+    /// SAN whose CN is `<id>`. What a client expects of the worker a route named.
     Worker(String),
 }
 
@@ -165,7 +166,7 @@ impl ExpectedPeer {
                 identity.role == Role::Controller
                     && name.as_ref().is_none_or(|name| *name == identity.name)
             }
-            ExpectedPeer::Worker(id) => identity.role == Role::Worker && identity.name == *id,
+            ExpectedPeer::Worker(id) => identity.is_worker(id),
         }
     }
 
@@ -449,5 +450,25 @@ mod tests {
             w1.check(b"not a certificate"),
             Err(WrongPeer::NoIdentity { .. })
         ));
+    }
+
+    #[test]
+    fn a_routed_replica_may_present_its_services_certificate() {
+        let hello = der_of(&LeafSpec::for_role(Role::Service, "hello"));
+        for id in ["hello", "hello.1", "hello.a1b2"] {
+            assert!(
+                ExpectedPeer::Worker(id.into()).check(&hello).is_ok(),
+                "{id}"
+            );
+        }
+        for id in ["hello-world", "hello-world.1", "hellothere"] {
+            assert_eq!(
+                ExpectedPeer::Worker(id.into())
+                    .check(&hello)
+                    .unwrap_err()
+                    .to_string(),
+                format!("the server's certificate is service/hello, not worker/{id}")
+            );
+        }
     }
 }

@@ -275,3 +275,95 @@ async fn a_record_cannot_be_taken_over_by_another_identity() {
     let (_, detail) = c.call("admin", "GET", "/workers/w1", None).await;
     assert_eq!(detail["registered_by"], "worker/w1");
 }
+
+#[actix_rt::test]
+async fn a_service_certificate_acts_for_its_replicas_and_no_other_id() {
+    let c = Controller::start();
+    certs::issue(c.dir.path(), Role::Service, "hello", false).unwrap();
+    // hello, hello.1, hello.a1b2: the service and its replicas, all on one certificate.
+    for id in ["hello", "hello.1", "hello.a1b2"] {
+        let (status, answer) = c
+            .call("hello", "POST", "/register", Some(registration(id)))
+            .await;
+        assert_eq!(status, 200, "{id}: {answer}");
+        let (status, _) = c
+            .call(
+                "hello",
+                "POST",
+                "/heartbeat",
+                Some(json!({"worker_id": id})),
+            )
+            .await;
+        assert_eq!(status, 200, "{id}");
+        let (_, detail) = c
+            .call("admin", "GET", &format!("/workers/{id}"), None)
+            .await;
+        assert_eq!(detail["registered_by"], "service/hello");
+    }
+    // Ids of another service that merely start with its name, or an empty suffix.
+    for id in ["hello-world", "hello-world.1", "hellothere", "hello."] {
+        c.refused(
+            "hello",
+            "service/hello",
+            "POST",
+            "/register",
+            Some(registration(id)),
+            id,
+        )
+        .await;
+    }
+    // A record of another service is out of reach, whoever registered it.
+    certs::issue(c.dir.path(), Role::Service, "hello-world", false).unwrap();
+    let (status, _) = c
+        .call(
+            "hello-world",
+            "POST",
+            "/register",
+            Some(registration("hello-world.1")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    c.refused(
+        "hello",
+        "service/hello",
+        "POST",
+        "/heartbeat",
+        Some(json!({"worker_id": "hello-world.1"})),
+        "hello-world.1",
+    )
+    .await;
+    c.refused(
+        "hello",
+        "service/hello",
+        "DELETE",
+        "/deregister/hello-world.1",
+        None,
+        "hello-world.1",
+    )
+    .await;
+    c.refused(
+        "hello-world",
+        "service/hello-world",
+        "DELETE",
+        "/deregister/hello.1",
+        None,
+        "hello.1",
+    )
+    .await;
+    // A per-id worker certificate still acts for exactly its id.
+    c.refused(
+        "w1",
+        "worker/w1",
+        "POST",
+        "/register",
+        Some(registration("w1.1")),
+        "w1.1",
+    )
+    .await;
+    let (status, _) = c.call("hello", "DELETE", "/deregister/hello.1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ids(&c.workers().await),
+        vec!["hello", "hello-world.1", "hello.a1b2"]
+    );
+}

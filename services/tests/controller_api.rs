@@ -198,6 +198,53 @@ async fn every_optional_capability_field_is_kept() {
     assert_eq!(detail["capabilities"][0], capability);
 }
 
+/// The original system's workers send what its schema has, and more: fields
+/// crank does not know, at the top and in each capability, are accepted and
+/// dropped, and every field of the schema is kept.
+#[actix_web::test]
+async fn the_originals_registration_with_unknown_extra_fields_is_accepted() {
+    let registry = registry();
+    let app = app!(registry);
+    let capability = json!({
+        "name": "email.classify", "verb": "invoke", "version": "1.0.0",
+        "input_schema": {"type": "object"}, "output_schema": {"type": "object"},
+        "requires_gpu": false, "max_concurrency": 8, "runtime": "python3.12",
+        "env_profile": "cpu-small", "constraints": {"memory_gb": 2}, "slo": {"p95_ms": 300},
+        "spiffe_id": "spiffe://crank.local/service/classifier",
+        "required_capabilities": [], "controller_affinity": [],
+        "cost_tokens_per_invocation": 0.5, "slo_bid": 0.1
+    });
+    let mut with_extras = capability.clone();
+    with_extras["id"] = json!("email.classify");
+    with_extras["description"] = json!("Classifies e-mail");
+    with_extras["tags"] = json!(["email", {"nested": true}]);
+    let body = json!({
+        "worker_id": "classifier.1a2b3c4d",
+        "worker_url": "https://classifier:8500",
+        "capabilities": [with_extras],
+        "service_type": "email",
+        "endpoint": "https://classifier:8500",
+        "health_url": "https://classifier:8500/health",
+        "metadata": {"anything": [1, 2, 3]}
+    });
+    let (status, answer) = call(
+        &app,
+        TestRequest::post().uri("/register").set_json(body),
+        // A replica of the service `classifier`, on the service's certificate.
+        Some(PeerIdentity::new(Role::Service, "classifier")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["capabilities_registered"], 1);
+    let (_, detail) = call(
+        &app,
+        TestRequest::get().uri("/workers/classifier.1a2b3c4d"),
+        Some(client()),
+    )
+    .await;
+    assert_eq!(detail["capabilities"][0], capability);
+}
+
 /// Each bad registration: its status, error code and (for 422) the field named.
 #[actix_web::test]
 async fn bad_registrations_are_refused_precisely_and_change_nothing() {

@@ -303,6 +303,7 @@ fn idle_worker(bench: &Bench) -> Result<Row> {
     let (port, alone_port) = (free_port()?, free_port()?);
     // Both serve with hello-world-1's certificate.
     let registered = bench.start_worker(
+        &controller,
         "worker",
         &[
             "worker",
@@ -319,6 +320,7 @@ fn idle_worker(bench: &Bench) -> Result<Row> {
         "hello-world-1",
     )?;
     let standalone = bench.start_worker(
+        &controller,
         "standalone-worker",
         &[
             "worker",

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crank_actors::wire::Stats;
+use crank_services::client::{CrankClient, Request, RoutedWorker};
 use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use rustls::ClientConfig;
 
@@ -76,6 +77,38 @@ impl Target {
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
     Ok(listener.local_addr().context("no free port")?.port())
+}
+
+/// How the bench knows a process it started is ready.
+enum Ready {
+    /// `GET /health` answers 2xx to a client with this configuration.
+    Health(Arc<ClientConfig>),
+    /// The worker answers `GET /health` to the client library.
+    Worker {
+        controller_url: String,
+        files: TlsFiles,
+        worker: RoutedWorker,
+    },
+}
+
+impl Ready {
+    async fn answers(&self, health: &str) -> bool {
+        match self {
+            Ready::Health(tls) => client(tls.clone(), 1)
+                .get(health)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success()),
+            Ready::Worker {
+                controller_url,
+                files,
+                worker,
+            } => match CrankClient::new(controller_url, files.clone()) {
+                Ok(fleet) => fleet.send(worker, &Request::get("/health")).await.is_ok(),
+                Err(_) => false,
+            },
+        }
+    }
 }
 
 /// Where the load goes: certificates, logs, and the processes started on demand.
@@ -171,32 +204,42 @@ impl Bench {
     /// listening on `port`, with its output in the log `name`, and waits until
     /// `GET /health` answers.
     pub fn start(&self, name: &str, args: &[&str], port: u16) -> Result<Target> {
-        self.start_with(name, args, port, self.tls.clone())
+        let url = format!("https://localhost:{port}");
+        let ready = Ready::Health(self.tls.clone());
+        self.start_with(name, args, &url, self.tls.clone(), ready)
     }
 
-    /// Starts a worker that serves with `worker_id`'s certificate: the bench
+    /// Starts a worker that serves with `worker_id`'s certificate, and waits
+    /// until it answers `GET /health` through the client library, which
     /// checks it reaches that worker, as every client of a worker does.
+    /// `controller` is the fleet's controller.
     pub fn start_worker(
         &self,
+        controller: &Target,
         name: &str,
         args: &[&str],
         port: u16,
         worker_id: &str,
     ) -> Result<Target> {
-        let tls = client_config_for(
-            &TlsFiles::in_dir(&self.cert_dir, "admin"),
-            ExpectedPeer::Worker(worker_id.to_owned()),
-        )
-        .map_err(flat)?;
-        self.start_with(name, args, port, Arc::new(tls))
+        let files = TlsFiles::in_dir(&self.cert_dir, "admin");
+        let tls =
+            client_config_for(&files, ExpectedPeer::Worker(worker_id.to_owned())).map_err(flat)?;
+        let url = format!("https://localhost:{port}");
+        let ready = Ready::Worker {
+            controller_url: controller.url.clone(),
+            files,
+            worker: RoutedWorker::at(worker_id, &url),
+        };
+        self.start_with(name, args, &url, Arc::new(tls), ready)
     }
 
     fn start_with(
         &self,
         name: &str,
         args: &[&str],
-        port: u16,
+        url: &str,
         tls: Arc<ClientConfig>,
+        ready: Ready,
     ) -> Result<Target> {
         let log = self.log_path(name);
         let exe = std::env::current_exe().context("cannot find the crank binary")?;
@@ -212,18 +255,14 @@ impl Bench {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
-        let url = format!("https://localhost:{port}");
         let health = format!("{url}/health");
         let child = self.block_on(async {
             let mut child =
                 Child::spawn(name, command).with_context(|| format!("cannot start {args:?}"))?;
-            let client = client(tls.clone(), 1);
             let answered = async {
                 loop {
-                    if let Ok(response) = client.get(&health).send().await {
-                        if response.status().is_success() {
-                            return;
-                        }
+                    if ready.answers(&health).await {
+                        return;
                     }
                     actix_rt::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -243,7 +282,7 @@ impl Bench {
             Ok(child)
         })?;
         Ok(Target {
-            url,
+            url: url.to_owned(),
             tls,
             child: Some(child),
         })

@@ -7,12 +7,18 @@ use std::path::{Path, PathBuf};
 use super::{ConfigError, Env, Origin, Setting};
 
 /// The values given on the command line, by setting; the `crank` binary fills
-/// it from its flags.
+/// it from its flags (see [`SettingFlags`](super::SettingFlags)).
+///
+/// It also carries the program's own defaults ([`Flags::default_to`]): a
+/// program built on a process's settings (a worker made with
+/// [`crate::worker::Worker`]) may default a setting differently from the
+/// table, below every layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     /// The TOML file to read first (`--config`).
     pub config: Option<PathBuf>,
     values: BTreeMap<&'static str, String>,
+    defaults: BTreeMap<&'static str, String>,
 }
 
 impl Flags {
@@ -33,6 +39,20 @@ impl Flags {
     pub fn with(mut self, setting: &Setting, value: impl Into<String>) -> Self {
         self.set(setting, value);
         self
+    }
+
+    /// Makes `value` this program's default for `setting`, in place of the
+    /// table's: used when no file, variable or flag sets it.
+    pub fn default_to(&mut self, setting: &Setting, value: impl Into<String>) {
+        self.defaults.insert(setting.key, value.into());
+    }
+
+    /// The default of `setting` for this program: its own, or the table's.
+    pub fn default_of(&self, setting: &Setting) -> Option<&str> {
+        self.defaults
+            .get(setting.key)
+            .map(String::as_str)
+            .or(setting.default)
     }
 
     fn get(&self, setting: &Setting) -> Option<&str> {
@@ -140,7 +160,10 @@ impl<'a> Layers<'a> {
                 return Ok(Some((text, origin)));
             }
         }
-        Ok(setting.default.map(|d| (d.to_owned(), Origin::Default)))
+        Ok(self
+            .flags
+            .default_of(setting)
+            .map(|d| (d.to_owned(), Origin::Default)))
     }
 }
 

@@ -6,9 +6,10 @@
 //! help. [`Layers`] reads each setting from the file, the environment (through
 //! the [`Env`] trait, so the layering is tested without touching the process
 //! environment) and the flags, and [`Layered::from_layers`] parses and validates
-//! it into [`ControllerConfig`] or [`WorkerConfig`]. The `crank` binary builds
-//! the flags and their help from the same table.
+//! it into [`ControllerConfig`] or [`WorkerConfig`]. The command line, flags
+//! and `--help`, is built from the same table ([`SettingFlags`], [`cli`]).
 
+pub mod cli;
 mod controller;
 mod env;
 mod error;
@@ -22,6 +23,7 @@ mod documented;
 #[cfg(test)]
 mod tests;
 
+pub use cli::SettingFlags;
 pub use controller::{ControllerConfig, StoreKind};
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Origin};
@@ -41,5 +43,17 @@ pub trait Layered: Sized {
     /// The file named by `flags` (if any) < `env` < `flags`, over the defaults.
     fn resolve(env: &dyn Env, flags: &Flags) -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::load(Self::SETTINGS, env, flags)?)
+    }
+
+    /// The setting whose file key is `key`.
+    ///
+    /// # Panics
+    ///
+    /// If the process has no such setting: keys are written in code, not read.
+    fn setting(key: &str) -> &'static Setting {
+        Self::SETTINGS
+            .iter()
+            .find(|setting| setting.key == key)
+            .unwrap_or_else(|| panic!("no setting {key:?}"))
     }
 }

@@ -36,7 +36,7 @@ pub(super) const WORKER_ID: Setting = Setting {
     env: "WORKER_ID",
     value_name: "ID",
     default: Some("hello-world-1"),
-    help: "The id this worker registers; its certificate must be worker/<ID>",
+    help: "The id this worker registers; its certificate must be worker/<ID>, or service/<NAME> for ID = NAME or NAME.<suffix>",
 };
 pub(super) const WORKER_URL: Setting = Setting {
     key: "worker_url",

@@ -1,0 +1,102 @@
+//! [`WorkerContext`]: the running worker as its handlers and its heartbeat see
+//! it, and the `/health` every worker serves from it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use crank_actors::registration::{RegistrationState, RegistrationStatus};
+use crank_actors::wire::{Health, HealthStatus, Load};
+
+use super::meter::CapabilityMeter;
+
+/// The worker a request is served by: its service name, id, registration
+/// state, uptime, and one [`CapabilityMeter`] per capability.
+///
+/// Every worker's app has it as app data, so a handler may take
+/// `web::Data<WorkerContext>`; the heartbeat reads [`WorkerContext::take_load`].
+#[derive(Debug)]
+pub struct WorkerContext {
+    service: String,
+    worker_id: String,
+    started: Instant,
+    registration: RegistrationStatus,
+    capacity: u32,
+    meters: Vec<Arc<CapabilityMeter>>,
+}
+
+impl WorkerContext {
+    /// The context of worker `worker_id` of `service`, serving the capabilities
+    /// `<verb>:<name>` in `capabilities` (one meter each) with room for
+    /// `capacity` requests at once.
+    pub fn new(
+        service: &str,
+        worker_id: &str,
+        registration: RegistrationStatus,
+        capacity: u32,
+        capabilities: impl IntoIterator<Item = String>,
+    ) -> Arc<Self> {
+        Arc::new(WorkerContext {
+            service: service.to_owned(),
+            worker_id: worker_id.to_owned(),
+            started: Instant::now(),
+            registration,
+            capacity,
+            meters: capabilities
+                .into_iter()
+                .map(|key| Arc::new(CapabilityMeter::new(key)))
+                .collect(),
+        })
+    }
+
+    /// The service's name, as `/health` gives it.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The id the worker registers.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Where the worker stands with its controller.
+    pub fn registration(&self) -> RegistrationState {
+        self.registration.get()
+    }
+
+    /// Time since the worker started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The meters, in the order the capabilities were declared.
+    pub fn meters(&self) -> &[Arc<CapabilityMeter>] {
+        &self.meters
+    }
+
+    /// Requests of any capability being answered now.
+    pub fn in_flight(&self) -> u32 {
+        self.meters.iter().map(|meter| meter.in_flight()).sum()
+    }
+
+    /// The load a heartbeat reports: requests in flight, the capacity, and each
+    /// capability's window, which starts anew.
+    pub fn take_load(&self) -> Load {
+        Load {
+            capabilities: self.meters.iter().map(|meter| meter.take()).collect(),
+            ..Load::new(self.in_flight(), self.capacity)
+        }
+    }
+}
+
+/// `GET /health`: [`Health`] with the worker's id, uptime and registration state.
+pub async fn health(context: web::Data<WorkerContext>) -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: HealthStatus::Healthy,
+        service: context.service.clone(),
+        worker_id: Some(context.worker_id.clone()),
+        uptime_s: Some(context.uptime().as_secs_f64()),
+        store: None,
+        registration: Some(context.registration().as_str().into()),
+    })
+}
