@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use actix_web::web::Bytes;
 use awc::http::Method;
+use crank_actors::wire::report::{Outcome, ReportRequest};
 use futures_util::stream::LocalBoxStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -188,23 +189,51 @@ impl CrankClient {
     ) -> Result<Reply, ClientError> {
         let started = Instant::now();
         let result = self.send(worker, request).await;
+        let (status, failure) = match &result {
+            Ok(reply) => (Some(reply.status), None),
+            Err(error) => (
+                error.status(),
+                error.is_worker_failure().then(|| error.to_string()),
+            ),
+        };
+        let outcome = CallOutcome {
+            worker_id: worker.worker_id.clone(),
+            capability: worker.capability.clone(),
+            attempt,
+            status,
+            latency: started.elapsed(),
+            failure,
+        };
+        self.report(&outcome);
         if let Some(sink) = &self.outcomes {
-            let (status, failure) = match &result {
-                Ok(reply) => (Some(reply.status), None),
-                Err(error) => (
-                    error.status(),
-                    error.is_worker_failure().then(|| error.to_string()),
-                ),
-            };
-            sink.record(&CallOutcome {
-                worker_id: worker.worker_id.clone(),
-                capability: worker.capability.clone(),
-                attempt,
-                status,
-                latency: started.elapsed(),
-                failure,
-            });
+            sink.record(&outcome);
         }
         result
+    }
+
+    /// Tells the controller how the attempt went (`POST /report`), without
+    /// waiting: a worker that keeps failing its callers is ejected from
+    /// routing. A controller that does not know the endpoint answers 404, which
+    /// changes nothing.
+    fn report(&self, outcome: &CallOutcome) {
+        let report = ReportRequest {
+            worker_id: outcome.worker_id.clone(),
+            outcome: if outcome.succeeded() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            latency_ms: Some(outcome.latency.as_secs_f64() * 1000.0),
+        };
+        let sent = self
+            .controller
+            .post(format!("{}/report", self.controller_url))
+            .send_json(&report);
+        actix_rt::spawn(async move {
+            if let Ok(mut answer) = sent.await {
+                // Read to the end, so the connection goes back to the pool.
+                let _ = answer.body().await;
+            }
+        });
     }
 }

@@ -1,12 +1,10 @@
 //! [`CallOutcome`] and [`OutcomeSink`]: what became of each attempt of a
 //! [`CrankClient::call`](super::CrankClient::call), and where it goes.
 //!
-//! This is the hook for reporting outcomes to the controller, so that routing
-//! can learn which providers fail their callers. The controller has no
-//! `POST /report` yet, so nothing is sent anywhere by default: a client
-//! reports only to the sink it is given
-//! ([`CrankClient::on_outcome`](super::CrankClient::on_outcome)). Once the
-//! endpoint exists, a sink that posts each outcome there is all that is needed.
+//! Every attempt is reported to the controller (`POST /report`), so that
+//! routing ejects providers that keep failing their callers; a caller that
+//! wants them too gives a sink
+//! ([`CrankClient::on_outcome`](super::CrankClient::on_outcome)).
 
 use std::time::Duration;
 
