@@ -9,6 +9,7 @@
 //! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
 //! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
+//! | [`observe`] | [`Snapshot`] and [`GetGauges`]: what the watch stream and a metrics scrape ask |
 //! | [`store`] | [`RegistryEvent`], [`ChangeSink`]: where changes go besides memory (a replicated store, the watch stream) |
 //!
 //! Liveness is measured on the controller's monotonic clock
@@ -21,6 +22,7 @@ pub mod deadlines;
 pub mod index;
 pub mod liveness;
 pub mod messages;
+pub mod observe;
 pub mod record;
 pub mod store;
 
@@ -37,6 +39,7 @@ pub use self::deadlines::DeadlineQueue;
 pub use self::index::CapabilityIndex;
 pub use self::liveness::{GraceReason, Liveness};
 pub use self::messages::*;
+pub use self::observe::{FleetGauges, FleetSnapshot, GetGauges, Snapshot};
 pub use self::record::{CapabilitySet, WorkerRecord};
 pub use self::store::{ChangeKind, ChangeSink, RegistryEvent};
 

@@ -14,6 +14,7 @@
 //! | [`deregister`] | [`DeregisterResponse`] |
 //! | [`route`] | [`RouteRequest`], [`RouteResponse`] |
 //! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
+//! | [`watch`] | `GET /watch`: [`WatchSnapshot`], [`WatchEvent`], [`Resync`] |
 //! | [`error`] | [`ErrorBody`], every error answer |
 
 pub mod capability;
@@ -24,6 +25,7 @@ pub mod heartbeat;
 pub mod register;
 pub mod route;
 mod timestamp;
+pub mod watch;
 
 pub use capability::{capability_key, Capability};
 pub use deregister::{DeregisterQuery, DeregisterResponse, DeregisterStatus};
@@ -35,3 +37,4 @@ pub use fleet::{
 pub use heartbeat::{HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY};
 pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
 pub use route::{RouteRequest, RouteResponse};
+pub use watch::{Resync, SnapshotReason, WatchEvent, WatchKind, WatchSnapshot};
