@@ -1,8 +1,10 @@
 //! The controller's HTTP API: thin handlers that parse the request into domain
 //! values, check the caller, `send` one message to the
-//! [`RegistryActor`] and map its domain answer to the wire protocol (v1).
+//! [`RegistryActor`](crank_actors::registry::RegistryActor) and map its domain
+//! answer to the wire protocol (v1), counting what they did in the
+//! [`ControllerMetrics`]. `GET /metrics`, `GET /watch` and `GET /ui` live in
+//! [`crate::metrics`], [`crate::watch`] and [`crate::ui`].
 
-use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
@@ -11,7 +13,7 @@ use crank_actors::domain::{InstanceId, Registration, RouteQuery, WorkerId};
 use crank_actors::registry::RegistryError;
 use crank_actors::registry::{
     Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
-    Register, RegistryActor, Route,
+    Register, Route,
 };
 use crank_actors::wire::{
     CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
@@ -21,14 +23,20 @@ use crank_actors::wire::{
 use crate::body::ApiJson;
 use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::controller_state::ControllerState;
 use crate::fallback::{endpoint, not_found};
-use crate::views;
+use crate::metrics::controller::{HeartbeatOutcome, RouteOutcome};
+use crate::metrics::requests::observe;
+use crate::metrics::{ControllerMetrics, RegistryMailbox};
+use crate::{ui, views, watch};
 
-type Registry = web::Data<Addr<RegistryActor>>;
+type Registry = web::Data<RegistryMailbox>;
+type Metrics = web::Data<ControllerMetrics>;
 
-/// The controller's actix-web app, used by `crank controller` and by the tests.
+/// The controller's actix-web app, used by `crank controller` and by the tests:
+/// of a [`ControllerState`], or of a bare registry address (no watch stream).
 pub fn controller_app(
-    registry: Addr<RegistryActor>,
+    state: impl Into<ControllerState>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -40,8 +48,15 @@ pub fn controller_app(
 > {
     // Hot paths first: the router tries resources in order, and the ones with a
     // path parameter cost a regex match each.
-    App::new()
-        .app_data(web::Data::new(registry))
+    let state = state.into();
+    let mut app = App::new()
+        .app_data(web::Data::new(state.registry))
+        .app_data(web::Data::new(state.metrics.requests.clone()))
+        .app_data(web::Data::from(state.metrics));
+    if let Some(hub) = state.watch {
+        app = app.app_data(web::Data::from(hub));
+    }
+    app.wrap(actix_web::middleware::from_fn(observe))
         .service(endpoint("/heartbeat").route(web::post().to(heartbeat)))
         .service(endpoint("/route").route(web::post().to(route)))
         .service(endpoint("/register").route(web::post().to(register)))
@@ -49,6 +64,9 @@ pub fn controller_app(
         .service(endpoint("/capabilities").route(web::get().to(capabilities)))
         .service(endpoint("/workers").route(web::get().to(workers)))
         .service(endpoint("/stats").route(web::get().to(stats)))
+        .service(endpoint("/metrics").route(web::get().to(crate::metrics::controller::scrape)))
+        .service(endpoint("/watch").route(web::get().to(watch::watch)))
+        .configure(ui::mount)
         .service(endpoint("/deregister/{worker_id}").route(web::delete().to(deregister)))
         .service(endpoint("/workers/{worker_id}").route(web::get().to(worker)))
         .default_service(web::to(not_found))
@@ -60,6 +78,7 @@ async fn health() -> HttpResponse {
 
 async fn register(
     registry: Registry,
+    metrics: Metrics,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -72,11 +91,13 @@ async fn register(
             registered_by: caller.to_string(),
         })
         .await?;
+    metrics.registered(&worker_id, ack.replaced);
     Ok(HttpResponse::Ok().json(views::registered(worker_id, &ack)))
 }
 
 async fn heartbeat(
     registry: Registry,
+    metrics: Metrics,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -95,21 +116,29 @@ async fn heartbeat(
         })
         .await?;
     Ok(match answer {
-        Ok(_) => HttpResponse::Ok()
-            .content_type(ContentType::json())
-            .body(HEARTBEAT_OK_BODY),
+        Ok(_) => {
+            metrics.heartbeat(&request.worker_id, HeartbeatOutcome::Ok);
+            HttpResponse::Ok()
+                .content_type(ContentType::json())
+                .body(HEARTBEAT_OK_BODY)
+        }
         Err(RegistryError::UnknownWorker(id)) => {
+            metrics.heartbeat(&id, HeartbeatOutcome::UnknownWorker);
             HttpResponse::NotFound().json(HeartbeatAnswer::unknown_worker(&id))
         }
         Err(RegistryError::Superseded {
             worker_id,
             instance,
-        }) => HttpResponse::Conflict().json(HeartbeatAnswer::superseded(&worker_id, &instance)),
+        }) => {
+            metrics.heartbeat(&worker_id, HeartbeatOutcome::Superseded);
+            HttpResponse::Conflict().json(HeartbeatAnswer::superseded(&worker_id, &instance))
+        }
     })
 }
 
 async fn deregister(
     registry: Registry,
+    metrics: Metrics,
     Caller(caller): Caller,
     worker_id: web::Path<String>,
     query: web::Query<DeregisterQuery>,
@@ -123,6 +152,9 @@ async fn deregister(
             instance: instance.clone(),
         })
         .await?;
+    if outcome == DeregisterOutcome::Removed {
+        metrics.deregistered();
+    }
     if outcome == DeregisterOutcome::Superseded {
         return Err(ApiError::Superseded {
             worker_id,
@@ -137,15 +169,17 @@ async fn deregister(
 
 async fn route(
     registry: Registry,
+    metrics: Metrics,
     _: Caller,
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let query = RouteQuery::try_from(&request)?;
     let key = query.key.clone();
-    let choice = registry
-        .send(Route { query })
-        .await?
-        .ok_or_else(|| ApiError::NoWorkerAvailable(key.into_string()))?;
+    let Some(choice) = registry.send(Route { query }).await? else {
+        metrics.route(RouteOutcome::NoWorkerAvailable);
+        return Err(ApiError::NoWorkerAvailable(key.into_string()));
+    };
+    metrics.route(RouteOutcome::Ok);
     Ok(HttpResponse::Ok().json(views::route(choice)))
 }
 

@@ -18,6 +18,8 @@ use crate::body::ApiJson;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
+use crate::metrics::requests::observe;
+use crate::metrics::{self, WorkerMetrics};
 
 /// Most `!` a greeting may end with.
 pub const MAX_EXCLAMATIONS: u32 = 10;
@@ -73,6 +75,8 @@ pub struct HelloState {
     total_greetings: AtomicU64,
     in_flight: AtomicU32,
     pub registration: RegistrationStatus,
+    /// Its `GET /metrics`.
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 impl HelloState {
@@ -82,6 +86,7 @@ impl HelloState {
             started: Instant::now(),
             total_greetings: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
+            metrics: WorkerMetrics::new(registration.clone()),
             registration,
         })
     }
@@ -194,8 +199,11 @@ pub fn hello_app(
         InitError = (),
     >,
 > {
+    let metrics = state.metrics.clone();
     App::new()
         .app_data(web::Data::from(state))
+        .wrap(actix_web::middleware::from_fn(observe))
+        .configure(metrics::worker::mount(metrics))
         .service(endpoint("/greet").route(web::post().to(greet)))
         .service(endpoint("/health").route(web::get().to(health)))
         .service(endpoint("/stats").route(web::get().to(stats)))

@@ -4,8 +4,7 @@
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use actix::Addr;
-use crank_actors::registry::{RegistryActor, RegistrySettings};
+use crank_actors::registry::RegistrySettings;
 
 use crank_actors::backoff::Backoff;
 use crank_actors::registration::{
@@ -15,8 +14,10 @@ use crank_actors::wire::RegisterRequest;
 
 use crate::config::{ControllerConfig, WorkerConfig};
 use crate::controller::controller_app;
+use crate::controller_state::{ControllerState, WatchLimits};
 use crate::hello::{hello_app, HelloState};
 use crate::link::HttpControllerLink;
+use crate::metrics::worker::MeteredLink;
 use crate::server::{mtls_server, ServerLimits};
 use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsError, TlsFiles};
 
@@ -46,7 +47,11 @@ fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError + Copy + '
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
-    let registry = RegistryHost::new(config.registry_settings(), config.sweep_interval);
+    let registry = RegistryHost::new(
+        config.registry_settings(),
+        config.sweep_interval,
+        config.watch_limits(),
+    );
     raise_open_file_limit();
     let address = format!("{}:{}", config.bind, config.port);
     let limits = ServerLimits {
@@ -57,7 +62,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
-        controller_app(registry.address())
+        controller_app(registry.state())
     })
     .map_err(bind_error)?;
     log::info!(
@@ -118,10 +123,13 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
     let registration = match &config.controller_url {
         Some(controller_url) => {
             let link = || {
-                Rc::new(HttpControllerLink::new(
-                    controller_url,
-                    client_tls.clone(),
-                    config.controller_timeout,
+                Rc::new(MeteredLink::new(
+                    HttpControllerLink::new(
+                        controller_url,
+                        client_tls.clone(),
+                        config.controller_timeout,
+                    ),
+                    state.metrics.clone(),
                 ))
             };
             let timing = WorkerTiming {
@@ -192,30 +200,38 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartError> {
 struct RegistryHost {
     settings: RegistrySettings,
     sweep_interval: std::time::Duration,
-    address: Arc<Mutex<Option<Addr<RegistryActor>>>>,
+    watch: WatchLimits,
+    state: Arc<Mutex<Option<ControllerState>>>,
 }
 
 impl RegistryHost {
-    fn new(settings: RegistrySettings, sweep_interval: std::time::Duration) -> Self {
+    fn new(
+        settings: RegistrySettings,
+        sweep_interval: std::time::Duration,
+        watch: WatchLimits,
+    ) -> Self {
         RegistryHost {
             settings,
             sweep_interval,
-            address: Arc::new(Mutex::new(None)),
+            watch,
+            state: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// The registry's address, starting it on this thread if it is not running.
-    /// Each HTTP thread asks once, when actix-server builds its app; should a
-    /// worker thread be rebuilt after the registry's thread died, it starts a
-    /// new, empty registry, and workers register again on their next heartbeat.
-    fn address(&self) -> Addr<RegistryActor> {
-        let mut slot = self.address.lock().unwrap_or_else(|e| e.into_inner());
+    /// The registry (with its watch hub and metrics), starting it on this
+    /// thread if it is not running. Each HTTP thread asks once, when
+    /// actix-server builds its app; should a worker thread be rebuilt after the
+    /// registry's thread died, it starts a new, empty registry, and workers
+    /// register again on their next heartbeat.
+    fn state(&self) -> ControllerState {
+        let mut slot = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
-            Some(address) if address.connected() => address.clone(),
+            Some(state) if state.address().connected() => state.clone(),
             _ => {
-                let address = RegistryActor::start_with_sweeper(self.settings, self.sweep_interval);
-                *slot = Some(address.clone());
-                address
+                let state =
+                    ControllerState::start(self.settings, Some(self.sweep_interval), self.watch);
+                *slot = Some(state.clone());
+                state
             }
         }
     }

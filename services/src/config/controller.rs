@@ -9,7 +9,7 @@ use std::time::Duration;
 use crank_actors::registry::{RegistrySettings, MIN_STALE_AFTER};
 
 use super::parse::{
-    duration_at_least, number, parse_duration, path, positive_duration, share, text,
+    at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,
 };
 use super::{ConfigError, Flags, Layered, Layers, Setting};
 
@@ -102,6 +102,14 @@ pub(super) const MAX_CONNECTIONS_PER_IDENTITY: Setting = Setting {
     default: Some("256"),
     help: "Open connections one certificate identity may hold; past it new ones are refused. 0 = no limit",
 };
+pub(super) const WATCH_BACKLOG: Setting = Setting {
+    key: "watch_backlog",
+    flag: "watch-backlog",
+    env: "CONTROLLER_WATCH_BACKLOG",
+    value_name: "N",
+    default: Some("16384"),
+    help: "Changes a GET /watch stream may fall behind before it is sent a resync and a fresh snapshot (at least 1)",
+};
 
 /// `crank controller`'s settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +138,8 @@ pub struct ControllerConfig {
     pub http_workers: usize,
     /// Open connections one certificate identity may hold; 0 = no limit.
     pub max_connections_per_identity: usize,
+    /// Changes a watcher may fall behind before it must resync.
+    pub watch_backlog: usize,
 }
 
 impl Layered for ControllerConfig {
@@ -145,6 +155,7 @@ impl Layered for ControllerConfig {
         CLIENT_TIMEOUT,
         HTTP_WORKERS,
         MAX_CONNECTIONS_PER_IDENTITY,
+        WATCH_BACKLOG,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -172,6 +183,7 @@ impl Layered for ControllerConfig {
             client_timeout: layers.value(&CLIENT_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
             max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
+            watch_backlog: layers.value(&WATCH_BACKLOG, at_least_one)?,
         })
     }
 }
@@ -191,6 +203,17 @@ impl ControllerConfig {
             stale_after: self.stale_after,
             evict_after: (!self.evict_after.is_zero()).then_some(self.evict_after),
             protect_threshold: self.protect_threshold,
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// How much the watch stream holds: the backlog as set, as many changes
+    /// remembered for watchers that resume.
+    pub fn watch_limits(&self) -> crate::controller_state::WatchLimits {
+        crate::controller_state::WatchLimits {
+            backlog: self.watch_backlog,
+            history: self.watch_backlog,
         }
     }
 }

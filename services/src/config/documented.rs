@@ -16,6 +16,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "http_workers" => ["3", "4"],
         "protect_threshold" => ["0.25", "0.75"],
         "max_connections_per_identity" => ["16", "32"],
+        "watch_backlog" => ["64", "128"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],
         "controller_name" => ["ctl-a", "ctl-b"],
