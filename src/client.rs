@@ -92,6 +92,31 @@ impl Client {
         .await
     }
 
+    /// `GET` on the controller for a stream (`/watch`), resuming after
+    /// `last_event_id` if given: the answer, once its head is in, with no
+    /// deadline on its body.
+    pub async fn stream(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<awc::ClientResponse<impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>>> {
+        let url = self.controller_path(path);
+        let mut request = self.http.get(&url);
+        if let Some(id) = last_event_id {
+            request = request.insert_header(("last-event-id", id));
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(flat)
+            .with_context(|| format!("cannot reach {url}{}", self.controller_hint()))?;
+        if !response.status().is_success() {
+            let body = response.body().await.unwrap_or_default();
+            return Err(refusal(response.status(), &body));
+        }
+        Ok(response)
+    }
+
     fn controller_path(&self, path: &str) -> String {
         format!("{}{path}", self.controller_url)
     }

@@ -2,6 +2,7 @@
 //! peer identity, the awc `ControllerLink`, configuration and certificates.
 
 pub mod body;
+pub mod bundle;
 pub mod caller;
 pub mod certs;
 pub mod config;

@@ -15,12 +15,15 @@ pub struct FleetCollector {
     pub watchers: Option<usize>,
 }
 
-fn gauge(
+fn gauge<N>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: f64,
-) -> Result<(), std::fmt::Error> {
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
     let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
@@ -46,7 +49,7 @@ impl Collector for FleetCollector {
             &mut encoder,
             "crank_capabilities",
             "Distinct capabilities (verb:name) some registered worker serves",
-            g.capabilities.len() as f64,
+            g.capabilities.len() as i64,
         )?;
         let mut providers = encoder.encode_descriptor(
             "crank_capability_workers",
@@ -82,7 +85,7 @@ impl Collector for FleetCollector {
                 &mut encoder,
                 "crank_watchers",
                 "Open GET /watch streams",
-                watchers as f64,
+                watchers as i64,
             )?;
         }
         Ok(())
