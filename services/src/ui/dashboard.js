@@ -104,7 +104,7 @@ async function refreshHeartbeats() {
       queueRender();
     }
   } catch (_) { /* the stream's badge tells the connection state */ }
-  setTimeout(refreshHeartbeats, fleet.size > 2000 ? 60000 : 5000);
+  setTimeout(refreshHeartbeats, fleet.size > 2000 ? 60000 : 2000);
 }
 
 // ---- throughput ----------------------------------------------------------------
