@@ -27,11 +27,13 @@ pub const DEFAULT_BACKLOG: usize = 16 * 1024;
 /// Changes remembered for watchers that reconnect with `Last-Event-ID`.
 pub const DEFAULT_HISTORY: usize = 16 * 1024;
 
-/// One published change, with its JSON made once for every watcher.
+/// One published change, with its JSON, and its encoding for the transport,
+/// made once for every watcher.
 #[derive(Debug)]
 pub struct HubEvent {
     pub event: WatchEvent,
     json: OnceLock<String>,
+    encoded: OnceLock<String>,
 }
 
 impl HubEvent {
@@ -39,7 +41,14 @@ impl HubEvent {
         HubEvent {
             event,
             json: OnceLock::new(),
+            encoded: OnceLock::new(),
         }
+    }
+
+    /// The event as the transport sends it, made by `encode` (given the event
+    /// and its JSON) for the first watcher that asks, and shared after that.
+    pub fn encoded(&self, encode: impl FnOnce(&WatchEvent, &str) -> String) -> &str {
+        self.encoded.get_or_init(|| encode(&self.event, self.json()))
     }
 
     /// The event as JSON, serialized by the first watcher that asks.

@@ -134,13 +134,13 @@ impl Watcher {
     }
 }
 
+/// Appends `event` as an SSE message, encoded once for all watchers.
 fn push(out: &mut String, event: &HubEvent) {
-    frame(
-        out,
-        event.event.kind.as_str(),
-        Some(event.event.id),
-        event.json(),
-    );
+    out.push_str(event.encoded(|event, json| {
+        let mut message = String::with_capacity(json.len() + 48);
+        frame(&mut message, event.kind.as_str(), Some(event.id), json);
+        message
+    }));
 }
 
 /// Subscribes, then writes a snapshot of the fleet to `out`: every change
