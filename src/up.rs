@@ -251,6 +251,11 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     let flags = format!("--controller-url {controller_url} --cert-dir {dir_arg}");
     println!("  crank workers {flags}");
     println!("  crank greet world --uppercase {flags}");
+    println!("  crank watch {flags}");
+    println!(
+        "  {controller_url}/ui in a browser, with {dir_arg}/client.p12 imported (password {})",
+        crank_services::bundle::PKCS12_PASSWORD
+    );
     println!("\nWatching the registry; Ctrl-C stops the workers (they deregister), then the controller.\n");
 
     let outcome = loop {
