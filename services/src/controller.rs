@@ -54,7 +54,9 @@ pub fn controller_app(
         .app_data(web::Data::new(state.metrics.requests.clone()))
         .app_data(web::Data::from(state.metrics));
     if let Some(hub) = state.watch {
-        app = app.app_data(web::Data::from(hub));
+        app = app
+            .app_data(web::Data::from(hub))
+            .app_data(web::Data::from(state.snapshots));
     }
     app.wrap(actix_web::middleware::from_fn(observe))
         .service(endpoint("/heartbeat").route(web::post().to(heartbeat)))

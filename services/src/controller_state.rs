@@ -12,6 +12,7 @@ use crank_actors::sweeper::StalenessSweeper;
 use crank_actors::watch::{WatchHub, DEFAULT_BACKLOG, DEFAULT_HISTORY};
 
 use crate::metrics::{ControllerMetrics, RegistryMailbox};
+use crate::watch::Snapshots;
 
 /// How much the watch stream holds: see [`WatchHub::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct ControllerState {
     pub metrics: Arc<ControllerMetrics>,
     /// `None`: no watch stream (`GET /watch` answers 503).
     pub watch: Option<Arc<WatchHub>>,
+    /// The snapshots watch streams start from, shared by all HTTP threads.
+    pub snapshots: Arc<Snapshots>,
 }
 
 impl ControllerState {
@@ -66,6 +69,7 @@ impl ControllerState {
             registry: RegistryMailbox::new(address, metrics.mailbox_gauge()),
             metrics,
             watch: Some(hub),
+            snapshots: Snapshots::new(),
         }
     }
 
@@ -84,6 +88,7 @@ impl From<Addr<RegistryActor>> for ControllerState {
             registry: RegistryMailbox::new(address, metrics.mailbox_gauge()),
             metrics,
             watch: None,
+            snapshots: Snapshots::new(),
         }
     }
 }

@@ -116,8 +116,17 @@ async fn watch_one(client: awc::Client, url: String, tally: Arc<Tally>, expected
     let count = |counter: &AtomicU64| {
         counter.fetch_add(1, Ordering::Relaxed);
     };
-    let Ok(mut stream) = client.get(&url).send().await else {
-        return count(&tally.failed);
+    // 500 handshakes at once on two cores: a few may time out; try again.
+    let mut tries = 0;
+    let mut stream = loop {
+        match client.get(&url).send().await {
+            Ok(stream) => break stream,
+            Err(_) if tries < 5 => {
+                tries += 1;
+                actix_rt::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(_) => return count(&tally.failed),
+        }
     };
     let mut parser = SseParser::default();
     let mut next_id: Option<u64> = None;

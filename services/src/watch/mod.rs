@@ -4,11 +4,13 @@
 //! | file | answers |
 //! |---|---|
 //! | [`stream`] | [`Watcher`]: snapshot or resume, then changes, and the resync rule |
+//! | [`snapshots`] | [`Snapshots`]: snapshots shared by watchers starting together |
 //! | [`sse`] | the SSE format: [`sse::frame`] and [`SseParser`] |
 //!
 //! The bodies are the wire types of [`crank_actors::wire::watch`]; the fan-out
 //! is [`crank_actors::watch::WatchHub`].
 
+pub mod snapshots;
 pub mod sse;
 pub mod stream;
 
@@ -16,6 +18,7 @@ use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
 use crank_actors::watch::WatchHub;
 
+pub use snapshots::Snapshots;
 pub use sse::{SseMessage, SseParser};
 pub use stream::Watcher;
 
@@ -30,16 +33,20 @@ pub const EVENT_STREAM: &str = "text/event-stream";
 pub async fn watch(
     request: HttpRequest,
     hub: Option<web::Data<WatchHub>>,
+    snapshots: Option<web::Data<Snapshots>>,
     registry: web::Data<RegistryMailbox>,
     _: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let hub = hub.ok_or(ApiError::WatchUnavailable)?.into_inner();
+    let (hub, snapshots) = match (hub, snapshots) {
+        (Some(hub), Some(snapshots)) => (hub.into_inner(), snapshots.into_inner()),
+        _ => return Err(ApiError::WatchUnavailable),
+    };
     let last_event_id = request
         .headers()
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
-    let watcher = Watcher::start(hub, registry.get_ref().clone(), last_event_id).await?;
+    let watcher = Watcher::start(hub, registry.get_ref().clone(), snapshots, last_event_id).await?;
     let chunks = futures_util::stream::unfold(watcher, |mut watcher| async move {
         let chunk = watcher.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), watcher))

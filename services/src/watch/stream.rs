@@ -10,20 +10,20 @@
 //! a slow watcher is bounded by the backlog and by one snapshot, and the
 //! registry never waits for it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use crank_actors::registry::Snapshot;
 use crank_actors::watch::{HubEvent, Subscription, WatchHub};
-use crank_actors::wire::watch::{RESYNC_EVENT, SNAPSHOT_EVENT};
-use crank_actors::wire::{Resync, SnapshotReason, WatchSnapshot};
+use crank_actors::wire::watch::RESYNC_EVENT;
+use crank_actors::wire::{Resync, SnapshotReason};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::snapshots::Snapshots;
 use super::sse::frame;
 use crate::error::ApiError;
 use crate::metrics::RegistryMailbox;
-use crate::views;
 
 /// A comment sent when nothing else was for this long, so proxies and
 /// clients keep the connection, and a closed one is noticed.
@@ -37,11 +37,12 @@ const RECONNECT_MS: u64 = 1000;
 pub struct Watcher {
     hub: Arc<WatchHub>,
     registry: RegistryMailbox,
+    snapshots: Arc<Snapshots>,
     subscription: Subscription,
     /// Changes up to this id are in what was already sent (a snapshot).
     sent_through: u64,
-    /// What goes out first: the snapshot or the replayed changes.
-    first: Option<String>,
+    /// What goes out before the next change: the opening, a snapshot.
+    pending: VecDeque<Bytes>,
 }
 
 impl Watcher {
@@ -50,15 +51,18 @@ impl Watcher {
     pub async fn start(
         hub: Arc<WatchHub>,
         registry: RegistryMailbox,
+        snapshots: Arc<Snapshots>,
         last_event_id: Option<u64>,
     ) -> Result<Self, ApiError> {
         let mut first = format!("retry: {RECONNECT_MS}\n\n");
+        let mut pending = VecDeque::new();
         let resumed = last_event_id.and_then(|after| Some((after, hub.resume(after)?)));
         let (subscription, sent_through) = match resumed {
             Some((after, (missed, subscription))) => {
                 for event in &missed {
                     push(&mut first, event);
                 }
+                pending.push_back(Bytes::from(first));
                 (subscription, missed.last().map_or(after, |e| e.event.id))
             }
             None => {
@@ -66,22 +70,26 @@ impl Watcher {
                     Some(_) => SnapshotReason::ResumeUnavailable,
                     None => SnapshotReason::Start,
                 };
-                snapshot(&hub, &registry, reason, &mut first).await?
+                let (subscription, through, snapshot) =
+                    snapshots.take(&hub, &registry, reason).await?;
+                pending.extend([Bytes::from(first), snapshot]);
+                (subscription, through)
             }
         };
         Ok(Watcher {
             hub,
             registry,
+            snapshots,
             subscription,
             sent_through,
-            first: Some(first),
+            pending,
         })
     }
 
     /// The next chunk to send; `None` ends the stream.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(Bytes::from(first));
+        if let Some(first) = self.pending.pop_front() {
+            return Some(first);
         }
         let mut out = String::new();
         loop {
@@ -93,7 +101,7 @@ impl Watcher {
                 }
                 Ok(Err(RecvError::Lagged(missed))) => {
                     self.resync(missed, &mut out).await?;
-                    return Some(Bytes::from(out));
+                    return self.pending.pop_front();
                 }
                 Ok(Err(RecvError::Closed)) => return None,
             }
@@ -104,7 +112,7 @@ impl Watcher {
                 Ok(event) => self.push(&mut out, &event),
                 Err(TryRecvError::Lagged(missed)) => {
                     self.resync(missed, &mut out).await?;
-                    break;
+                    return self.pending.pop_front();
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
@@ -119,17 +127,21 @@ impl Watcher {
         }
     }
 
-    /// Tells the watcher it missed `missed` changes, and starts it again from
-    /// a fresh snapshot. `None` if the registry is gone.
+    /// Tells the watcher it missed `missed` changes (after what `out` holds),
+    /// and starts it again from a fresh snapshot: both are queued, `out`
+    /// first. `None` if the registry is gone.
     async fn resync(&mut self, missed: u64, out: &mut String) -> Option<()> {
         let body = serde_json::to_string(&Resync { missed }).ok()?;
         frame(out, RESYNC_EVENT, None, &body);
-        let (subscription, sent_through) =
-            snapshot(&self.hub, &self.registry, SnapshotReason::Resync, out)
-                .await
-                .ok()?;
+        let (subscription, sent_through, snapshot) = self
+            .snapshots
+            .take(&self.hub, &self.registry, SnapshotReason::Resync)
+            .await
+            .ok()?;
         self.subscription = subscription;
         self.sent_through = sent_through;
+        self.pending
+            .extend([Bytes::from(std::mem::take(out)), snapshot]);
         Some(())
     }
 }
@@ -141,29 +153,4 @@ fn push(out: &mut String, event: &HubEvent) {
         frame(&mut message, event.kind.as_str(), Some(event.id), json);
         message
     }));
-}
-
-/// Subscribes, then writes a snapshot of the fleet to `out`: every change
-/// after the snapshot reaches the subscription, and those it already
-/// includes (up to the returned id) are to be skipped.
-async fn snapshot(
-    hub: &WatchHub,
-    registry: &RegistryMailbox,
-    reason: SnapshotReason,
-    out: &mut String,
-) -> Result<(Subscription, u64), ApiError> {
-    let subscription = hub.subscribe();
-    let fleet = registry.send(Snapshot).await?;
-    let snapshot = WatchSnapshot {
-        reason,
-        last_event_id: fleet.last_event_id,
-        workers: fleet
-            .workers
-            .into_iter()
-            .map(views::worker_summary)
-            .collect(),
-    };
-    let body = serde_json::to_string(&snapshot).expect("a snapshot serializes");
-    frame(out, SNAPSHOT_EVENT, Some(fleet.last_event_id), &body);
-    Ok((subscription, fleet.last_event_id))
 }
