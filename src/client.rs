@@ -99,7 +99,11 @@ impl Client {
         &self,
         path: &str,
         last_event_id: Option<&str>,
-    ) -> Result<awc::ClientResponse<impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>>> {
+    ) -> Result<
+        awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
+        >,
+    > {
         let url = self.controller_path(path);
         let mut request = self.http.get(&url);
         if let Some(id) = last_event_id {

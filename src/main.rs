@@ -250,7 +250,10 @@ fn certs(action: CertsCommand) -> anyhow::Result<()> {
     for path in &written {
         println!("wrote {}", path.display());
     }
-    if let Some(bundle) = written.iter().find(|p| p.extension().is_some_and(|e| e == "p12")) {
+    if let Some(bundle) = written
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "p12"))
+    {
         let dir = bundle.parent().unwrap_or(std::path::Path::new("."));
         println!("{}", crank_services::bundle::import_hint(dir, bundle));
     }

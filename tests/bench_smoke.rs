@@ -100,7 +100,11 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
     let (scrape, watch) = (&rows[7], &rows[8]);
     assert_eq!(scrape.scrapes, Some(5), "{scrape:?}");
     assert!(scrape.scrape_bytes.is_some_and(|b| b > 0), "{scrape:?}");
-    assert_eq!(watch.watchers_complete, Some(10), "every watcher saw every change: {watch:?}");
+    assert_eq!(
+        watch.watchers_complete,
+        Some(10),
+        "every watcher saw every change: {watch:?}"
+    );
     assert_eq!(watch.watch_out_of_order, Some(0), "{watch:?}");
     assert!(watch.heartbeat_ratio_with_watchers.is_some(), "{watch:?}");
 }

@@ -211,7 +211,8 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
     )
     .await;
 
-    let (mut driver, driver_port) = chromedriver(&home, &fleet.dir.path().join("chromedriver.log")).await;
+    let (mut driver, driver_port) =
+        chromedriver(&home, &fleet.dir.path().join("chromedriver.log")).await;
     let page = browser(driver_port, &fleet.dir.path().join("profile")).await;
     let ui = format!("{}/ui", fleet.controller_url());
     page.goto(&ui).await.unwrap();

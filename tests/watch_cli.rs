@@ -15,9 +15,11 @@ async fn crank_watch_prints_the_fleet_then_each_change() {
     let _controller = fleet.start_controller("1s");
     let cert_dir = fleet.cert_dir();
     let controller_url = fleet.controller_url();
-    eventually("the controller answers", Duration::from_secs(15), || async {
-        fleet.workers().await
-    })
+    eventually(
+        "the controller answers",
+        Duration::from_secs(15),
+        || async { fleet.workers().await },
+    )
     .await;
     let mut watch = fleet.spawn(
         "watch",
@@ -29,26 +31,41 @@ async fn crank_watch_prints_the_fleet_then_each_change() {
             path_str(&cert_dir),
         ],
     );
-    eventually("the snapshot is printed", Duration::from_secs(10), || async {
-        watch.log_text().contains("= 0 workers (start").then_some(())
-    })
+    eventually(
+        "the snapshot is printed",
+        Duration::from_secs(10),
+        || async {
+            watch
+                .log_text()
+                .contains("= 0 workers (start")
+                .then_some(())
+        },
+    )
     .await;
     let mut worker = fleet.start_worker("hello-world-1", free_port(), "200ms");
-    eventually("the registration is printed", Duration::from_secs(15), || async {
-        watch
-            .log_text()
-            .contains("+ hello-world-1 registered (invoke:hello.greet)  #1")
-            .then_some(())
-    })
+    eventually(
+        "the registration is printed",
+        Duration::from_secs(15),
+        || async {
+            watch
+                .log_text()
+                .contains("+ hello-world-1 registered (invoke:hello.greet)  #1")
+                .then_some(())
+        },
+    )
     .await;
     worker.signal(Signal::SIGKILL);
     let _ = worker.exits_within(Duration::from_secs(5)).await;
-    eventually("the worker is printed stale", Duration::from_secs(15), || async {
-        watch
-            .log_text()
-            .contains("~ hello-world-1 stale (invoke:hello.greet)  #2")
-            .then_some(())
-    })
+    eventually(
+        "the worker is printed stale",
+        Duration::from_secs(15),
+        || async {
+            watch
+                .log_text()
+                .contains("~ hello-world-1 stale (invoke:hello.greet)  #2")
+                .then_some(())
+        },
+    )
     .await;
     watch.signal(Signal::SIGTERM);
     watch.exits_within(Duration::from_secs(5)).await;
@@ -63,7 +80,10 @@ async fn crank_watch_prints_the_fleet_then_each_change() {
         path_str(&cert_dir),
     ]);
     assert!(!ok, "an unreachable controller is an error");
-    assert!(err.contains("cannot reach https://localhost:1/watch"), "{err}");
+    assert!(
+        err.contains("cannot reach https://localhost:1/watch"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -48,14 +48,14 @@ impl HubEvent {
     /// The event as the transport sends it, made by `encode` (given the event
     /// and its JSON) for the first watcher that asks, and shared after that.
     pub fn encoded(&self, encode: impl FnOnce(&WatchEvent, &str) -> String) -> &str {
-        self.encoded.get_or_init(|| encode(&self.event, self.json()))
+        self.encoded
+            .get_or_init(|| encode(&self.event, self.json()))
     }
 
     /// The event as JSON, serialized by the first watcher that asks.
     pub fn json(&self) -> &str {
-        self.json.get_or_init(|| {
-            serde_json::to_string(&self.event).expect("a watch event serializes")
-        })
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).expect("a watch event serializes"))
     }
 }
 
@@ -114,7 +114,10 @@ impl WatchHub {
         let state = self.state();
         // Subscribing under the lock: nothing is published between the
         // replayed changes and the subscription.
-        let oldest = state.history.front().map_or(state.last_id + 1, |e| e.event.id);
+        let oldest = state
+            .history
+            .front()
+            .map_or(state.last_id + 1, |e| e.event.id);
         if after > state.last_id || after + 1 < oldest {
             return None;
         }
@@ -186,8 +189,8 @@ impl ChangeSink for HubSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{ListWorkers, Register, RegistryActor, RegistrySettings, Snapshot};
     use crate::domain::Registration;
+    use crate::registry::{ListWorkers, Register, RegistryActor, RegistrySettings, Snapshot};
     use crate::wire::{Capability, RegisterRequest};
     use actix::prelude::*;
     use tokio::sync::broadcast::error::TryRecvError;
@@ -230,7 +233,10 @@ mod tests {
         assert_eq!(snapshot.last_event_id, hub.last_id());
         assert_eq!(snapshot.workers.len(), 5);
         let ids = |workers: &[crate::registry::WorkerView]| {
-            workers.iter().map(|w| w.worker_id.clone()).collect::<Vec<_>>()
+            workers
+                .iter()
+                .map(|w| w.worker_id.clone())
+                .collect::<Vec<_>>()
         };
         let listed = registry.send(ListWorkers).await.unwrap();
         assert_eq!(ids(&listed), ids(&snapshot.workers));

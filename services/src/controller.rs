@@ -22,8 +22,8 @@ use crank_actors::wire::{
 
 use crate::body::ApiJson;
 use crate::caller::Caller;
-use crate::error::ApiError;
 use crate::controller_state::ControllerState;
+use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
 use crate::metrics::controller::{HeartbeatOutcome, RouteOutcome};
 use crate::metrics::requests::observe;

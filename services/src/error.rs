@@ -43,7 +43,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("the registry did not answer: {0}")]
     Mailbox(#[from] MailboxError),
-    #[error("this controller serves no watch stream (its registry was started without a watch hub)")]
+    #[error(
+        "this controller serves no watch stream (its registry was started without a watch hub)"
+    )]
     WatchUnavailable,
 }
 

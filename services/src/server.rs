@@ -24,10 +24,10 @@ use rustls::ServerConfig;
 
 use crate::body::bound_body;
 use crate::caller::{identify, record_identity};
-use crate::metrics::transport::{transport, Refusal};
 use crate::connections::{
     Connection, ConnectionLimiter, LimitKey, DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
 };
+use crate::metrics::transport::{transport, Refusal};
 
 /// TLS handshakes one HTTP worker thread runs at once. actix-tls's default of
 /// 256 would let a few hundred silent connections stall new clients until their

@@ -57,10 +57,7 @@ fn request(method: &str, uri: &str, as_: Option<PeerIdentity>) -> actix_http::Re
 }
 
 /// Calls `app` as `as_` and reads the whole answer: status, content type, body.
-async fn call<S, B>(
-    app: &S,
-    request: actix_http::Request,
-) -> (StatusCode, String, String)
+async fn call<S, B>(app: &S, request: actix_http::Request) -> (StatusCode, String, String)
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
@@ -73,7 +70,11 @@ where
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let body = test::read_body(response).await;
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 async fn register<S, B>(app: &S, id: &str)
@@ -117,12 +118,19 @@ fn sample(text: &str, name: &str) -> f64 {
 async fn metrics_answer_openmetrics_to_every_identity_and_no_one_else() {
     let app = test::init_service(controller_app(state(64))).await;
     for reader in readers() {
-        let (status, content_type, body) = call(&app, request("GET", "/metrics", Some(reader.clone()))).await;
+        let (status, content_type, body) =
+            call(&app, request("GET", "/metrics", Some(reader.clone()))).await;
         assert_eq!(status, StatusCode::OK, "{reader}");
         assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"));
         assert!(body.ends_with("# EOF\n"), "{body}");
     }
-    for path in ["/metrics", "/watch", "/ui", "/ui/dashboard.js", "/ui/dashboard.css"] {
+    for path in [
+        "/metrics",
+        "/watch",
+        "/ui",
+        "/ui/dashboard.js",
+        "/ui/dashboard.css",
+    ] {
         let (status, _, body) = call(&app, request("GET", path, None)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(body.contains("no_identity"), "{path}: {body}");
@@ -137,16 +145,37 @@ async fn metrics_count_what_the_controller_did() {
     register(&app, "w2").await;
     let beat = |id: &str| json!({"worker_id": id});
     assert_eq!(post(&app, "/heartbeat", beat("w1")).await, StatusCode::OK);
-    assert_eq!(post(&app, "/heartbeat", beat("w9")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        post(&app, "/heartbeat", beat("w9")).await,
+        StatusCode::NOT_FOUND
+    );
     // w9 registers after it was told it is unknown: a re-registration after 404.
     register(&app, "w9").await;
     let route = |capability: &str| json!({"verb": "invoke", "capability": capability});
-    assert_eq!(post(&app, "/route", route("hello.greet")).await, StatusCode::OK);
-    assert_eq!(post(&app, "/route", route("nope")).await, StatusCode::NOT_FOUND);
-    let (status, _, _) = call(&app, request("DELETE", "/deregister/w2", Some(identity(Role::Admin, "ops")))).await;
+    assert_eq!(
+        post(&app, "/route", route("hello.greet")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&app, "/route", route("nope")).await,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _, _) = call(
+        &app,
+        request(
+            "DELETE",
+            "/deregister/w2",
+            Some(identity(Role::Admin, "ops")),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
-    let (_, _, text) = call(&app, request("GET", "/metrics", Some(identity(Role::Client, "cli")))).await;
+    let (_, _, text) = call(
+        &app,
+        request("GET", "/metrics", Some(identity(Role::Client, "cli"))),
+    )
+    .await;
     for (name, value) in [
         (r#"crank_registrations_total{outcome="new"}"#, 3.0),
         (r#"crank_registrations_total{outcome="replaced"}"#, 1.0),
@@ -159,15 +188,30 @@ async fn metrics_count_what_the_controller_did() {
         (r#"crank_routes_total{outcome="ok"}"#, 1.0),
         (r#"crank_routes_total{outcome="no_worker_available"}"#, 1.0),
         (r#"crank_registry_changes_total{change="registered"}"#, 4.0),
-        (r#"crank_registry_changes_total{change="deregistered"}"#, 1.0),
+        (
+            r#"crank_registry_changes_total{change="deregistered"}"#,
+            1.0,
+        ),
         (r#"crank_workers{state="healthy"}"#, 2.0),
         (r#"crank_workers{state="suspect"}"#, 0.0),
         (r#"crank_workers{state="stale"}"#, 0.0),
         ("crank_capabilities", 1.0),
-        (r#"crank_capability_workers{capability="invoke:hello.greet"}"#, 2.0),
-        (r#"crank_http_request_duration_seconds_count{endpoint="/heartbeat"}"#, 2.0),
-        (r#"crank_http_requests_total{endpoint="/register",status="2xx"}"#, 4.0),
-        (r#"crank_http_requests_total{endpoint="/heartbeat",status="4xx"}"#, 1.0),
+        (
+            r#"crank_capability_workers{capability="invoke:hello.greet"}"#,
+            2.0,
+        ),
+        (
+            r#"crank_http_request_duration_seconds_count{endpoint="/heartbeat"}"#,
+            2.0,
+        ),
+        (
+            r#"crank_http_requests_total{endpoint="/register",status="2xx"}"#,
+            4.0,
+        ),
+        (
+            r#"crank_http_requests_total{endpoint="/heartbeat",status="4xx"}"#,
+            1.0,
+        ),
         ("crank_registry_mailbox_depth", 0.0),
         ("crank_watchers", 0.0),
     ] {
@@ -209,11 +253,30 @@ async fn the_dashboard_is_one_self_contained_page() {
                 .contains("default-src 'none'"));
         }
     }
-    let (_, _, page) = call(&app, request("GET", "/ui", Some(identity(Role::Client, "cli")))).await;
+    let (_, _, page) = call(
+        &app,
+        request("GET", "/ui", Some(identity(Role::Client, "cli"))),
+    )
+    .await;
     assert!(page.contains(r#"<script src="/ui/dashboard.js">"#));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no CDN");
-    let (_, _, script) = call(&app, request("GET", "/ui/dashboard.js", Some(identity(Role::Client, "cli")))).await;
-    for uses in ["new EventSource('/watch')", "fetch('/metrics'", "fetch(`/workers/"] {
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no CDN"
+    );
+    let (_, _, script) = call(
+        &app,
+        request(
+            "GET",
+            "/ui/dashboard.js",
+            Some(identity(Role::Client, "cli")),
+        ),
+    )
+    .await;
+    for uses in [
+        "new EventSource('/watch')",
+        "fetch('/metrics'",
+        "fetch(`/workers/",
+    ] {
         assert!(script.contains(uses), "{uses}");
     }
 }
@@ -268,8 +331,8 @@ impl<B: MessageBody> Stream<B> {
 
     async fn event(&mut self) -> WatchEvent {
         let message = self.next().await;
-        let event: WatchEvent = serde_json::from_str(&message.data)
-            .unwrap_or_else(|e| panic!("{message:?}: {e}"));
+        let event: WatchEvent =
+            serde_json::from_str(&message.data).unwrap_or_else(|e| panic!("{message:?}: {e}"));
         assert_eq!(message.event, event.kind.as_str());
         assert_eq!(message.id, Some(event.id.to_string()));
         event
@@ -307,7 +370,15 @@ async fn watch_starts_with_a_snapshot_then_streams_every_change_in_order() {
     for i in 1..=200 {
         register(&app, &format!("w{i}")).await;
     }
-    let (status, _, _) = call(&app, request("DELETE", "/deregister/w7", Some(identity(Role::Admin, "ops")))).await;
+    let (status, _, _) = call(
+        &app,
+        request(
+            "DELETE",
+            "/deregister/w7",
+            Some(identity(Role::Admin, "ops")),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     for i in 1..=200u64 {
         let event = stream.event().await;
@@ -317,7 +388,10 @@ async fn watch_starts_with_a_snapshot_then_streams_every_change_in_order() {
         assert_eq!(event.capabilities, ["invoke:hello.greet"]);
     }
     let event = stream.event().await;
-    assert_eq!((event.id, event.kind, event.worker_id.as_str()), (202, WatchKind::Deregistered, "w7"));
+    assert_eq!(
+        (event.id, event.kind, event.worker_id.as_str()),
+        (202, WatchKind::Deregistered, "w7")
+    );
 }
 
 #[actix_web::test]
@@ -386,7 +460,11 @@ async fn a_registry_started_without_a_hub_says_it_serves_no_stream() {
         Duration::from_secs(5),
     );
     let app = test::init_service(controller_app(registry)).await;
-    let (status, _, body) = call(&app, request("GET", "/watch", Some(identity(Role::Client, "cli")))).await;
+    let (status, _, body) = call(
+        &app,
+        request("GET", "/watch", Some(identity(Role::Client, "cli"))),
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("watch_unavailable"), "{body}");
 }

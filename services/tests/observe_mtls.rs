@@ -52,7 +52,11 @@ async fn a_connection_without_a_certificate_is_refused_and_counted() {
     let anonymous = mtls_client(Arc::new(anonymous), Duration::from_secs(5));
     for path in ["/metrics", "/watch", "/ui"] {
         let refused = anonymous.get(format!("{base}{path}")).send().await;
-        assert!(refused.is_err(), "{path}: {:?}", refused.map(|r| r.status()));
+        assert!(
+            refused.is_err(),
+            "{path}: {:?}",
+            refused.map(|r| r.status())
+        );
     }
     let text = metrics(&client, &base).await;
     assert!(

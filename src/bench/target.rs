@@ -136,13 +136,7 @@ impl Bench {
         }
         let port = free_port()?;
         let (port_arg, cert_dir) = (port.to_string(), self.cert_dir.to_string_lossy());
-        let mut args = vec![
-            "controller",
-            "--port",
-            &port_arg,
-            "--cert-dir",
-            &cert_dir,
-        ];
+        let mut args = vec!["controller", "--port", &port_arg, "--cert-dir", &cert_dir];
         args.extend_from_slice(extra);
         self.start("controller", &args, port)
     }

@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use super::deadlines::DeadlineQueue;
 use super::index::CapabilityIndex;
 use super::liveness::{GraceReason, Liveness};
-use super::observe::FleetGauges;
 use super::messages::{
     DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice,
     WorkerDetailView, WorkerView,
 };
+use super::observe::FleetGauges;
 use super::record::{CapabilitySets, WorkerRecord};
 use super::store::{ChangeKind, RegistryEvent};
 use super::{RegistrySettings, MIN_PROTECTED_FLEET};

@@ -7,13 +7,13 @@
 //! - registrations (new or replacing a record), deregistrations, heartbeats and
 //!   routes by outcome: the handlers, from the registry's answer;
 //! - changes by kind (registered, deregistered, stale, healthy, evicted) and
-//!   evictions: the registry's change stream ([`ChangeCounter`], a
-//!   [`ChangeSink`]);
+//!   evictions: the registry's change stream (a [`ChangeSink`], see
+//!   [`ControllerMetrics::change_counter`]);
 //! - re-registrations after `404 unknown_worker`: a registration of an id the
 //!   controller answered `unknown_worker` to a heartbeat of, since it last
 //!   registered (see [`UnknownWorkers`]);
 //! - sweep durations: the registry, after each complete sweep;
-//! - the mailbox depth: [`RegistryMailbox`](super::RegistryMailbox).
+//! - the mailbox depth: [`RegistryMailbox`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

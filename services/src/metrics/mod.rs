@@ -34,8 +34,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// Latency buckets (seconds) of requests and sweeps: 50 µs to 2.5 s.
 pub const LATENCY_BUCKETS: [f64; 15] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
 ];
 
 /// A histogram with [`LATENCY_BUCKETS`].

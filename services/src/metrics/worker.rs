@@ -125,7 +125,10 @@ impl WorkerMetrics {
                 outcome: outcome(result),
             })
             .inc();
-        if !matches!(result, Err(LinkError::Unreachable(_) | LinkError::Timeout(_))) {
+        if !matches!(
+            result,
+            Err(LinkError::Unreachable(_) | LinkError::Timeout(_))
+        ) {
             self.heartbeat_rtt.observe(started.elapsed().as_secs_f64());
         }
     }

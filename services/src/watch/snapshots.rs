@@ -89,7 +89,12 @@ impl Snapshots {
         };
         let body = serde_json::to_string(&snapshot).expect("a snapshot serializes");
         let mut message = String::with_capacity(body.len() + 48);
-        frame(&mut message, SNAPSHOT_EVENT, Some(fleet.last_event_id), &body);
+        frame(
+            &mut message,
+            SNAPSHOT_EVENT,
+            Some(fleet.last_event_id),
+            &body,
+        );
         let message = Bytes::from(message);
         self.keep(Taken {
             reason,

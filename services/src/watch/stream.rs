@@ -6,7 +6,7 @@
 //! connection is slow, or its reader stopped reading, so actix stopped
 //! pulling from this stream), the channel drops what it missed, and the next
 //! read says how many. The watcher then sends a [`Resync`] event and a fresh
-//! [`WatchSnapshot`], and goes on from there. So what the controller holds for
+//! [`WatchSnapshot`](crank_actors::wire::WatchSnapshot), and goes on from there. So what the controller holds for
 //! a slow watcher is bounded by the backlog and by one snapshot, and the
 //! registry never waits for it.
 
@@ -96,8 +96,11 @@ impl Watcher {
             match tokio::time::timeout(KEEP_ALIVE, self.subscription.recv()).await {
                 Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
                 Ok(Ok(event)) => {
+                    // Changes a snapshot already holds are skipped.
                     self.push(&mut out, &event);
-                    break;
+                    if !out.is_empty() {
+                        break;
+                    }
                 }
                 Ok(Err(RecvError::Lagged(missed))) => {
                     self.resync(missed, &mut out).await?;
