@@ -18,7 +18,6 @@ use crate::body::ApiJson;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
-use crate::metrics::requests::observe;
 use crate::metrics::{self, WorkerMetrics};
 
 /// Most `!` a greeting may end with.
@@ -200,13 +199,13 @@ pub fn hello_app(
     >,
 > {
     let metrics = state.metrics.clone();
+    let observed = |path: &'static str| endpoint(path).wrap(metrics.requests.endpoint(path));
     App::new()
-        .app_data(web::Data::from(state))
-        .wrap(actix_web::middleware::from_fn(observe))
-        .configure(metrics::worker::mount(metrics))
-        .service(endpoint("/greet").route(web::post().to(greet)))
-        .service(endpoint("/health").route(web::get().to(health)))
-        .service(endpoint("/stats").route(web::get().to(stats)))
+        .app_data(web::Data::from(state.clone()))
+        .configure(metrics::worker::mount(metrics.clone()))
+        .service(observed("/greet").route(web::post().to(greet)))
+        .service(observed("/health").route(web::get().to(health)))
+        .service(observed("/stats").route(web::get().to(stats)))
         .default_service(web::to(not_found))
 }
 

@@ -3,9 +3,8 @@
 //! [`MeteredLink`], around whatever [`ControllerLink`] the worker uses), the
 //! requests it served ([`RequestMetrics`]), and its connections.
 //!
-//! Self-contained: a worker app mounts it with [`mount`] and
-//! `.wrap(from_fn(`[`observe`](super::requests::observe)`))`, and wraps its
-//! link in a [`MeteredLink`].
+//! Self-contained: a worker app mounts it with [`mount`], wraps each endpoint
+//! with [`RequestMetrics::endpoint`], and wraps its link in a [`MeteredLink`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -137,10 +136,12 @@ impl WorkerMetrics {
 /// Mounts `GET /metrics` and request counting on a worker app.
 pub fn mount(metrics: Arc<WorkerMetrics>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
-        config
-            .app_data(web::Data::new(metrics.requests.clone()))
-            .app_data(web::Data::from(metrics))
-            .service(endpoint("/metrics").route(web::get().to(scrape)));
+        let counted = metrics.requests.endpoint("/metrics");
+        config.app_data(web::Data::from(metrics)).service(
+            endpoint("/metrics")
+                .wrap(counted)
+                .route(web::get().to(scrape)),
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::caller::Caller;
 use crate::fallback::endpoint;
+use crate::metrics::RequestMetrics;
 
 const PAGE: &str = include_str!("dashboard.html");
 const SCRIPT: &str = include_str!("dashboard.js");
@@ -18,12 +19,16 @@ const STYLE: &str = include_str!("dashboard.css");
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Adds the dashboard's routes to an app.
-pub fn mount(config: &mut web::ServiceConfig) {
-    config
-        .service(endpoint("/ui").route(web::get().to(page)))
-        .service(endpoint("/ui/dashboard.js").route(web::get().to(script)))
-        .service(endpoint("/ui/dashboard.css").route(web::get().to(style)));
+/// Adds the dashboard's routes to an app, counted in `requests`.
+pub fn mount(requests: &RequestMetrics) -> impl FnOnce(&mut web::ServiceConfig) {
+    let requests = requests.clone();
+    move |config| {
+        let observed = |path: &'static str| endpoint(path).wrap(requests.endpoint(path));
+        config
+            .service(observed("/ui").route(web::get().to(page)))
+            .service(observed("/ui/dashboard.js").route(web::get().to(script)))
+            .service(observed("/ui/dashboard.css").route(web::get().to(style)));
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
