@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
+use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
 use crank_actors::domain::field::is_unprintable;
-use crank_actors::wire::{CapabilityList, RouteResponse, WorkerList};
+use crank_actors::wire::{CapabilityList, ErrorBody, RouteResponse, WorkerList};
 use crank_services::client::{ClientError, Constraints, CrankClient, Request, RoutedWorker};
 use crank_services::hello::{GreetOptions, GreetRequest, GreetResponse};
 use crank_services::tls::TlsFiles;
@@ -66,6 +67,36 @@ impl Client {
             .map_err(|e| self.controller_error(e))
     }
 
+    /// `GET` on the controller for a stream (`/watch`), resuming after
+    /// `last_event_id` if given: the answer, once its head is in, with no
+    /// deadline on its body.
+    pub async fn stream(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<
+        awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
+        >,
+    > {
+        let url = format!("{}{path}", self.fleet.controller_url());
+        let mut request = self.fleet.controller_http().get(&url);
+        if let Some(id) = last_event_id {
+            request = request.insert_header(("last-event-id", id));
+        }
+        let mut response = request.send().await.map_err(flat).with_context(|| {
+            format!(
+                "cannot reach {url} (is `crank controller` running at {}?)",
+                self.fleet.controller_url()
+            )
+        })?;
+        if !response.status().is_success() {
+            let body = response.body().await.unwrap_or_default();
+            return Err(refusal(response.status(), &body));
+        }
+        Ok(response)
+    }
+
     /// A failed call to the controller as one line, with a hint when it is
     /// not there at all.
     fn controller_error(&self, error: ClientError) -> anyhow::Error {
@@ -75,6 +106,19 @@ impl Client {
                 self.fleet.controller_url()
             ),
             other => flat(other),
+        }
+    }
+}
+
+/// An error answer as one line: its `detail` if it is crank's [`ErrorBody`].
+fn refusal(status: StatusCode, body: &[u8]) -> anyhow::Error {
+    let status = status.as_u16();
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) => anyhow!("{} (HTTP {status})", error.detail),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            anyhow!("HTTP {status}: {}", words.join(" "))
         }
     }
 }

@@ -13,6 +13,7 @@ mod child;
 mod client;
 mod error;
 mod up;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,8 @@ enum Command {
         #[command(flatten)]
         client: client::ClientFlags,
     },
+    /// Print the registry's changes as they happen (GET /watch), one line each.
+    Watch(client::ClientFlags),
     /// Load a controller over mTLS and print throughput and latency per scenario.
     Bench(bench::BenchFlags),
     /// The bare mTLS endpoint `crank bench baseline` loads (started by the bench).
@@ -180,6 +183,9 @@ fn main() -> ExitCode {
                 .block_on(bench::serve_baseline(port, cert_dir))
                 .context("crank bench-baseline")
         }
+        Command::Watch(flags) => client::Client::new(&flags)
+            .and_then(|client| actix_rt::System::new().block_on(watch::watch(client)))
+            .context("crank watch"),
         Command::Workers(flags) => client_command("workers", &flags, |c| {
             Box::pin(async move { client::workers(&c).await })
         }),
@@ -254,8 +260,15 @@ fn certs(action: CertsCommand) -> anyhow::Result<()> {
         } => crank_services::certs::issue(&dir, role, &name, force),
     }
     .map_err(error::flat)?;
-    for path in written {
+    for path in &written {
         println!("wrote {}", path.display());
+    }
+    if let Some(bundle) = written
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "p12"))
+    {
+        let dir = bundle.parent().unwrap_or(std::path::Path::new("."));
+        println!("{}", crank_services::bundle::import_hint(dir, bundle));
     }
     Ok(())
 }

@@ -444,8 +444,13 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     let flags_text = format!("--controller-url {controller_url} --cert-dir {dir_arg}");
     println!("  crank workers {flags_text}");
     println!("  crank greet world --uppercase {flags_text}");
+    println!("  crank watch {flags_text}");
+    println!(
+        "  {controller_url}/ui in a browser, with {dir_arg}/client.p12 imported (password {})",
+        crank_services::bundle::PKCS12_PASSWORD
+    );
     if stream {
-        let port = flags.port + flags.workers + 1;
+        let port = flags.port + flags.controllers + flags.workers;
         println!("  {curl} -N --json '{{\"text\":\"one word at a time\"}}' https://localhost:{port}/stream/text");
         println!("  {curl} -N 'https://localhost:{port}/events?interval_ms=1000'");
     }

@@ -26,6 +26,12 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "register-storm",
         "scale",
         "idle-worker",
+        "metrics-scrape",
+        "watch",
+        "--watchers",
+        "10",
+        "--scrapes",
+        "5",
         "--duration",
         "300ms",
         "--workers",
@@ -51,7 +57,9 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "mixed",
             "register-storm",
             "scale",
-            "idle-worker"
+            "idle-worker",
+            "metrics-scrape",
+            "watch"
         ]
     );
     for row in &rows {
@@ -106,4 +114,14 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "{idle:?}"
     );
     assert!(idle.worker_rss_mb.is_some_and(|mb| mb > 0.0), "{idle:?}");
+    let (scrape, watch) = (&rows[7], &rows[8]);
+    assert_eq!(scrape.scrapes, Some(5), "{scrape:?}");
+    assert!(scrape.scrape_bytes.is_some_and(|b| b > 0), "{scrape:?}");
+    assert_eq!(
+        watch.watchers_complete,
+        Some(10),
+        "every watcher saw every change: {watch:?}"
+    );
+    assert_eq!(watch.watch_out_of_order, Some(0), "{watch:?}");
+    assert!(watch.heartbeat_ratio_with_watchers.is_some(), "{watch:?}");
 }

@@ -39,6 +39,8 @@ pub enum CertError {
     BadName(String),
     #[error("{0:?} is not a valid service name: use 1-128 of [A-Za-z0-9_-], without '.' (a '.' separates a service from its replicas' suffixes: service hello runs as hello, hello.1, hello.2…)")]
     BadServiceName(String),
+    #[error("the PKCS#12 bundle: {0}")]
+    Bundle(String),
 }
 
 fn rcgen_error(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> CertError {
@@ -189,6 +191,11 @@ impl CertificateAuthority {
 
 /// Writes `contents` to `path`, readable by the owner only when `private`.
 fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), CertError> {
+    write_bytes(path, contents.as_bytes(), private)
+}
+
+/// Writes `contents` to `path`, readable by the owner only when `private`.
+pub(crate) fn write_bytes(path: &Path, contents: &[u8], private: bool) -> Result<(), CertError> {
     let io = |source| CertError::Io {
         path: path.to_owned(),
         source,
@@ -206,7 +213,7 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), CertErro
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(io)?;
     }
-    file.write_all(contents.as_bytes()).map_err(io)
+    file.write_all(contents).map_err(io)
 }
 
 /// Writes `<dir>/<name>.crt` and `<dir>/<name>.key` (0600).
@@ -225,8 +232,9 @@ fn create_dir(dir: &Path) -> Result<(), CertError> {
     })
 }
 
-/// `crank certs init`: a new CA and the dev set in `dir`. Refuses to replace
-/// existing files unless `force`.
+/// `crank certs init`: a new CA and the dev set in `dir`, and the client's
+/// certificate as a PKCS#12 bundle for browsers (`client.p12`, see
+/// [`crate::bundle`]). Refuses to replace existing files unless `force`.
 pub fn init(dir: &Path, force: bool) -> Result<Vec<PathBuf>, CertError> {
     create_dir(dir)?;
     let names = std::iter::once("ca").chain(DEV_SET.iter().map(|(_, name)| *name));
@@ -256,6 +264,7 @@ pub fn init(dir: &Path, force: bool) -> Result<Vec<PathBuf>, CertError> {
             &ca.issue(&LeafSpec::for_role(role, name))?,
         )?);
     }
+    written.push(crate::bundle::write_pkcs12(dir, "client")?);
     Ok(written)
 }
 
@@ -291,7 +300,7 @@ mod tests {
     fn init_writes_the_dev_set_with_private_keys_and_identities() {
         let dir = tempfile::tempdir().unwrap();
         let written = init(dir.path(), false).unwrap();
-        assert_eq!(written.len(), 10);
+        assert_eq!(written.len(), 11);
         for (role, name) in DEV_SET {
             let files = TlsFiles::in_dir(dir.path(), name);
             let cert = &load_certs(&files.cert).unwrap()[0];

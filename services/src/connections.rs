@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::caller::ConnectionIdentity;
 use crate::identity::PeerIdentity;
+use crate::metrics::transport::{transport, OpenConnection};
 
 /// Default of the per-identity connection cap: far above what one worker or
 /// client needs (a worker holds one keep-alive connection to its controller),
@@ -165,6 +166,7 @@ pub struct Connection<S> {
     pub identity: Option<ConnectionIdentity>,
     pub cutoff: ReadCutoff,
     _slot: Option<ConnectionSlot>,
+    _open: OpenConnection,
 }
 
 impl<S> Connection<S> {
@@ -180,6 +182,7 @@ impl<S> Connection<S> {
             identity,
             cutoff: ReadCutoff::default(),
             _slot: slot,
+            _open: transport().open_connection(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! The controller's HTTP API: thin handlers that parse the request into domain
 //! values, check the caller, `send` one message to the
-//! [`RegistryActor`] and map its domain answer to the wire protocol (v1).
+//! [`RegistryActor`](crank_actors::registry::RegistryActor) and map its domain
+//! answer to the wire protocol (v1), counting what they did in the
+//! [`ControllerMetrics`]. `GET /metrics`, `GET /watch` and `GET /ui` live in
+//! [`crate::metrics`], [`crate::watch`] and [`crate::ui`].
 
-use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
@@ -11,7 +13,7 @@ use crank_actors::domain::{CallReport, InstanceId, Registration, RouteQuery, Wor
 use crank_actors::registry::RegistryError;
 use crank_actors::registry::{
     Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
-    Register, RegistryActor, Report, Route,
+    Register, Report, Route,
 };
 use crank_actors::wire::{
     CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
@@ -22,16 +24,21 @@ use crank_actors::wire::{
 use crate::body::ApiJson;
 use crate::caller::Caller;
 use crate::cluster::StoreHealth;
+use crate::controller_state::ControllerState;
 use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
+use crate::metrics::controller::{HeartbeatOutcome, RouteOutcome};
+use crate::metrics::{ControllerMetrics, RegistryMailbox};
 use crate::server::HandshakeCounter;
-use crate::views;
+use crate::{ui, views, watch};
 
-type Registry = web::Data<Addr<RegistryActor>>;
+type Registry = web::Data<RegistryMailbox>;
+type Metrics = web::Data<ControllerMetrics>;
 
-/// The controller's actix-web app, used by `crank controller` and by the tests.
+/// The controller's actix-web app, used by `crank controller` and by the tests:
+/// of a [`ControllerState`], or of a bare registry address (no watch stream).
 pub fn controller_app(
-    registry: Addr<RegistryActor>,
+    state: impl Into<ControllerState>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -43,18 +50,31 @@ pub fn controller_app(
 > {
     // Hot paths first: the router tries resources in order, and the ones with a
     // path parameter cost a regex match each.
-    App::new()
-        .app_data(web::Data::new(registry))
-        .service(endpoint("/heartbeat").route(web::post().to(heartbeat)))
-        .service(endpoint("/route").route(web::post().to(route)))
-        .service(endpoint("/register").route(web::post().to(register)))
-        .service(endpoint("/report").route(web::post().to(report)))
-        .service(endpoint("/health").route(web::get().to(health)))
-        .service(endpoint("/capabilities").route(web::get().to(capabilities)))
-        .service(endpoint("/workers").route(web::get().to(workers)))
-        .service(endpoint("/stats").route(web::get().to(stats)))
-        .service(endpoint("/deregister/{worker_id}").route(web::delete().to(deregister)))
-        .service(endpoint("/workers/{worker_id}").route(web::get().to(worker)))
+    let state = state.into();
+    let requests = state.metrics.requests.clone();
+    // Each endpoint counted by its own middleware: no lookup per request.
+    let observed = move |path: &'static str| endpoint(path).wrap(requests.endpoint(path));
+    let mut app = App::new()
+        .app_data(web::Data::new(state.registry))
+        .app_data(web::Data::from(state.metrics.clone()));
+    if let Some(hub) = state.watch {
+        app = app
+            .app_data(web::Data::from(hub))
+            .app_data(web::Data::from(state.snapshots));
+    }
+    app.service(observed("/heartbeat").route(web::post().to(heartbeat)))
+        .service(observed("/route").route(web::post().to(route)))
+        .service(observed("/register").route(web::post().to(register)))
+        .service(observed("/report").route(web::post().to(report)))
+        .service(observed("/health").route(web::get().to(health)))
+        .service(observed("/capabilities").route(web::get().to(capabilities)))
+        .service(observed("/workers").route(web::get().to(workers)))
+        .service(observed("/stats").route(web::get().to(stats)))
+        .service(observed("/metrics").route(web::get().to(crate::metrics::controller::scrape)))
+        .service(observed("/watch").route(web::get().to(watch::watch)))
+        .service(observed("/deregister/{worker_id}").route(web::delete().to(deregister)))
+        .service(observed("/workers/{worker_id}").route(web::get().to(worker)))
+        .configure(ui::mount(&state.metrics.requests))
         .default_service(web::to(not_found))
 }
 
@@ -66,6 +86,7 @@ async fn health(store: Option<web::Data<StoreHealth>>) -> HttpResponse {
 
 async fn register(
     registry: Registry,
+    metrics: Metrics,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,11 +99,13 @@ async fn register(
             registered_by: caller.to_string(),
         })
         .await?;
+    metrics.registered(&worker_id, ack.replaced);
     Ok(HttpResponse::Ok().json(views::registered(worker_id, &ack)))
 }
 
 async fn heartbeat(
     registry: Registry,
+    metrics: Metrics,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -101,21 +124,29 @@ async fn heartbeat(
         })
         .await?;
     Ok(match answer {
-        Ok(_) => HttpResponse::Ok()
-            .content_type(ContentType::json())
-            .body(HEARTBEAT_OK_BODY),
+        Ok(_) => {
+            metrics.heartbeat(&request.worker_id, HeartbeatOutcome::Ok);
+            HttpResponse::Ok()
+                .content_type(ContentType::json())
+                .body(HEARTBEAT_OK_BODY)
+        }
         Err(RegistryError::UnknownWorker(id)) => {
+            metrics.heartbeat(&id, HeartbeatOutcome::UnknownWorker);
             HttpResponse::NotFound().json(HeartbeatAnswer::unknown_worker(&id))
         }
         Err(RegistryError::Superseded {
             worker_id,
             instance,
-        }) => HttpResponse::Conflict().json(HeartbeatAnswer::superseded(&worker_id, &instance)),
+        }) => {
+            metrics.heartbeat(&worker_id, HeartbeatOutcome::Superseded);
+            HttpResponse::Conflict().json(HeartbeatAnswer::superseded(&worker_id, &instance))
+        }
     })
 }
 
 async fn deregister(
     registry: Registry,
+    metrics: Metrics,
     Caller(caller): Caller,
     worker_id: web::Path<String>,
     query: web::Query<DeregisterQuery>,
@@ -129,6 +160,9 @@ async fn deregister(
             instance: instance.clone(),
         })
         .await?;
+    if outcome == DeregisterOutcome::Removed {
+        metrics.deregistered();
+    }
     if outcome == DeregisterOutcome::Superseded {
         return Err(ApiError::Superseded {
             worker_id,
@@ -143,14 +177,19 @@ async fn deregister(
 
 async fn route(
     registry: Registry,
+    metrics: Metrics,
     _: Caller,
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let query = RouteQuery::try_from(&request)?;
-    let choice = registry
-        .send(Route { query })
-        .await?
-        .map_err(|no_route| ApiError::NoWorkerAvailable(no_route.to_string()))?;
+    let choice = match registry.send(Route { query }).await? {
+        Ok(choice) => choice,
+        Err(no_route) => {
+            metrics.route(RouteOutcome::NoWorkerAvailable);
+            return Err(ApiError::NoWorkerAvailable(no_route.to_string()));
+        }
+    };
+    metrics.route(RouteOutcome::Ok);
     Ok(HttpResponse::Ok().json(views::route(choice)))
 }
 

@@ -43,6 +43,10 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("the registry did not answer: {0}")]
     Mailbox(#[from] MailboxError),
+    #[error(
+        "this controller serves no watch stream (its registry was started without a watch hub)"
+    )]
+    WatchUnavailable,
 }
 
 impl From<FieldError> for ApiError {
@@ -85,6 +89,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Mailbox(_) => "registry_unavailable",
+            ApiError::WatchUnavailable => "watch_unavailable",
         }
     }
 }
@@ -123,7 +128,7 @@ impl ResponseError for ApiError {
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Superseded { .. } => StatusCode::CONFLICT,
-            ApiError::Mailbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Mailbox(_) | ApiError::WatchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

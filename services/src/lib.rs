@@ -3,6 +3,7 @@
 //! identity, the awc `ControllerLink`, configuration and certificates.
 
 pub mod body;
+pub mod bundle;
 pub mod caller;
 pub mod certs;
 pub mod client;
@@ -10,17 +11,21 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod controller;
+pub mod controller_state;
 pub mod error;
 pub mod failover;
 pub mod fallback;
 pub mod hello;
 pub mod identity;
 pub mod link;
+pub mod metrics;
 pub mod on_demand;
 pub mod process;
 pub mod registry_host;
 pub mod server;
 pub mod stream;
 pub mod tls;
+pub mod ui;
 pub mod views;
+pub mod watch;
 pub mod worker;

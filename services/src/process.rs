@@ -51,6 +51,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let registry = RegistryHost::new(
         config.registry_settings(),
         config.sweep_interval,
+        config.watch_limits(),
         health,
         cluster,
     );
@@ -64,7 +65,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
-        controller_app(registry.address()).app_data(web::Data::new(registry.health()))
+        controller_app(registry.state()).app_data(web::Data::new(registry.health()))
     })
     .map_err(bind_error)?;
     log::info!(

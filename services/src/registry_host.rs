@@ -12,34 +12,37 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::Addr;
-use crank_actors::registry::{RegistryActor, RegistrySettings};
+use crank_actors::registry::RegistrySettings;
 
 use crate::cluster::{ClusterStart, StoreHealth};
+use crate::controller_state::{ControllerState, WatchLimits};
 
 /// Starts the registry once, on the first thread that asks.
 #[derive(Clone)]
 pub struct RegistryHost {
     settings: RegistrySettings,
     sweep_interval: Duration,
+    watch: WatchLimits,
     health: StoreHealth,
     cluster: Arc<Mutex<Option<ClusterStart>>>,
-    address: Arc<Mutex<Option<Addr<RegistryActor>>>>,
+    state: Arc<Mutex<Option<ControllerState>>>,
 }
 
 impl RegistryHost {
     pub fn new(
         settings: RegistrySettings,
         sweep_interval: Duration,
+        watch: WatchLimits,
         health: StoreHealth,
         cluster: Option<ClusterStart>,
     ) -> Self {
         RegistryHost {
             settings,
             sweep_interval,
+            watch,
             health,
             cluster: Arc::new(Mutex::new(cluster)),
-            address: Arc::new(Mutex::new(None)),
+            state: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -47,39 +50,39 @@ impl RegistryHost {
         self.health.clone()
     }
 
-    /// The registry's address, starting it on this thread if it is not
-    /// running. Each HTTP thread asks once, when actix-server builds its app;
-    /// should a worker thread be rebuilt after the registry's thread died, it
-    /// starts a new, empty registry, and workers register again on their next
-    /// heartbeat (with the etcd store, the replica was handed over once and a
-    /// new registry starts empty too).
-    pub fn address(&self) -> Addr<RegistryActor> {
-        let mut slot = self.address.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(address) = slot.as_ref().filter(|a| a.connected()) {
-            return address.clone();
+    /// The registry (with its watch hub and metrics), starting it on this
+    /// thread if it is not running. Each HTTP thread asks once, when
+    /// actix-server builds its app; should a worker thread be rebuilt after
+    /// the registry's thread died, it starts a new, empty registry, and
+    /// workers register again on their next heartbeat (with the etcd store,
+    /// the replica was handed over once and a new registry starts empty too).
+    pub fn state(&self) -> ControllerState {
+        let mut slot = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = slot.as_ref().filter(|s| s.address().connected()) {
+            return state.clone();
         }
         let cluster = self
             .cluster
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let address = match cluster {
-            None => RegistryActor::start_with_sweeper(self.settings, self.sweep_interval),
+        let state = match cluster {
+            None => ControllerState::start(self.settings, Some(self.sweep_interval), self.watch),
             Some(start) => self.start_clustered(start),
         };
-        *slot = Some(address.clone());
-        address
+        *slot = Some(state.clone());
+        state
     }
 
     #[cfg(not(feature = "etcd"))]
-    fn start_clustered(&self, start: ClusterStart) -> Addr<RegistryActor> {
+    fn start_clustered(&self, start: ClusterStart) -> ControllerState {
         match start {}
     }
 
     /// A registry replicating through etcd: its changes go to the writer,
     /// the watch feeds it, the session is kept alive, all on this thread.
     #[cfg(feature = "etcd")]
-    fn start_clustered(&self, start: ClusterStart) -> Addr<RegistryActor> {
+    fn start_clustered(&self, start: ClusterStart) -> ControllerState {
         use crate::cluster::keys::Keys;
         use crate::cluster::writer::{self, StoreSink};
         use crate::cluster::{session, watcher};
@@ -92,10 +95,17 @@ impl RegistryHost {
         } = start;
         let keys = Keys::new(&settings.prefix);
         let (changes, pending) = tokio::sync::mpsc::unbounded_channel();
-        let registry = RegistryActor::new(self.settings)
-            .replicating_as(&settings.controller_id)
-            .with_sink(Box::new(StoreSink::new(changes)))
-            .start_swept(self.sweep_interval);
+        let state = ControllerState::start_with(
+            self.settings,
+            Some(self.sweep_interval),
+            self.watch,
+            |actor| {
+                actor
+                    .replicating_as(&settings.controller_id)
+                    .with_sink(Box::new(StoreSink::new(changes)))
+            },
+        );
+        let registry = state.address().clone();
         let (revision, live) = watcher::hand_over(loaded, &settings, &registry);
         actix_rt::spawn(writer::run(
             client.clone(),
@@ -108,7 +118,7 @@ impl RegistryHost {
             client.clone(),
             keys.clone(),
             settings.clone(),
-            registry.clone(),
+            registry,
             self.health.clone(),
             revision,
             live,
@@ -120,6 +130,6 @@ impl RegistryHost {
             self.health.clone(),
             lease,
         ));
-        registry
+        state
     }
 }

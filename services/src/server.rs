@@ -30,6 +30,7 @@ use crate::caller::{identify, record_identity};
 use crate::connections::{
     Connection, ConnectionLimiter, LimitKey, DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
 };
+use crate::metrics::transport::{transport, Refusal};
 use crate::on_demand::OnDemand;
 
 /// TLS handshakes one HTTP worker thread runs at once. actix-tls's default of
@@ -115,35 +116,42 @@ fn describe(peer: Option<SocketAddr>) -> String {
         .unwrap_or_else(|| "an unknown peer".into())
 }
 
-/// Why a handshake failed, in an operator's words, with rustls's own reason.
-pub fn explain_handshake_error(error: &std::io::Error) -> String {
+/// Why a handshake failed, as a [`Refusal`] (the `reason` of
+/// `crank_tls_refused_total`) and in an operator's words, with rustls's own
+/// reason.
+pub fn classify_handshake_error(error: &std::io::Error) -> (Refusal, String) {
     use rustls::{CertificateError, Error};
     let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
-        return error.to_string();
+        return (Refusal::HandshakeFailed, error.to_string());
     };
-    let plainly = match tls {
-        Error::NoCertificatesPresented => "no client certificate",
+    let (reason, plainly) = match tls {
+        Error::NoCertificatesPresented => (Refusal::NoCertificate, "no client certificate"),
         Error::InvalidCertificate(problem) => match problem {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
-                "client certificate not signed by this fleet's CA"
-            }
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => (
+                Refusal::UnknownCa,
+                "client certificate not signed by this fleet's CA",
+            ),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "client certificate expired"
+                (Refusal::Expired, "client certificate expired")
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "client certificate not valid yet"
+                (Refusal::NotYetValid, "client certificate not valid yet")
             }
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-                "client certificate not made for client authentication (no clientAuth usage)"
-            }
-            CertificateError::Revoked => "client certificate revoked",
-            _ => "client certificate refused",
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
+                Refusal::WrongUsage,
+                "client certificate not made for client authentication (no clientAuth usage)",
+            ),
+            CertificateError::Revoked => (Refusal::Revoked, "client certificate revoked"),
+            _ => (Refusal::CertificateRefused, "client certificate refused"),
         },
-        Error::PeerIncompatible(_) => "client cannot speak TLS 1.2 or 1.3 with our cipher suites",
-        Error::InvalidMessage(_) => "not a TLS client",
-        _ => "TLS handshake failed",
+        Error::PeerIncompatible(_) => (
+            Refusal::Incompatible,
+            "client cannot speak TLS 1.2 or 1.3 with our cipher suites",
+        ),
+        Error::InvalidMessage(_) => (Refusal::NotTls, "not a TLS client"),
+        _ => (Refusal::HandshakeFailed, "TLS handshake failed"),
     };
-    format!("{plainly} ({tls})")
+    (reason, format!("{plainly} ({tls})"))
 }
 
 /// Whether a handshake failed only because the peer hung up without a TLS
@@ -208,19 +216,22 @@ where
                 let (limiter, counter) = (limiter.clone(), counter.clone());
                 async move {
                     let stream = accepted.await.inspect_err(|error| match error {
-                        TlsError::Timeout => log::warn!(
-                            "dropped connection from {}: no TLS handshake within {client_timeout:?}",
-                            describe(peer)
-                        ),
+                        TlsError::Timeout => {
+                            transport().refused(Refusal::Timeout);
+                            log::warn!(
+                                "dropped connection from {}: no TLS handshake within {client_timeout:?}",
+                                describe(peer)
+                            )
+                        }
                         TlsError::Tls(error) if closed_before_handshake(error) => log::debug!(
                             "connection from {} closed before a TLS handshake (a port check?); nothing to do",
                             describe(peer)
                         ),
-                        TlsError::Tls(error) => log::warn!(
-                            "refused TLS connection from {}: {}",
-                            describe(peer),
-                            explain_handshake_error(error)
-                        ),
+                        TlsError::Tls(error) => {
+                            let (reason, explained) = classify_handshake_error(error);
+                            transport().refused(reason);
+                            log::warn!("refused TLS connection from {}: {explained}", describe(peer))
+                        }
                         TlsError::Service(never) => match *never {},
                     })?;
                     counter.record(stream.get_ref().1.handshake_kind());
@@ -233,6 +244,7 @@ where
                         // Refused (and logged) past the cap: the error only
                         // drops the connection.
                         Some(key) => Some(limiter.admit(key, peer).ok_or_else(|| {
+                            transport().refused(Refusal::TooManyConnections);
                             TlsError::Tls(std::io::Error::other("too many connections"))
                         })?),
                         None => None,

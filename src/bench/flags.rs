@@ -27,6 +27,10 @@ pub enum Scenario {
     /// PATH): etcd writes per registration, heartbeat and route throughput
     /// against one memory-store controller, writes at steady state, failover.
     Cluster,
+    /// GET /metrics against --scale-workers workers: scrape latency and how long each held the registry.
+    MetricsScrape,
+    /// --watchers GET /watch streams through a --workers register storm (every event, in order?), and heartbeat throughput with and without them.
+    Watch,
 }
 
 impl Scenario {
@@ -41,6 +45,8 @@ impl Scenario {
             Scenario::Scale => "scale",
             Scenario::IdleWorker => "idle-worker",
             Scenario::Cluster => "cluster",
+            Scenario::MetricsScrape => "metrics-scrape",
+            Scenario::Watch => "watch",
         }
     }
 }
@@ -65,6 +71,12 @@ pub struct BenchFlags {
     /// Workers in the scale scenario.
     #[arg(long, default_value_t = 100_000)]
     pub scale_workers: usize,
+    /// Concurrent GET /watch streams in the watch scenario.
+    #[arg(long, default_value_t = 500)]
+    pub watchers: usize,
+    /// Scrapes in the metrics-scrape scenario.
+    #[arg(long, default_value_t = 200)]
+    pub scrapes: usize,
     /// Client threads generating load.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,

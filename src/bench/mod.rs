@@ -13,7 +13,8 @@
 //! |---|---|
 //! | What can it be asked to do? [`BenchFlags`], [`Scenario`](flags::Scenario) | [`flags`] |
 //! | How is it run: rounds, baselines, medians, output? [`bench()`] | [`run`] |
-//! | What does each scenario start, load and measure? | [`scenario`] |
+//! | What does each scenario start, load and measure? | [`scenario`], and [`observe`] for `metrics-scrape` and `watch` |
+//! | How are `GET /watch` streams held and checked? [`watchers::Watchers`] | [`watchers`] |
 //! | What requests does a scenario send? | [`calls`] |
 //! | How is load generated and tallied? [`load::run_load`], [`load::Load`] | [`load`] |
 //! | Which processes are loaded, and how are they started? [`target::Bench`], [`target::Target`] | [`target`] |
@@ -29,12 +30,14 @@ mod calls;
 mod cluster;
 mod flags;
 mod load;
+mod observe;
 mod probe;
 mod report;
 mod row;
 mod run;
 mod scenario;
 mod target;
+mod watchers;
 
 pub use baseline::serve_baseline;
 pub use flags::BenchFlags;

@@ -167,6 +167,32 @@ pub fn targets(rows: &[Row]) -> String {
         |m| m < 1.0,
         " ms",
     );
+    let scrape = find("metrics-scrape");
+    check(
+        "metrics-scrape: a scrape answers in < 50 ms (slowest)".into(),
+        scrape.and_then(|r| r.scrape_max_ms),
+        |m| m < 50.0,
+        " ms",
+    );
+    check(
+        "metrics-scrape: a scrape holds the registry ≤ 5 ms (longest)".into(),
+        scrape.and_then(|r| r.scrape_hold_max_ms),
+        |m| m <= 5.0,
+        " ms",
+    );
+    let watch = find("watch");
+    check(
+        "watch: every watcher saw every change in order (watchers that did not)".into(),
+        watch.and_then(|r| Some(r.watchers? as f64 - r.watchers_complete? as f64)),
+        |n| n == 0.0,
+        "",
+    );
+    check(
+        "watch: heartbeat throughput with the watchers ≥ 0.9 × without".into(),
+        watch.and_then(|r| r.heartbeat_ratio_with_watchers),
+        |r| r >= 0.9,
+        "×",
+    );
     lines.join("\n") + "\n"
 }
 

@@ -155,6 +155,47 @@ pub struct Row {
     /// cluster: routes that failed through the survivors meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_failed_routes: Option<u64>,
+
+    // metrics-scrape.
+    /// Scrapes of `GET /metrics`, one after another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrapes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_p99_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_max_ms: Option<f64>,
+    /// The longest any scrape held the registry (its own gauge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_hold_max_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_bytes: Option<u64>,
+
+    // watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchers: Option<u64>,
+    /// Changes each watcher should see: one per registration of the storm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_events_expected: Option<u64>,
+    /// Watchers that saw every one of them, in order, with no resync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchers_complete: Option<u64>,
+    /// Events that came out of order or with a gap, across all watchers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_out_of_order: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_resyncs: Option<u64>,
+    /// From the storm's start until every watcher had every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_delivery_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_throughput_without_watchers: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_throughput_with_watchers: Option<f64>,
+    /// With over without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ratio_with_watchers: Option<f64>,
 }
 
 impl Row {

@@ -50,11 +50,13 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Scale => scale(bench),
         Scenario::IdleWorker => idle_worker(bench),
         Scenario::Cluster => super::cluster::cluster(bench),
+        Scenario::MetricsScrape => super::observe::metrics_scrape(bench),
+        Scenario::Watch => super::observe::watch(bench),
     }
 }
 
 /// The columns of `scenario`'s row: `load`'s figures and what `target` used.
-pub(super) fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Option<f64>) -> Row {
+pub fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Option<f64>) -> Row {
     Row {
         scenario: scenario.name().to_owned(),
         requests: load.requests,
@@ -71,10 +73,7 @@ pub(super) fn row(scenario: Scenario, load: &Load, target: &Target, cpu_s: Optio
 }
 
 /// `run`'s value, and the CPU time `target` used meanwhile.
-pub(super) fn measured<T>(
-    target: &Target,
-    run: impl FnOnce() -> Result<T>,
-) -> Result<(T, Option<f64>)> {
+pub fn measured<T>(target: &Target, run: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>)> {
     let before = target.cpu_seconds();
     let value = run()?;
     let cpu = target
@@ -205,7 +204,7 @@ fn register_storm(bench: &Bench) -> Result<Row> {
 
 /// Registers workers `from..to` (ids `prefix-N`), each with `per_worker`
 /// capabilities out of `capabilities`.
-pub(super) fn register_workers(
+pub fn register_workers(
     bench: &Bench,
     target: &Target,
     prefix: &str,
@@ -235,7 +234,7 @@ pub(super) fn register_workers(
 }
 
 /// Waits for the sweeper to run at least once more, and returns the stats after it.
-fn after_next_sweep(bench: &Bench, target: &Target) -> Result<Stats> {
+pub fn after_next_sweep(bench: &Bench, target: &Target) -> Result<Stats> {
     let before = bench.stats(target)?.sweeps;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

@@ -169,6 +169,12 @@ impl Bench {
 
     /// A fresh controller with `crank controller`'s defaults, or the one named.
     pub fn controller(&self) -> Result<Target> {
+        self.controller_with(&[])
+    }
+
+    /// A fresh controller with `crank controller`'s defaults and `extra`
+    /// flags, or the one named (`extra` then does not apply).
+    pub fn controller_with(&self, extra: &[&str]) -> Result<Target> {
         if let Some(url) = &self.flags.controller_url {
             return Ok(Target {
                 url: url.trim_end_matches('/').to_owned(),
@@ -177,13 +183,9 @@ impl Bench {
             });
         }
         let port = free_port()?;
-        let args = [
-            "controller",
-            "--port",
-            &port.to_string(),
-            "--cert-dir",
-            &self.cert_dir.to_string_lossy(),
-        ];
+        let (port_arg, cert_dir) = (port.to_string(), self.cert_dir.to_string_lossy());
+        let mut args = vec!["controller", "--port", &port_arg, "--cert-dir", &cert_dir];
+        args.extend_from_slice(extra);
         self.start("controller", &args, port)
     }
 

@@ -13,6 +13,7 @@ use actix::prelude::*;
 use super::core::{Now, Registry, SweepStep, SWEEP_STEP_ENTRIES};
 use super::liveness::GraceReason;
 use super::messages::*;
+use super::observe::{FleetGauges, FleetSnapshot, GetGauges, Snapshot};
 use super::router::NoRoute;
 use super::store::ChangeSink;
 use super::RegistrySettings;
@@ -43,6 +44,10 @@ pub struct RegistryActor {
     /// was not running (paused, stalled), not that its workers died.
     last_sweep_heard: Option<Instant>,
     sweep_log: SweepLog,
+    /// Changes handed to the sinks so far: the id of the last one.
+    published: u64,
+    /// Told how long each complete sweep took (a metrics histogram).
+    sweep_observer: Option<Box<dyn FnMut(Duration)>>,
 }
 
 /// No sweep for this long, when one is due every `interval`, means the
@@ -65,7 +70,16 @@ impl RegistryActor {
             sweep_interval: None,
             last_sweep_heard: None,
             sweep_log: SweepLog::default(),
+            published: 0,
+            sweep_observer: None,
         }
+    }
+
+    /// Also tells `observer` how long each complete sweep took, all its steps
+    /// together, on the registry's thread (it must not block).
+    pub fn with_sweep_observer(mut self, observer: Box<dyn FnMut(Duration)>) -> Self {
+        self.sweep_observer = Some(observer);
+        self
     }
 
     /// Also hands every change to `sink`, after the sinks added before it.
@@ -128,6 +142,7 @@ impl RegistryActor {
             return;
         }
         let events = self.registry.take_events();
+        self.published += events.len() as u64;
         if !events.is_empty() {
             for sink in &mut self.sinks {
                 sink.publish(&events);
@@ -152,6 +167,9 @@ impl RegistryActor {
         } else {
             self.sweeps += 1;
             self.last_sweep = std::mem::take(&mut self.sweep_so_far);
+            if let Some(observe) = &mut self.sweep_observer {
+                observe(self.last_sweep);
+            }
         }
         step
     }
@@ -421,5 +439,33 @@ impl Handler<GetStats> for RegistryActor {
             self.registry
                 .stats(self.sweeps, self.last_sweep, self.longest_sweep_step),
         )
+    }
+}
+
+impl Handler<Snapshot> for RegistryActor {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let now = self.now();
+        MessageResult(FleetSnapshot {
+            workers: self.registry.list(now),
+            last_event_id: self.published,
+        })
+    }
+}
+
+impl Handler<GetGauges> for RegistryActor {
+    type Result = MessageResult<GetGauges>;
+
+    fn handle(&mut self, _: GetGauges, _: &mut Self::Context) -> Self::Result {
+        let started = std::time::Instant::now();
+        let now = self.now();
+        let gauges = self.registry.gauges(now);
+        MessageResult(FleetGauges {
+            sweeps: self.sweeps,
+            longest_sweep_step: self.longest_sweep_step,
+            held_for: started.elapsed(),
+            ..gauges
+        })
     }
 }

@@ -20,6 +20,7 @@ use super::messages::{
     DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice,
     WorkerDetailView, WorkerView,
 };
+use super::observe::FleetGauges;
 use super::record::Owner;
 use super::record::{CapabilitySets, WorkerRecord};
 use super::router::{self, Judge, NoRoute, Tally};
@@ -619,5 +620,32 @@ impl Registry {
     #[cfg(test)]
     pub(crate) fn queued_deadlines(&self) -> usize {
         self.deadlines.len()
+    }
+
+    /// The gauges a metrics scrape reads, from counts kept as the registry
+    /// changes: no walk over the fleet, except to count suspects while a
+    /// grace period is in force (rare, and bounded by its length).
+    pub fn gauges(&mut self, now: Now) -> FleetGauges {
+        let (workers, unmarked, _) = self.counts();
+        let suspect = match self.liveness.grace_until(now.mono) {
+            Some(_) => self
+                .workers
+                .values()
+                .filter(|r| self.liveness.status(r, now.mono) == WorkerStatus::Suspect)
+                .count(),
+            None => 0,
+        };
+        FleetGauges {
+            workers,
+            healthy: unmarked - suspect,
+            suspect,
+            stale: self.marked_stale,
+            capabilities: self
+                .index
+                .iter()
+                .map(|(key, providers)| (key.to_string(), providers.len()))
+                .collect(),
+            ..FleetGauges::default()
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
 //! | [`replication`] | the cluster store's side of the core: replicas applied, owners and orphans |
 //! | [`journal`] | [`Journal`](journal::Journal): changes noted for the sinks, with replicas in cluster mode |
+//! | [`observe`] | [`Snapshot`] and [`GetGauges`]: what the watch stream and a metrics scrape ask |
 //! | [`store`] | [`RegistryEvent`], [`ChangeSink`]: where changes go besides memory (a replicated store, the watch stream) |
 //!
 //! Liveness is measured on the controller's monotonic clock
@@ -25,6 +26,7 @@ pub mod index;
 pub mod journal;
 pub mod liveness;
 pub mod messages;
+pub mod observe;
 pub mod record;
 pub mod replication;
 pub mod router;
@@ -47,6 +49,7 @@ pub use self::deadlines::DeadlineQueue;
 pub use self::index::CapabilityIndex;
 pub use self::liveness::{GraceReason, Liveness};
 pub use self::messages::*;
+pub use self::observe::{FleetGauges, FleetSnapshot, GetGauges, Snapshot};
 pub use self::record::{CapabilitySet, Owner, WorkerRecord};
 pub use self::router::NoRoute;
 pub use self::store::{ChangeKind, ChangeSink, Origin, RegistryEvent};

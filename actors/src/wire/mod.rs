@@ -15,6 +15,7 @@
 //! | [`route`] | [`RouteRequest`] with its [`SloConstraints`], [`RouteResponse`] |
 //! | [`report`] | [`ReportRequest`], [`ReportResponse`]: how a call to a worker went |
 //! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
+//! | [`watch`] | `GET /watch`: [`WatchSnapshot`], [`WatchEvent`], [`Resync`] |
 //! | [`error`] | [`ErrorBody`], every error answer |
 //! | [`replica`] | [`ReplicatedWorker`], [`ControllerAnnouncement`]: what controllers share through etcd |
 
@@ -28,6 +29,7 @@ pub mod replica;
 pub mod report;
 pub mod route;
 mod timestamp;
+pub mod watch;
 
 pub use capability::{capability_key, Capability};
 pub use deregister::{DeregisterQuery, DeregisterResponse, DeregisterStatus};
@@ -43,3 +45,4 @@ pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
 pub use replica::{ControllerAnnouncement, ReplicatedWorker};
 pub use report::{Outcome, ReportRequest, ReportResponse, ReportStatus};
 pub use route::{RouteRequest, RouteResponse, SloConstraints};
+pub use watch::{Resync, SnapshotReason, WatchEvent, WatchKind, WatchSnapshot};

@@ -131,6 +131,13 @@ impl CrankClient {
         self
     }
 
+    /// The HTTP client that reaches the controller (it checks the server is a
+    /// controller), for requests the library does not make itself, such as a
+    /// `GET /watch` stream.
+    pub fn controller_http(&self) -> &awc::Client {
+        &self.controller
+    }
+
     /// The controller's URL, without a trailing `/`.
     pub fn controller_url(&self) -> &str {
         &self.controller_url

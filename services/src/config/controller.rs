@@ -10,7 +10,7 @@ use crank_actors::domain::Strategy;
 use crank_actors::registry::{RegistrySettings, MIN_STALE_AFTER};
 
 use super::parse::{
-    duration_at_least, number, parse_duration, path, positive_duration, share, text,
+    at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,
 };
 use super::{ConfigError, Flags, Layered, Layers, Setting};
 
@@ -159,6 +159,14 @@ pub(super) const ROUTE_STRATEGY: Setting = Setting {
     default: Some("least_loaded"),
     help: "How routes that name no strategy choose: least_loaded (power of two choices by estimated free capacity), round_robin or cheapest",
 };
+pub(super) const WATCH_BACKLOG: Setting = Setting {
+    key: "watch_backlog",
+    flag: "watch-backlog",
+    env: "CONTROLLER_WATCH_BACKLOG",
+    value_name: "N",
+    default: Some("16384"),
+    help: "Changes a GET /watch stream may fall behind before it is sent a resync and a fresh snapshot (at least 1)",
+};
 
 /// `crank controller`'s settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +207,8 @@ pub struct ControllerConfig {
     pub max_connections_per_identity: usize,
     /// How routes that name no `strategy` choose (the key `route_strategy`).
     pub default_route_strategy: Strategy,
+    /// Changes a watcher may fall behind before it must resync.
+    pub watch_backlog: usize,
 }
 
 impl Layered for ControllerConfig {
@@ -221,6 +231,7 @@ impl Layered for ControllerConfig {
         HTTP_WORKERS,
         MAX_CONNECTIONS_PER_IDENTITY,
         ROUTE_STRATEGY,
+        WATCH_BACKLOG,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -255,6 +266,7 @@ impl Layered for ControllerConfig {
             http_workers: layers.value(&HTTP_WORKERS, number)?,
             max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
             default_route_strategy: layers.value(&ROUTE_STRATEGY, |text| text.parse())?,
+            watch_backlog: layers.value(&WATCH_BACKLOG, at_least_one)?,
         })
     }
 }
@@ -312,6 +324,17 @@ impl ControllerConfig {
             evict_after: (!self.evict_after.is_zero()).then_some(self.evict_after),
             protect_threshold: self.protect_threshold,
             default_strategy: self.default_route_strategy,
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// How much the watch stream holds: the backlog as set, as many changes
+    /// remembered for watchers that resume.
+    pub fn watch_limits(&self) -> crate::controller_state::WatchLimits {
+        crate::controller_state::WatchLimits {
+            backlog: self.watch_backlog,
+            history: self.watch_backlog,
         }
     }
 }

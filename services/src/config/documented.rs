@@ -24,6 +24,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "etcd_ca" | "etcd_cert" | "etcd_key" => ["/etc/a.pem", "/etc/b.pem"],
         "etcd_prefix" => ["/fleet-a", "/fleet-b"],
         "max_connections_per_identity" => ["16", "32"],
+        "watch_backlog" => ["64", "128"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],
         "controller_name" => ["ctl-a", "ctl-b"],

@@ -56,6 +56,14 @@ where
     text.trim().parse::<T>().map_err(|e| e.to_string())
 }
 
+/// A count of at least 1, such as a buffer size.
+pub(super) fn at_least_one(text: &str) -> Result<usize, String> {
+    match number::<usize>(text)? {
+        0 => Err("must be at least 1".into()),
+        value => Ok(value),
+    }
+}
+
 /// Text without surrounding whitespace.
 pub(super) fn text(text: &str) -> Result<String, String> {
     Ok(text.trim().to_owned())

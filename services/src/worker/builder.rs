@@ -164,8 +164,14 @@ impl Worker {
         let mounts = self.mounts.clone();
         let extras = self.extras.clone();
         let meters = context.meters().to_vec();
+        let metrics = context.metrics.clone();
+        // Requests served, all endpoints together: the capabilities' own
+        // meters break them down for the heartbeat's load.
+        let served = metrics.requests.endpoint("/*");
         App::new()
+            .wrap(served)
             .app_data(web::Data::from(context))
+            .configure(crate::metrics::worker::mount(metrics))
             .service(endpoint("/health").route(web::get().to(health)))
             .configure(move |config| {
                 for (index, mount) in &mounts {

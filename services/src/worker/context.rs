@@ -1,6 +1,7 @@
 //! [`WorkerContext`]: the running worker as its handlers and its heartbeat see
 //! it, and the `/health` every worker serves from it.
 
+use crate::metrics::WorkerMetrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ pub struct WorkerContext {
     registration: RegistrationStatus,
     capacity: u32,
     meters: Vec<Arc<CapabilityMeter>>,
+    /// Its `GET /metrics`: registration state, heartbeats by outcome and
+    /// their round trip, requests by endpoint.
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 impl WorkerContext {
@@ -40,6 +44,7 @@ impl WorkerContext {
             service: service.to_owned(),
             worker_id: worker_id.to_owned(),
             started: Instant::now(),
+            metrics: WorkerMetrics::new(registration.clone()),
             registration,
             capacity,
             meters: capabilities

@@ -17,6 +17,7 @@ use crank_actors::wire::RegisterRequest;
 use super::Worker;
 use crate::config::WorkerConfig;
 use crate::failover::{Cursor, FailoverLink};
+use crate::metrics::worker::MeteredLink;
 use crate::process::{bind_error, ShutdownSignals, StartError};
 use crate::server::{mtls_server, ServerLimits};
 use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsFiles};
@@ -100,11 +101,14 @@ impl Worker {
                     .collect();
                 let cursor = Cursor::default();
                 let link = || {
-                    Rc::new(FailoverLink::new(
-                        &urls,
-                        client_tls.clone(),
-                        config.controller_timeout,
-                        cursor.clone(),
+                    Rc::new(MeteredLink::new(
+                        FailoverLink::new(
+                            &urls,
+                            client_tls.clone(),
+                            config.controller_timeout,
+                            cursor.clone(),
+                        ),
+                        context.metrics.clone(),
                     ))
                 };
                 let timing = WorkerTiming {

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crank_actors::registry::RegistryActor;
 use crank_actors::registry::RegistrySettings;
 use crank_services::controller::controller_app;
+use crank_services::controller_state::{ControllerState, WatchLimits};
 use crank_services::link::mtls_client;
 use crank_services::server::{mtls_server, ServerLimits};
 use crank_services::tls::{self, TlsFiles};
@@ -16,9 +16,17 @@ use crank_services::tls::{self, TlsFiles};
 /// Serves a controller with `dir`'s `controller` certificate on a free loopback
 /// port of the current actix system; its base URL.
 pub fn start_controller(dir: &Path) -> String {
+    start_controller_with(dir, WatchLimits::default())
+}
+
+/// [`start_controller`] with a watch stream of `watch`'s limits.
+pub fn start_controller_with(dir: &Path, watch: WatchLimits) -> String {
     let tls = tls::server_config(&TlsFiles::in_dir(dir, "controller")).unwrap();
-    let registry =
-        RegistryActor::start_with_sweeper(RegistrySettings::default(), Duration::from_secs(5));
+    let registry = ControllerState::start(
+        RegistrySettings::default(),
+        Some(Duration::from_secs(5)),
+        watch,
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let limits = ServerLimits {

@@ -1,0 +1,93 @@
+//! The registry's gauges, as they were when a scrape asked
+//! ([`FleetGauges`]): encoded by [`FleetCollector`] into that scrape only.
+
+use crank_actors::registry::FleetGauges;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+/// One scrape's registry gauges, and the watchers of the stream then.
+#[derive(Debug)]
+pub struct FleetCollector {
+    pub gauges: FleetGauges,
+    /// `None`: this controller serves no watch stream.
+    pub watchers: Option<usize>,
+}
+
+fn gauge<N>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for FleetCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let g = &self.gauges;
+        let workers = ConstGauge::new(0i64);
+        let mut by_state = encoder.encode_descriptor(
+            "crank_workers",
+            "Registered workers by state: healthy, suspect (silent, shielded by a grace period, still routed to), stale (marked by the sweeper)",
+            None,
+            workers.metric_type(),
+        )?;
+        for (state, count) in [
+            ("healthy", g.healthy),
+            ("suspect", g.suspect),
+            ("stale", g.stale),
+        ] {
+            ConstGauge::new(count as i64).encode(by_state.encode_family(&[("state", state)])?)?;
+        }
+        gauge(
+            &mut encoder,
+            "crank_capabilities",
+            "Distinct capabilities (verb:name) some registered worker serves",
+            g.capabilities.len() as i64,
+        )?;
+        let mut providers = encoder.encode_descriptor(
+            "crank_capability_workers",
+            "Registered workers serving each capability, whatever their state",
+            None,
+            workers.metric_type(),
+        )?;
+        for (capability, count) in &g.capabilities {
+            ConstGauge::new(*count as i64)
+                .encode(providers.encode_family(&[("capability", capability.as_str())])?)?;
+        }
+        let sweeps = ConstCounter::new(g.sweeps);
+        sweeps.encode(encoder.encode_descriptor(
+            "crank_sweeps",
+            "Complete sweeps of the registry",
+            None,
+            sweeps.metric_type(),
+        )?)?;
+        gauge(
+            &mut encoder,
+            "crank_sweep_step_longest_seconds",
+            "The longest single sweep step so far: the longest the registry held back other messages to sweep",
+            g.longest_sweep_step.as_secs_f64(),
+        )?;
+        gauge(
+            &mut encoder,
+            "crank_scrape_registry_hold_seconds",
+            "How long this scrape held the registry to read its gauges",
+            g.held_for.as_secs_f64(),
+        )?;
+        if let Some(watchers) = self.watchers {
+            gauge(
+                &mut encoder,
+                "crank_watchers",
+                "Open GET /watch streams",
+                watchers as i64,
+            )?;
+        }
+        Ok(())
+    }
+}
