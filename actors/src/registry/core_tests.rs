@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use actix::clock::Instant;
 use chrono::Utc;
 
 use super::core::{Now, Registry};
@@ -12,28 +11,7 @@ use crate::domain::{Registration, RouteQuery};
 use crate::wire::{Capability, RegisterRequest, WorkerStatus};
 
 /// A clock that starts now and moves only when told.
-struct Clock {
-    start: Now,
-}
-
-impl Clock {
-    fn new() -> Self {
-        Clock {
-            start: Now {
-                mono: Instant::now(),
-                wall: Utc::now(),
-            },
-        }
-    }
-
-    fn at(&self, seconds: u64) -> Now {
-        let d = Duration::from_secs(seconds);
-        Now {
-            mono: self.start.mono + d,
-            wall: self.start.wall + chrono::Duration::from_std(d).unwrap(),
-        }
-    }
-}
+use super::test_clock::TestClock as Clock;
 
 fn registration(id: &str, name: &str) -> Registration {
     Registration::try_from(RegisterRequest {

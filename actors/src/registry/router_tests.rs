@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use actix::clock::Instant;
-use chrono::Utc;
 use serde_json::json;
 
 use super::core::{Now, Registry};
@@ -13,28 +11,7 @@ use super::RegistrySettings;
 use crate::domain::{CallReport, Registration, Requirement, RouteQuery, Strategy, WorkerId};
 use crate::wire::{Capability, CapabilityLoad, Load, RegisterRequest};
 
-struct Clock {
-    start: Now,
-}
-
-impl Clock {
-    fn new() -> Self {
-        Clock {
-            start: Now {
-                mono: Instant::now(),
-                wall: Utc::now(),
-            },
-        }
-    }
-
-    fn at(&self, seconds: f64) -> Now {
-        let d = Duration::from_secs_f64(seconds);
-        Now {
-            mono: self.start.mono + d,
-            wall: self.start.wall + chrono::Duration::from_std(d).unwrap(),
-        }
-    }
-}
+use super::test_clock::TestClock as Clock;
 
 /// A registry with `stale_after` 120 s: load reports count for 60 s.
 fn registry() -> Registry {
