@@ -2,13 +2,14 @@
 //! success and each error, asserting status, body, and that a rejected request
 //! left the registry unchanged.
 
-use actix::Addr;
+mod common;
+
+use common::app::{call, registry};
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::registry::{RegistryActor, RegistrySettings};
-use crank_services::caller::Caller;
 use crank_services::controller::controller_app;
 use crank_services::identity::{PeerIdentity, Role};
 use serde_json::{json, Value};
@@ -31,37 +32,6 @@ fn registration(id: &str) -> Value {
         "worker_url": format!("https://{id}.local:8500"),
         "capabilities": [{"name": "hello.greet", "verb": "invoke", "version": "1.0.0"}]
     })
-}
-
-async fn call<S, B>(app: &S, req: TestRequest, as_: Option<PeerIdentity>) -> (StatusCode, Value)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let req = req.to_request();
-    if let Some(identity) = as_ {
-        Caller::attach(&req, identity);
-    }
-    let response = test::call_service(app, req).await;
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = test::read_body(response).await;
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/json"),
-        "status {status}, body {body:?}"
-    );
-    (status, serde_json::from_slice(&body).expect("a JSON body"))
-}
-
-fn registry() -> Addr<RegistryActor> {
-    RegistryActor::start_with_sweeper(
-        RegistrySettings::default(),
-        std::time::Duration::from_secs(5),
-    )
 }
 
 macro_rules! app {

@@ -2,13 +2,14 @@
 //! constraints, budget and exclusions, the 404's reasons, and `POST /report`
 //! ejecting a failing worker and bringing it back.
 
-use actix::Addr;
+mod common;
+
+use common::app::{call, registry};
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::registry::{RegistryActor, RegistrySettings};
-use crank_services::caller::Caller;
 use crank_services::controller::controller_app;
 use crank_services::identity::{PeerIdentity, Role};
 use serde_json::{json, Value};
@@ -19,26 +20,6 @@ fn client() -> PeerIdentity {
 
 fn admin() -> PeerIdentity {
     PeerIdentity::new(Role::Admin, "ops")
-}
-
-async fn call<S, B>(app: &S, req: TestRequest, as_: PeerIdentity) -> (StatusCode, Value)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let req = req.to_request();
-    Caller::attach(&req, as_);
-    let response = test::call_service(app, req).await;
-    let status = response.status();
-    let body = test::read_body(response).await;
-    (status, serde_json::from_slice(&body).expect("a JSON body"))
-}
-
-fn registry() -> Addr<RegistryActor> {
-    RegistryActor::start_with_sweeper(
-        RegistrySettings::default(),
-        std::time::Duration::from_secs(5),
-    )
 }
 
 macro_rules! app {
@@ -66,7 +47,7 @@ where
     let (status, answer) = call(
         app,
         TestRequest::post().uri("/register").set_json(body),
-        admin(),
+        Some(admin()),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -80,7 +61,7 @@ where
     call(
         app,
         TestRequest::post().uri("/route").set_json(body),
-        client(),
+        Some(client()),
     )
     .await
 }
@@ -208,7 +189,7 @@ where
         TestRequest::post()
             .uri("/report")
             .set_json(json!({"worker_id": worker_id, "outcome": outcome, "latency_ms": 12.5})),
-        client(),
+        Some(client()),
     )
     .await
 }
@@ -228,14 +209,14 @@ async fn reported_failures_eject_a_worker_and_a_success_brings_it_back() {
         let (_, body) = route(&app, json!({"verb": "invoke", "capability": "x"})).await;
         assert_eq!(body["worker_id"], "b");
     }
-    let (_, detail) = call(&app, TestRequest::get().uri("/workers/a"), client()).await;
+    let (_, detail) = call(&app, TestRequest::get().uri("/workers/a"), Some(client())).await;
     assert_eq!(detail["status"], "healthy");
     assert!(detail["ejected_until"].is_string(), "{detail}");
-    let (_, list) = call(&app, TestRequest::get().uri("/workers"), client()).await;
+    let (_, list) = call(&app, TestRequest::get().uri("/workers"), Some(client())).await;
     assert!(list["workers"][0]["ejected_until"].is_string(), "{list}");
     assert!(list["workers"][1].get("ejected_until").is_none(), "{list}");
     report(&app, "a", "success").await;
-    let (_, detail) = call(&app, TestRequest::get().uri("/workers/a"), client()).await;
+    let (_, detail) = call(&app, TestRequest::get().uri("/workers/a"), Some(client())).await;
     assert!(detail.get("ejected_until").is_none(), "{detail}");
     let mut chosen = Vec::new();
     for _ in 0..2 {
@@ -257,7 +238,7 @@ async fn a_report_on_an_unknown_worker_or_a_bad_one_is_refused() {
         TestRequest::post()
             .uri("/report")
             .set_json(json!({"worker_id": "ghost", "outcome": "meh"})),
-        client(),
+        Some(client()),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
