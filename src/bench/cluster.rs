@@ -33,7 +33,7 @@ mod with_etcd {
 
     /// An etcd client for counting revisions and the reference put rate.
     async fn etcd(bench: &Bench, endpoint: &str) -> Result<etcd_client::Client> {
-        let dir = Target::cert_dir(bench);
+        let dir = bench.cert_dir();
         let settings = ClusterSettings {
             endpoints: vec![endpoint.to_owned()],
             ca: dir.join("ca.crt"),
@@ -69,9 +69,9 @@ mod with_etcd {
         let until = Until::Elapsed(flags.duration);
         let data = tempfile::tempdir().context("cannot make etcd's data directory")?;
         let (_etcd, endpoint) = bench.block_on(async {
-            crate::up::start_etcd(Target::cert_dir(bench), &data.path().join("etcd"))
+            crate::up::start_etcd(bench.cert_dir(), &data.path().join("etcd"))
         })?;
-        let dir = Target::cert_dir(bench).to_string_lossy().into_owned();
+        let dir = bench.cert_dir().to_string_lossy().into_owned();
         let mut controllers = Vec::new();
         for i in 0..3 {
             let port = free_port()?;

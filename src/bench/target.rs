@@ -43,12 +43,6 @@ impl Target {
         Ok(())
     }
 
-    /// The certificate directory a target of `bench` uses.
-    #[cfg(feature = "etcd")]
-    pub fn cert_dir(bench: &Bench) -> &std::path::Path {
-        &bench.cert_dir
-    }
-
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::pid)
     }
@@ -146,6 +140,12 @@ impl Bench {
             tls: Arc::new(tls),
             system: actix_rt::System::new(),
         })
+    }
+
+    /// The certificates the bench and its targets use.
+    #[cfg(feature = "etcd")]
+    pub fn cert_dir(&self) -> &Path {
+        &self.cert_dir
     }
 
     /// Runs `future` on the bench's runtime, where its children live.
