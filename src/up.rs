@@ -312,14 +312,31 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     }
     if flags.controllers > 1 {
         // They load the store before they listen: start the workers after.
-        let deadline = Instant::now() + Duration::from_secs(40);
-        for port in &controller_ports {
-            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                if Instant::now() > deadline {
-                    stop_all(&mut services, &mut []).await;
-                    bail!("controller on port {port} did not listen within 40 s");
+        let deadline = actix_rt::time::Instant::now() + Duration::from_secs(40);
+        let first_controller = services.len() - controller_ports.len();
+        for (i, port) in controller_ports.iter().enumerate() {
+            let controller = &mut services[first_controller + i];
+            let name = controller.name().to_owned();
+            let listening = async {
+                while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                    actix_rt::time::sleep(START_INTERVAL).await;
                 }
-                actix_rt::time::sleep(START_INTERVAL).await;
+            };
+            // A controller that exits (its port taken, its store refused) is
+            // reported at once, not after the deadline.
+            let failure = tokio::select! {
+                () = listening => None,
+                status = controller.wait() => Some(match status {
+                    Ok(status) => format!("{name} exited ({status}) before it listened on port {port}; its error is above"),
+                    Err(e) => format!("cannot watch {name}: {e}"),
+                }),
+                () = actix_rt::time::sleep_until(deadline) => {
+                    Some(format!("{name} did not listen on port {port} within 40 s"))
+                }
+            };
+            if let Some(failure) = failure {
+                stop_all(&mut services, &mut []).await;
+                bail!("{failure}");
             }
         }
     }

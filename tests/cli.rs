@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_port, path_str, run_cli, Fleet, CRANK};
+use common::{eventually, free_port, free_ports_in_a_row, path_str, run_cli, Fleet, CRANK};
 use crank_actors::domain::field::is_unprintable;
 use crank_actors::wire::{Capability, ErrorBody, RegisterRequest, WorkerStatus};
 use nix::sys::signal::{kill, Signal};
@@ -128,7 +128,8 @@ async fn up_starts_a_fleet_and_ctrl_c_leaves_nothing_behind() {
     let mut fleet = Fleet::new();
     // A directory of its own: `up` makes the dev certificates it needs.
     let certs = fleet.dir.path().join("up-certs");
-    let port = free_port().to_string();
+    // A controller and two workers.
+    let port = free_ports_in_a_row(3).to_string();
     let mut up = fleet.spawn(
         "up",
         &[

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::etcd::Etcd;
-use common::{eventually, free_port, Fleet, Proc};
+use common::{eventually, free_port, free_ports_in_a_row, Fleet, Proc};
 use crank_actors::wire::{
     Health, RouteRequest, RouteResponse, WorkerDetail, WorkerList, WorkerStatus,
 };
@@ -113,6 +113,21 @@ async fn owner(fleet: &Fleet, port: u16, id: &str) -> Option<String> {
         .owner
 }
 
+/// Waits until each controller in `ports` answers `/health`.
+async fn all_answer(fleet: &Fleet, ports: &[u16]) {
+    eventually(
+        "every controller answers /health",
+        Duration::from_secs(20),
+        || async {
+            for port in ports {
+                get::<Health>(fleet, *port, "/health").await?;
+            }
+            Some(())
+        },
+    )
+    .await;
+}
+
 async fn all_healthy_everywhere(fleet: &Fleet, ports: &[u16], ids: &[&str]) {
     eventually(
         "every worker is healthy on every controller",
@@ -139,7 +154,9 @@ async fn a_controller_killed_loses_no_route_and_its_workers_move_to_a_survivor()
         .iter()
         .map(|port| start_controller(&mut fleet, &etcd, *port, "4s", "60s"))
         .collect();
-    // Spread: each worker starts with a different controller.
+    // Every controller answers before the workers start, so none of them
+    // fails over at birth and each starts with a different controller.
+    all_answer(&fleet, &ports).await;
     let ids = ["w0", "w1", "w2"];
     let _workers: Vec<Proc> = (0..3)
         .map(|i| {
@@ -148,23 +165,28 @@ async fn a_controller_killed_loses_no_route_and_its_workers_move_to_a_survivor()
         })
         .collect();
     all_healthy_everywhere(&fleet, &ports, &ids).await;
+    // The victim is whichever controller owns w0 (its id names its port).
     let dead_owner = owner(&fleet, ports[1], "w0").await.unwrap();
+    let victim = ports
+        .iter()
+        .position(|port| dead_owner.starts_with(&format!("controller-{port}-")))
+        .unwrap_or_else(|| panic!("w0's owner {dead_owner} is one of the three"));
 
-    controllers[0].signal(Signal::SIGKILL);
+    controllers[victim].signal(Signal::SIGKILL);
     let killed = Instant::now();
-    let survivors = [ports[1], ports[2]];
+    let survivors: Vec<u16> = (0..3).filter(|i| *i != victim).map(|i| ports[i]).collect();
     // Routes through the survivors never fail, and w0 moves to one of them.
     let mut routes = 0;
     let mut moved_after = None;
     while killed.elapsed() < Duration::from_secs(4) {
-        for port in survivors {
+        for &port in &survivors {
             let (status, chosen) = route(&fleet, port).await.expect("a survivor answers");
             assert_eq!(status, 200, "a route through {port} failed after the kill");
             assert!(ids.contains(&chosen.unwrap().worker_id.as_str()));
             routes += 1;
         }
         if moved_after.is_none() {
-            let now = owner(&fleet, ports[1], "w0").await;
+            let now = owner(&fleet, survivors[0], "w0").await;
             if now.is_some_and(|o| o != dead_owner) {
                 moved_after = Some(killed.elapsed());
             }
@@ -378,7 +400,8 @@ async fn a_worker_flapping_between_controllers_ends_with_one_owner_and_one_recor
 async fn up_with_three_controllers_serves_the_fleet_from_each_and_stops_everything() {
     let mut fleet = Fleet::new();
     let certs = fleet.dir.path().join("up-certs");
-    let port = free_port();
+    // Three controllers and three workers.
+    let port = free_ports_in_a_row(6);
     let mut up = fleet.spawn(
         "up",
         &[

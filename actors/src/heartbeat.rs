@@ -143,6 +143,8 @@ impl HeartbeatActor {
             load: self.load_probe.as_ref().map(|probe| probe()),
             instance: self.instance.clone(),
         };
+        // Named before the call: a failover link may move on when it fails.
+        let controller = self.link.describe();
         let sent = self.link.heartbeat(request);
         ctx.spawn(sent.into_actor(self).map(move |result, actor, ctx| {
             if actor.generation != generation {
@@ -157,7 +159,7 @@ impl HeartbeatActor {
                 Err(LinkError::UnknownWorker) => {
                     log::warn!(
                         "controller {} does not know worker {} (it restarted or evicted us); registering again",
-                        actor.link.describe(),
+                        controller,
                         actor.worker_id
                     );
                     actor.generation += 1;
@@ -166,7 +168,7 @@ impl HeartbeatActor {
                 Err(LinkError::Superseded) => {
                     log::warn!(
                         "controller {} says another process registered worker id {} since (instance {} was replaced); this process stops heartbeating and keeps serving direct calls. If both should run, give one another --worker-id",
-                        actor.link.describe(),
+                        controller,
                         actor.worker_id,
                         actor.instance.as_deref().unwrap_or("?")
                     );
@@ -178,7 +180,7 @@ impl HeartbeatActor {
                     log::warn!(
                         "heartbeat of worker {} to {} failed: {error}; will try again in {:.1} s",
                         actor.worker_id,
-                        actor.link.describe(),
+                        controller,
                         delay.as_secs_f64()
                     );
                     actor.schedule_beat(delay, ctx);

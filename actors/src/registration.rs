@@ -177,8 +177,10 @@ impl RegistrationActor {
         self.retry_timer = None;
         self.attempt_in_flight = true;
         self.status.set(RegistrationState::Registering);
+        // Named before the call: a failover link may move on when it fails.
+        let controller = self.link.describe();
         let sent = self.link.register(self.request.clone());
-        ctx.spawn(sent.into_actor(self).map(|result, actor, ctx| {
+        ctx.spawn(sent.into_actor(self).map(move |result, actor, ctx| {
             actor.attempt_in_flight = false;
             if actor.shutting_down {
                 actor.attempt_settled.notify_one();
@@ -195,7 +197,7 @@ impl RegistrationActor {
                     log::info!(
                         "worker {} registered with controller {} (capabilities registered: {}){}",
                         actor.request.worker_id,
-                        actor.link.describe(),
+                        controller,
                         answer.capabilities_registered,
                         match actor.failed_attempts {
                             0 => String::new(),
@@ -208,12 +210,12 @@ impl RegistrationActor {
                     actor.status.set(RegistrationState::Registered);
                     actor.heartbeat.do_send(StartBeating { advised_interval });
                 }
-                Err(error) => actor.retry_later(error, ctx),
+                Err(error) => actor.retry_later(&controller, error, ctx),
             }
         }));
     }
 
-    fn retry_later(&mut self, error: LinkError, ctx: &mut Context<Self>) {
+    fn retry_later(&mut self, controller: &str, error: LinkError, ctx: &mut Context<Self>) {
         let delay = self.backoff.delay(self.failed_attempts);
         self.failed_attempts += 1;
         let failing_for = self
@@ -225,7 +227,7 @@ impl RegistrationActor {
             log::error!(
                 "worker {} has failed to register with controller {} for {} s ({} attempts): {error}; it keeps serving requests directly and keeps retrying, next in {:.1} s",
                 self.request.worker_id,
-                self.link.describe(),
+                controller,
                 failing_for.as_secs(),
                 self.failed_attempts,
                 delay.as_secs_f64()
@@ -234,7 +236,7 @@ impl RegistrationActor {
             log::warn!(
                 "registration of worker {} with controller {} failed: {error}; will retry in {:.1} s (attempt {})",
                 self.request.worker_id,
-                self.link.describe(),
+                controller,
                 delay.as_secs_f64(),
                 self.failed_attempts
             );

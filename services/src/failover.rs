@@ -26,6 +26,8 @@ pub struct Cursor(Rc<Cell<usize>>);
 /// Several controllers, one at a time.
 pub struct FailoverLink {
     links: Vec<HttpControllerLink>,
+    /// Each link's [`ControllerLink::describe`], for the failover's log line.
+    names: Rc<[String]>,
     current: Cursor,
 }
 
@@ -37,11 +39,13 @@ impl FailoverLink {
         timeout: Duration,
         current: Cursor,
     ) -> Self {
+        let links: Vec<HttpControllerLink> = urls
+            .iter()
+            .map(|url| HttpControllerLink::new(url, tls.clone(), timeout))
+            .collect();
         FailoverLink {
-            links: urls
-                .iter()
-                .map(|url| HttpControllerLink::new(url, tls.clone(), timeout))
-                .collect(),
+            names: links.iter().map(|link| link.describe()).collect(),
+            links,
             current,
         }
     }
@@ -52,13 +56,18 @@ impl FailoverLink {
 
     /// After a failure to reach the controller at `failed`: moves to another
     /// one at random, unless another call already moved.
-    fn fail_over(current: &Cursor, failed: usize, count: usize, describe: &str) {
+    fn fail_over(current: &Cursor, failed: usize, names: &[String]) {
+        let count = names.len();
         if count < 2 || current.0.get() != failed {
             return;
         }
         let next = (failed + 1 + rand::random_range(0..count - 1)) % count;
         current.0.set(next);
-        log::warn!("controller {describe} cannot be reached; moving to the next one of the {count} configured");
+        log::warn!(
+            "controller {} cannot be reached; moving to {} (one of the {count} configured)",
+            names[failed],
+            names[next]
+        );
     }
 
     /// Runs `call` on the current controller and fails over if it could not
@@ -68,8 +77,7 @@ impl FailoverLink {
         call: impl FnOnce(&HttpControllerLink) -> LocalBoxFuture<'static, Result<T, LinkError>>,
     ) -> LocalBoxFuture<'static, Result<T, LinkError>> {
         let index = self.current.0.get() % self.links.len();
-        let describe = self.link().describe();
-        let count = self.links.len();
+        let names = self.names.clone();
         let current = self.current.clone();
         let sent = call(self.link());
         async move {
@@ -78,7 +86,7 @@ impl FailoverLink {
                 result,
                 Err(LinkError::Unreachable(_) | LinkError::Timeout(_))
             ) {
-                FailoverLink::fail_over(&current, index, count, &describe);
+                FailoverLink::fail_over(&current, index, &names);
             }
             result
         }
