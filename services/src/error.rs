@@ -41,6 +41,8 @@ pub enum ApiError {
     NotFound { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
+    #[error("{capability} is serving {capacity} requests, its capacity; try another provider or again shortly")]
+    AtCapacity { capability: String, capacity: u32 },
     #[error("the registry did not answer: {0}")]
     Mailbox(#[from] MailboxError),
     #[error(
@@ -88,6 +90,7 @@ impl ApiError {
             ApiError::NoWorkerAvailable(_) => "no_worker_available",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::AtCapacity { .. } => "at_capacity",
             ApiError::Mailbox(_) => "registry_unavailable",
             ApiError::WatchUnavailable => "watch_unavailable",
         }
@@ -128,7 +131,9 @@ impl ResponseError for ApiError {
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Superseded { .. } => StatusCode::CONFLICT,
-            ApiError::Mailbox(_) | ApiError::WatchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AtCapacity { .. } | ApiError::Mailbox(_) | ApiError::WatchUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 

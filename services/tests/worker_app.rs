@@ -152,3 +152,80 @@ async fn handlers_may_read_the_worker_they_run_in() {
     let body = test::call_and_read_body(&app, TestRequest::get().uri("/whoami").to_request()).await;
     assert_eq!(body, "who.7");
 }
+
+/// A worker serving `/words` (a stream, in flight until read) one at a time.
+fn one_at_a_time() -> Worker {
+    Worker::new("narrow")
+        .capacity(1)
+        .serve(Capability::new("stream", "words", "1.0.0"), || {
+            web::resource("/words").route(web::get().to(words))
+        })
+}
+
+#[actix_web::test]
+async fn past_its_capacity_a_capability_answers_503_without_reaching_the_handler() {
+    let worker = one_at_a_time();
+    assert_eq!(
+        worker.capabilities()[0].max_concurrency,
+        Some(1),
+        "the capacity is announced as max_concurrency"
+    );
+    let context = worker.context(
+        "narrow",
+        RegistrationStatus::new(RegistrationState::Standalone),
+    );
+    let app = test::init_service(worker.app(context.clone())).await;
+    let first = test::call_service(&app, TestRequest::get().uri("/words").to_request()).await;
+    assert_eq!(first.status(), StatusCode::OK);
+
+    let refused = test::call_service(&app, TestRequest::get().uri("/words").to_request()).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = test::read_body_json(refused).await;
+    assert_eq!(body["error"], "at_capacity");
+    assert!(
+        body["detail"].as_str().unwrap().contains("stream:words"),
+        "{body}"
+    );
+    assert_eq!(context.in_flight(), 1, "the refusal was never in flight");
+
+    assert_eq!(test::read_body(first).await, "one two");
+    let again = test::call_service(&app, TestRequest::get().uri("/words").to_request()).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "room again once the first is done"
+    );
+    drop(again);
+    let load = context.take_load();
+    assert_eq!(load.capacity, 1);
+    assert_eq!(
+        (
+            load.capabilities[0].requests,
+            load.capabilities[0].error_rate
+        ),
+        (2, Some(0.0)),
+        "a refusal is neither a request served nor a failure"
+    );
+}
+
+#[actix_web::test]
+async fn a_service_time_holds_each_answer_that_long_in_flight() {
+    tokio::time::pause();
+    let worker = one_at_a_time().service_time(std::time::Duration::from_secs(5));
+    let context = worker.context(
+        "narrow",
+        RegistrationStatus::new(RegistrationState::Standalone),
+    );
+    let app = test::init_service(worker.app(context.clone())).await;
+    let call = test::call_service(&app, TestRequest::get().uri("/words").to_request());
+    let mut call = std::pin::pin!(call);
+    tokio::select! {
+        _ = &mut call => panic!("answered before its service time"),
+        () = tokio::time::sleep(std::time::Duration::from_millis(4_900)) => {}
+    }
+    assert_eq!(context.in_flight(), 1, "held in flight");
+    let answer = tokio::time::timeout(std::time::Duration::from_millis(200), call)
+        .await
+        .expect("answered once its service time is over");
+    assert_eq!(answer.status(), StatusCode::OK);
+}

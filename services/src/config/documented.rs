@@ -14,6 +14,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "bind" => ["0.0.0.0", "10.1.2.3"],
         "port" => ["9101", "9102"],
         "http_workers" => ["3", "4"],
+        "capacity" => ["8", "16"],
         "protect_threshold" => ["0.25", "0.75"],
         "store" => ["etcd", "memory"],
         "route_strategy" => ["round_robin", "cheapest"],
@@ -38,7 +39,8 @@ fn samples(key: &str) -> [&'static str; 2] {
         | "registration_backoff_initial"
         | "registration_backoff_max"
         | "deregister_timeout"
-        | "controller_timeout" => ["3s", "7s"],
+        | "controller_timeout"
+        | "service_time" => ["3s", "7s"],
         other => panic!("no samples for `{other}`: add two to this test"),
     }
 }

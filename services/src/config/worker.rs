@@ -10,7 +10,8 @@ use crank_actors::domain::{WorkerId, WorkerUrl};
 use crank_actors::heartbeat::MIN_HEARTBEAT_INTERVAL;
 
 use super::parse::{
-    duration_at_least, number, optional_text, optional_url, path, positive_duration, text,
+    duration_at_least, number, optional_text, optional_url, parse_duration, path,
+    positive_duration, text,
 };
 use super::{ConfigError, Flags, Layered, Layers, Setting};
 
@@ -127,6 +128,22 @@ pub(super) const HTTP_WORKERS: Setting = Setting {
     default: Some("1"),
     help: "HTTP worker threads; 0 = one per core",
 };
+pub(super) const CAPACITY: Setting = Setting {
+    key: "capacity",
+    flag: "capacity",
+    env: "WORKER_CAPACITY",
+    value_name: "N",
+    default: None,
+    help: "Requests of each capability served at once, announced as max_concurrency; more are answered 503. Unset: the worker's own (hello-world: 256)",
+};
+pub(super) const SERVICE_TIME: Setting = Setting {
+    key: "service_time",
+    flag: "service-time",
+    env: "WORKER_SERVICE_TIME",
+    value_name: "D",
+    default: Some("0s"),
+    help: "Holds every capability answer this long: a slower worker, for tests and benchmarks of routing",
+};
 
 /// `crank worker`'s settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +178,12 @@ pub struct WorkerConfig {
     pub controller_timeout: Duration,
     /// HTTP worker threads; 0 = one per core.
     pub http_workers: usize,
+    /// Requests of each capability served at once; `None`: the worker's own
+    /// ([`Worker::capacity`](crate::worker::Worker::capacity)).
+    pub capacity: Option<u32>,
+    /// Held before every capability answer
+    /// ([`Worker::service_time`](crate::worker::Worker::service_time)).
+    pub service_time: Duration,
 }
 
 impl Layered for WorkerConfig {
@@ -179,6 +202,8 @@ impl Layered for WorkerConfig {
         DEREGISTER_TIMEOUT,
         CONTROLLER_TIMEOUT,
         HTTP_WORKERS,
+        CAPACITY,
+        SERVICE_TIME,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -204,7 +229,17 @@ impl Layered for WorkerConfig {
             deregister_timeout: layers.value(&DEREGISTER_TIMEOUT, positive_duration)?,
             controller_timeout: layers.value(&CONTROLLER_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
+            capacity: layers.optional(&CAPACITY, positive_count)?,
+            service_time: layers.value(&SERVICE_TIME, parse_duration)?,
         })
+    }
+}
+
+/// A capacity: a whole number of requests, at least one.
+fn positive_count(value: &str) -> Result<u32, String> {
+    match number::<u32>(value)? {
+        0 => Err("must be at least 1 (a worker that serves nothing at once serves nothing)".into()),
+        count => Ok(count),
     }
 }
 

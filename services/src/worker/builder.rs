@@ -1,9 +1,10 @@
 //! [`Worker`]: what a worker serves, declared once: its name, its
-//! capabilities and the actix-web resources that serve each, and its
-//! capacity; and the app that serves them with `/health`, load measurement and
+//! capabilities and the actix-web resources that serve each, its capacity
+//! (and, to play a slower worker, a service time); and the app that serves them with `/health`, load measurement and
 //! crank's JSON 404s.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -13,15 +14,14 @@ use crank_actors::wire::Capability;
 
 use super::context::{health, WorkerContext};
 use super::measure::Measure;
-use super::meter::CapabilityMeter;
 use crate::fallback::{endpoint, not_found};
 
 /// Requests a worker reports it can serve at once, unless it says otherwise
 /// ([`Worker::capacity`]).
 pub const DEFAULT_CAPACITY: u32 = 256;
 
-/// Mounts one capability's resource, measured by that capability's meter.
-type Mount = Arc<dyn Fn(&mut web::ServiceConfig, &Arc<CapabilityMeter>) + Send + Sync>;
+/// Mounts one capability's resource, measured (and limited) by [`Measure`].
+type Mount = Arc<dyn Fn(&mut web::ServiceConfig, &Measure) + Send + Sync>;
 /// Mounts a resource that belongs to no capability.
 type Extra = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
@@ -37,6 +37,7 @@ type Extra = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 pub struct Worker {
     name: String,
     capacity: u32,
+    service_time: Duration,
     capabilities: Vec<Capability>,
     mounts: Vec<(usize, Mount)>,
     extras: Vec<Extra>,
@@ -50,6 +51,7 @@ impl Worker {
         Worker {
             name: name.into(),
             capacity: DEFAULT_CAPACITY,
+            service_time: Duration::ZERO,
             capabilities: Vec::new(),
             mounts: Vec::new(),
             extras: Vec::new(),
@@ -61,15 +63,41 @@ impl Worker {
         &self.name
     }
 
-    /// The capabilities it registers, each once, in the order declared.
-    pub fn capabilities(&self) -> &[Capability] {
-        &self.capabilities
+    /// The capabilities it registers, each once, in the order declared, each
+    /// with its `max_concurrency`: what it declared, at most the worker's
+    /// [`Worker::capacity`].
+    pub fn capabilities(&self) -> Vec<Capability> {
+        self.capabilities
+            .iter()
+            .map(|capability| Capability {
+                max_concurrency: Some(self.limit_of(capability)),
+                ..capability.clone()
+            })
+            .collect()
     }
 
-    /// Reports room for `requests` at once in each heartbeat (default
-    /// [`DEFAULT_CAPACITY`]); nothing is refused past it.
+    /// Requests of `capability` served at once.
+    fn limit_of(&self, capability: &Capability) -> u32 {
+        capability
+            .max_concurrency
+            .map_or(self.capacity, |declared| declared.min(self.capacity))
+    }
+
+    /// Serves at most `requests` of each capability at once (default
+    /// [`DEFAULT_CAPACITY`]; at least 1): announced as each capability's
+    /// `max_concurrency` (unless it declares fewer) and as the capacity in
+    /// each heartbeat's load; a request past it is answered 503
+    /// `at_capacity` without reaching its handler. `--capacity` overrides it.
     pub fn capacity(mut self, requests: u32) -> Self {
-        self.capacity = requests;
+        self.capacity = requests.max(1);
+        self
+    }
+
+    /// Holds every capability answer `delay` before sending it (default
+    /// zero), so that any worker can play a slower one in tests and
+    /// benchmarks of routing. `--service-time` sets it.
+    pub fn service_time(mut self, delay: Duration) -> Self {
+        self.service_time = delay;
         self
     }
 
@@ -101,8 +129,8 @@ impl Worker {
                 self.capabilities.len() - 1
             }
         };
-        let mount: Mount = Arc::new(move |config, meter| {
-            config.service(resource().wrap(Measure(meter.clone())));
+        let mount: Mount = Arc::new(move |config, measure| {
+            config.service(resource().wrap(measure.clone()));
         });
         self.mounts.push((index, mount));
         self
@@ -136,7 +164,9 @@ impl Worker {
             worker_id,
             registration,
             self.capacity,
-            self.capabilities.iter().map(Capability::key),
+            self.capabilities
+                .iter()
+                .map(|capability| (capability.key(), self.limit_of(capability))),
         )
     }
 
@@ -163,7 +193,14 @@ impl Worker {
         );
         let mounts = self.mounts.clone();
         let extras = self.extras.clone();
-        let meters = context.meters().to_vec();
+        let measures: Vec<Measure> = context
+            .meters()
+            .iter()
+            .map(|meter| Measure {
+                meter: meter.clone(),
+                service_time: self.service_time,
+            })
+            .collect();
         let metrics = context.metrics.clone();
         // Requests served, all endpoints together: the capabilities' own
         // meters break them down for the heartbeat's load.
@@ -175,7 +212,7 @@ impl Worker {
             .service(endpoint("/health").route(web::get().to(health)))
             .configure(move |config| {
                 for (index, mount) in &mounts {
-                    mount(config, &meters[*index]);
+                    mount(config, &measures[*index]);
                 }
                 for extra in &extras {
                     extra(config);

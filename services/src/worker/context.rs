@@ -31,14 +31,14 @@ pub struct WorkerContext {
 
 impl WorkerContext {
     /// The context of worker `worker_id` of `service`, serving the capabilities
-    /// `<verb>:<name>` in `capabilities` (one meter each) with room for
-    /// `capacity` requests at once.
+    /// `(<verb>:<name>, max_concurrency)` in `capabilities` (one meter each)
+    /// with room for `capacity` requests at once.
     pub fn new(
         service: &str,
         worker_id: &str,
         registration: RegistrationStatus,
         capacity: u32,
-        capabilities: impl IntoIterator<Item = String>,
+        capabilities: impl IntoIterator<Item = (String, u32)>,
     ) -> Arc<Self> {
         Arc::new(WorkerContext {
             service: service.to_owned(),
@@ -49,7 +49,7 @@ impl WorkerContext {
             capacity,
             meters: capabilities
                 .into_iter()
-                .map(|key| Arc::new(CapabilityMeter::new(key)))
+                .map(|(key, limit)| Arc::new(CapabilityMeter::new(key, limit)))
                 .collect(),
         })
     }

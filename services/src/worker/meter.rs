@@ -1,6 +1,7 @@
 //! [`CapabilityMeter`]: one capability's load as its middleware
-//! ([`Measure`](super::measure::Measure)) sees it: the requests in flight now,
-//! and over a window (the time since the last heartbeat) how many were
+//! ([`Measure`](super::measure::Measure)) sees it: the requests in flight now
+//! (never more than its limit, the capability's `max_concurrency`), and over a
+//! window (the time since the last heartbeat) how many were
 //! answered, how fast, and how many failed.
 //!
 //! Latencies go into a fixed histogram of atomic counters, so recording one
@@ -70,6 +71,7 @@ fn percentile_ms(counts: &[u32], quantile: f64) -> Option<f64> {
 #[derive(Debug)]
 pub struct CapabilityMeter {
     capability: String,
+    limit: u32,
     in_flight: AtomicU32,
     failures: AtomicU64,
     latencies: Box<[AtomicU32]>,
@@ -77,10 +79,12 @@ pub struct CapabilityMeter {
 }
 
 impl CapabilityMeter {
-    /// A meter for the capability `<verb>:<name>`, its window starting now.
-    pub fn new(capability: impl Into<String>) -> Self {
+    /// A meter for the capability `<verb>:<name>` admitting `limit` requests
+    /// at once, its window starting now.
+    pub fn new(capability: impl Into<String>, limit: u32) -> Self {
         CapabilityMeter {
             capability: capability.into(),
+            limit,
             in_flight: AtomicU32::new(0),
             failures: AtomicU64::new(0),
             latencies: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
@@ -98,10 +102,20 @@ impl CapabilityMeter {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Counts a request in flight until the returned guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+    /// Requests it admits at once.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Counts a request in flight until the returned guard is dropped, unless
+    /// [`CapabilityMeter::limit`] requests already are: then `None`.
+    pub fn enter(self: &Arc<Self>) -> Option<InFlight> {
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (now < self.limit).then_some(now + 1)
+            });
+        admitted.ok().map(|_| InFlight(self.clone()))
     }
 
     /// Records an answer given after `latency`; `failed` if it was a server
@@ -183,11 +197,11 @@ mod tests {
 
     #[test]
     fn a_window_reports_percentiles_and_failures_then_starts_anew() {
-        let meter = Arc::new(CapabilityMeter::new("invoke:echo.say"));
+        let meter = Arc::new(CapabilityMeter::new("invoke:echo.say", 8));
         for ms in 1..=100 {
             meter.record(Duration::from_millis(ms), ms > 90);
         }
-        let guard = meter.enter();
+        let guard = meter.enter().unwrap();
         let load = meter.take();
         assert_eq!(load.capability, "invoke:echo.say");
         assert_eq!(load.requests, 100);
@@ -211,5 +225,16 @@ mod tests {
             (empty.p50_ms, empty.p95_ms, empty.error_rate),
             (None, None, None)
         );
+    }
+
+    #[test]
+    fn it_admits_its_limit_at_once_and_one_more_when_one_leaves() {
+        let meter = Arc::new(CapabilityMeter::new("invoke:echo.say", 2));
+        let first = meter.enter().expect("the first is admitted");
+        let _second = meter.enter().expect("the second is admitted");
+        assert!(meter.enter().is_none(), "a third is refused at the limit");
+        assert_eq!(meter.in_flight(), 2, "a refusal is not counted in flight");
+        drop(first);
+        assert!(meter.enter().is_some(), "room again once one leaves");
     }
 }

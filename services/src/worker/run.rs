@@ -42,6 +42,26 @@ impl Worker {
         config: WorkerConfig,
         stop: impl Future<Output = String>,
     ) -> Result<(), StartError> {
+        let this = match config.capacity {
+            Some(capacity) => self.capacity(capacity),
+            None => self,
+        }
+        .service_time(config.service_time);
+        if !config.service_time.is_zero() {
+            log::info!(
+                "worker {} holds every answer {:?} (--service-time)",
+                config.worker_id,
+                config.service_time
+            );
+        }
+        this.serve_with(config, stop).await
+    }
+
+    async fn serve_with(
+        self,
+        config: WorkerConfig,
+        stop: impl Future<Output = String>,
+    ) -> Result<(), StartError> {
         // Valid by construction: `WorkerConfig` checks both when it is resolved.
         let worker_id = config.worker_id.clone();
         let worker_url = config.announced_url();
@@ -125,7 +145,7 @@ impl Worker {
                     instance: Some(instance.into_string()),
                     worker_id: worker_id.clone(),
                     worker_url,
-                    capabilities: self.capabilities().to_vec(),
+                    capabilities: self.capabilities(),
                 };
                 let load = context.clone();
                 Some(RegistrationActor::launch(
