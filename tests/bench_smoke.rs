@@ -28,6 +28,8 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "idle-worker",
         "metrics-scrape",
         "watch",
+        "heterogeneous",
+        "failing-worker",
         "--watchers",
         "10",
         "--scrapes",
@@ -59,7 +61,9 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "scale",
             "idle-worker",
             "metrics-scrape",
-            "watch"
+            "watch",
+            "heterogeneous",
+            "failing-worker"
         ]
     );
     for row in &rows {
@@ -124,4 +128,25 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
     );
     assert_eq!(watch.watch_out_of_order, Some(0), "{watch:?}");
     assert!(watch.heartbeat_ratio_with_watchers.is_some(), "{watch:?}");
+    assert!(
+        rows[2].route_ratio_to_round_robin.is_some_and(|r| r > 0.0),
+        "route compares the default strategy with round-robin: {:?}",
+        rows[2]
+    );
+    let (mixed_fleet, failing) = (&rows[9], &rows[10]);
+    for row in [mixed_fleet, failing] {
+        assert!(
+            row.requests > 0 && row.p50_ms <= row.p99_ms,
+            "real calls were made: {row:?}"
+        );
+    }
+    assert!(
+        mixed_fleet.round_robin_p99_ms.is_some() && mixed_fleet.slow_worker_share.is_some(),
+        "{mixed_fleet:?}"
+    );
+    assert!(
+        failing.failing_share_without_reports.is_some()
+            && failing.failing_hits_with_reports.is_some(),
+        "{failing:?}"
+    );
 }

@@ -38,11 +38,11 @@ fn heartbeat(id: &str) -> Bytes {
     })
 }
 
-fn route(capability: usize) -> Bytes {
-    body(&RouteRequest::new(
-        "invoke",
-        &format!("bench.cap{capability}"),
-    ))
+fn route(capability: usize, strategy: Option<&str>) -> Bytes {
+    body(&RouteRequest {
+        strategy: strategy.map(str::to_owned),
+        ..RouteRequest::new("invoke", &format!("bench.cap{capability}"))
+    })
 }
 
 /// Heartbeats cycling over workers `prefix-0 .. prefix-(workers-1)`.
@@ -60,8 +60,18 @@ pub fn heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
     })
 }
 
+/// Routes cycling over the capabilities, with the controller's default strategy.
 pub fn route_calls(capabilities: usize) -> MakeCall {
-    let bodies: Arc<Vec<Bytes>> = Arc::new((0..capabilities.max(1)).map(route).collect());
+    route_calls_with(capabilities, None)
+}
+
+/// Routes cycling over the capabilities, asking for `strategy`.
+pub fn route_calls_with(capabilities: usize, strategy: Option<&str>) -> MakeCall {
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..capabilities.max(1))
+            .map(|capability| route(capability, strategy))
+            .collect(),
+    );
     Arc::new(move |n| Call::Post("/route".into(), bodies[n as usize % bodies.len()].clone()))
 }
 

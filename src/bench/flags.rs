@@ -31,6 +31,10 @@ pub enum Scenario {
     MetricsScrape,
     /// --watchers GET /watch streams through a --workers register storm (every event, in order?), and heartbeat throughput with and without them.
     Watch,
+    /// Real calls through the client library to four hello-world workers, one 10x slower: end-to-end p50/p99 under round_robin and the default strategy.
+    Heterogeneous,
+    /// Real calls to four workers, one killed but still registered: the share of attempts that hit it without outcome reports and with them.
+    FailingWorker,
 }
 
 impl Scenario {
@@ -47,6 +51,8 @@ impl Scenario {
             Scenario::Cluster => "cluster",
             Scenario::MetricsScrape => "metrics-scrape",
             Scenario::Watch => "watch",
+            Scenario::Heterogeneous => "heterogeneous",
+            Scenario::FailingWorker => "failing-worker",
         }
     }
 }

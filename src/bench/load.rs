@@ -30,7 +30,7 @@ pub struct Load {
 }
 
 impl Load {
-    fn merge(&mut self, other: Load) {
+    pub fn merge(&mut self, other: Load) {
         self.requests += other.requests;
         self.errors += other.errors;
         if self.first_error.is_none() {

@@ -193,6 +193,31 @@ pub fn targets(rows: &[Row]) -> String {
         |r| r >= 0.9,
         "×",
     );
+    check(
+        "route: the default strategy's throughput ≥ 0.95 × round-robin's".into(),
+        find("route").and_then(|r| r.route_ratio_to_round_robin),
+        |r| r >= 0.95,
+        "×",
+    );
+    let heterogeneous = find("heterogeneous");
+    check(
+        "heterogeneous: the default strategy's p99 ≤ 1/3 × round-robin's".into(),
+        heterogeneous.and_then(|r| r.p99_ratio_to_round_robin),
+        |r| r <= 1.0 / 3.0,
+        "×",
+    );
+    check(
+        "heterogeneous: the default strategy's throughput ≥ round-robin's".into(),
+        heterogeneous.and_then(|r| r.throughput_ratio_to_round_robin),
+        |r| r >= 1.0,
+        "×",
+    );
+    check(
+        "failing-worker: with reports, under 1 % of attempts hit the failing worker within 5 s (from second)".into(),
+        find("failing-worker").and_then(|r| r.failing_under_1pct_after_s),
+        |s| s <= 5.0,
+        " s",
+    );
     lines.join("\n") + "\n"
 }
 

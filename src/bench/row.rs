@@ -196,6 +196,53 @@ pub struct Row {
     /// With over without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_ratio_with_watchers: Option<f64>,
+
+    // route.
+    /// The same routes with `strategy: round_robin`, per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_throughput_round_robin: Option<f64>,
+    /// The default strategy's route throughput over round-robin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_ratio_to_round_robin: Option<f64>,
+
+    // heterogeneous (the columns: the default strategy's calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_robin_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_robin_p99_ms: Option<f64>,
+    /// Calls per second under `round_robin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_robin_throughput: Option<f64>,
+    /// The default strategy's p99 over round-robin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ratio_to_round_robin: Option<f64>,
+    /// The default strategy's throughput over round-robin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_ratio_to_round_robin: Option<f64>,
+    /// Share of the default strategy's attempts that went to the slow worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_worker_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_worker_share_round_robin: Option<f64>,
+    /// Attempts a worker failed (at capacity, unreachable), each retried once
+    /// on another provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<u64>,
+
+    // failing-worker (the columns: the calls with reports).
+    /// Share of attempts that went to the dead worker, no outcome reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_share_without_reports: Option<f64>,
+    /// The same with every outcome reported (`POST /report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_share_with_reports: Option<f64>,
+    /// Attempts that went to the dead worker, with reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_hits_with_reports: Option<u64>,
+    /// From which second of the phase with reports on every second sent under
+    /// 1 % of its attempts to the dead worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_under_1pct_after_s: Option<f64>,
 }
 
 impl Row {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use crank_actors::wire::Stats;
 
-use super::calls::{heartbeat_calls, mixed_calls, registration, route_calls};
+use super::calls::{heartbeat_calls, mixed_calls, registration, route_calls, route_calls_with};
 use super::flags::Scenario;
 use super::load::{Call, Load, MakeCall, Until};
 use super::row::Row;
@@ -41,8 +41,15 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
                 _ => mixed_calls(flags.workers, flags.capabilities),
             };
             let (load, cpu) = measured(&target, || Ok(bench.load(&target, until, make)))?;
+            // The choice must stay cheap: the same routes, round-robin.
+            let round_robin = (scenario == Scenario::Route).then(|| {
+                let make = route_calls_with(flags.capabilities, Some("round_robin"));
+                bench.load(&target, until, make).throughput()
+            });
             Ok(Row {
                 workers: Some(flags.workers as u64),
+                route_throughput_round_robin: round_robin,
+                route_ratio_to_round_robin: round_robin.map(|rr| load.throughput() / rr.max(1e-9)),
                 ..row(scenario, &load, &target, cpu)
             })
         }
@@ -52,6 +59,8 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Cluster => super::cluster::cluster(bench),
         Scenario::MetricsScrape => super::observe::metrics_scrape(bench),
         Scenario::Watch => super::observe::watch(bench),
+        Scenario::Heterogeneous => super::routing::heterogeneous(bench),
+        Scenario::FailingWorker => super::routing::failing_worker(bench),
     }
 }
 

@@ -35,7 +35,6 @@ pub struct Target {
 
 impl Target {
     /// Kills the target's process at once (SIGKILL), as a crash would.
-    #[cfg(feature = "etcd")]
     pub fn kill(&self) -> Result<()> {
         if let Some(child) = &self.child {
             child.signal(nix::sys::signal::Signal::SIGKILL)?;

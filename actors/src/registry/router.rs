@@ -4,9 +4,10 @@
 //! excluded it, it is stale, it is ejected for failing, it serves no matching
 //! version, or it misses a constraint (`requires_gpu`, the capability's
 //! `constraints`, `budget_tokens`, the reported p95 latency). The load-aware
-//! strategies also skip a provider **at capacity**, and one whose reserve
-//! (the last [`RESERVE_SHARE`] of its capacity) its capability keeps for routes
-//! bidding at least its announced `slo_bid`.
+//! strategies also skip a provider that **reported** itself at capacity, and
+//! one whose reported load is into the reserve (the last [`RESERVE_SHARE`] of
+//! its capacity) that its capability keeps for routes bidding at least its
+//! announced `slo_bid`.
 //!
 //! Then it **chooses**:
 //!
@@ -14,8 +15,10 @@
 //!   round-robin order is compared with one other drawn at random; the one with
 //!   more estimated free capacity wins, the due one on a tie or when either's
 //!   load is unknown (so a fleet that reports no load is routed round-robin at
-//!   round-robin's cost: the second draw is skipped). Only when a filter
-//!   rejects both draws are all providers scanned.
+//!   round-robin's cost: the second draw is skipped). When a filter rejects
+//!   both draws, or the winner has no free capacity left by the estimate, all
+//!   providers are scanned for the one with the most: a provider full by the
+//!   estimate is never chosen while another has room.
 //! - `round_robin`: the first provider in rotation order that passes the
 //!   filters, load not looked at.
 //! - `cheapest`: every provider is scanned; the lowest
@@ -34,6 +37,13 @@
 //! none is reported: by Little's law it settles at rate × latency), and a
 //! heartbeat with a load resets it. A report older than half of `stale_after`
 //! (two advised heartbeats) is ignored as unknown.
+//!
+//! The estimate **ranks, it never refuses**: only the worker's own report
+//! skips it as full. The estimate is a guess (before a worker's first report
+//! its latency is [`DEFAULT_SERVICE_TIME`], and at a thousand routes a second
+//! that guess alone would count hundreds in flight), while the worker knows:
+//! past its `max_concurrency` it answers 503 `at_capacity`, and the client
+//! library retries on another provider.
 //!
 //! **Ejection.** [`EJECT_AFTER_FAILURES`] failures reported in a row
 //! (`POST /report`) eject a provider from routing for [`FIRST_EJECTION`],
@@ -209,10 +219,27 @@ impl fmt::Display for NoRoute {
     }
 }
 
+/// One limit on a provider: what it reported in flight, the routes handed
+/// out since (the estimate), and the capacity.
+#[derive(Debug, Clone, Copy)]
+struct Occupancy {
+    reported: f64,
+    routed: f64,
+    capacity: f64,
+}
+
+impl Occupancy {
+    /// Estimated free slots; below zero when the estimate overshoots.
+    fn free(self) -> f64 {
+        self.capacity - self.reported - self.routed
+    }
+}
+
 /// A provider that passed the filters.
 pub struct Accepted<'a> {
     pub capability: &'a StoredCapability,
-    /// Estimated free slots; `None` when its capacity is unknown.
+    /// Estimated free slots (below zero when the estimate overshoots);
+    /// `None` when its capacity is unknown.
     pub free: Option<f64>,
 }
 
@@ -253,29 +280,31 @@ impl Judge<'_> {
             .flatten()
     }
 
-    /// `(in flight, capacity)` of the tighter limit, if any is known.
-    fn occupancy(
-        &self,
-        record: &WorkerRecord,
-        capability: &StoredCapability,
-    ) -> Option<(f64, f64)> {
+    /// The tighter of the limits known (the worker's capacity, the
+    /// capability's `max_concurrency`), if any.
+    fn occupancy(&self, record: &WorkerRecord, capability: &StoredCapability) -> Option<Occupancy> {
         let key = &*capability.key;
         let routed = record.tally.routed(self.now, service_time(record, key));
         let load = self.fresh_load(record);
-        let mut tightest: Option<(f64, f64)> = None;
-        let mut consider = |used: f64, capacity: f64| {
-            if capacity > 0.0 && tightest.is_none_or(|(u, c)| capacity - used < c - u) {
-                tightest = Some((used, capacity));
+        let mut tightest: Option<Occupancy> = None;
+        let mut consider = |reported: u32, capacity: u32| {
+            let limit = Occupancy {
+                reported: f64::from(reported),
+                routed,
+                capacity: f64::from(capacity),
+            };
+            if capacity > 0 && tightest.is_none_or(|t| limit.free() < t.free()) {
+                tightest = Some(limit);
             }
         };
         if let Some(load) = load {
-            consider(f64::from(load.in_flight) + routed, f64::from(load.capacity));
+            consider(load.in_flight, load.capacity);
         }
         if let Some(max) = capability.announced().and_then(|c| c.max_concurrency) {
             let in_flight = load.map_or(0, |load| {
                 capability_load(load, key).map_or(load.in_flight, |c| c.in_flight)
             });
-            consider(f64::from(in_flight) + routed, f64::from(max));
+            consider(in_flight, max);
         }
         tightest
     }
@@ -333,21 +362,22 @@ impl Judge<'_> {
             });
         }
         let occupancy = self.occupancy(record, capability);
-        if let Some((used, capacity)) = occupancy {
-            if used >= capacity {
+        if let Some(limit) = occupancy {
+            // The worker's word, not the estimate: see the module's notes.
+            if limit.reported >= limit.capacity {
                 return Err(Rejection::AtCapacity);
             }
             let provider_bid = announced.and_then(|c| c.slo_bid).unwrap_or(0.0);
             if provider_bid > 0.0
                 && query.slo_bid.unwrap_or(0.0) < provider_bid
-                && used >= capacity * (1.0 - RESERVE_SHARE)
+                && limit.reported >= limit.capacity * (1.0 - RESERVE_SHARE)
             {
                 return Err(Rejection::Reserved { bid: provider_bid });
             }
         }
         Ok(Accepted {
             capability,
-            free: occupancy.map(|(used, capacity)| capacity - used),
+            free: occupancy.map(|limit| limit.free()),
         })
     }
 }
@@ -392,28 +422,33 @@ pub fn choose<'a>(
                 return Ok(chosen(due, record, accepted));
             }
             let other = (due + 1 + rng.random_range(0..count - 1)) % count;
-            return Ok(match at(other) {
+            let winner = match at(other) {
                 Some((other_record, Ok(other_accepted)))
                     if other_accepted
                         .free
                         .zip(accepted.free)
                         .is_some_and(|(theirs, ours)| theirs > ours) =>
                 {
-                    chosen(other, other_record, other_accepted)
+                    (other, other_record, other_accepted)
                 }
-                _ => chosen(due, record, accepted),
-            });
-        }
-        if count >= 2 {
+                _ => (due, record, accepted),
+            };
+            // Full by the estimate: another may have room (the scan below).
+            if winner.2.free.is_none_or(|free| free > 0.0) {
+                return Ok(chosen(winner.0, winner.1, winner.2));
+            }
+        } else if count >= 2 {
             let other = (due + 1 + rng.random_range(0..count - 1)) % count;
             if let Some((record, Ok(accepted))) = at(other) {
-                return Ok(chosen(other, record, accepted));
+                if accepted.free.is_none_or(|free| free > 0.0) {
+                    return Ok(chosen(other, record, accepted));
+                }
             }
         }
     }
     // A scan in rotation order: the first accepted for round_robin, the best
     // for the others.
-    let mut best: Option<(Chosen<'a>, (f64, f64))> = None;
+    let mut best: Option<(Chosen<'a>, (bool, f64, f64))> = None;
     for step in 0..count {
         let slot = (due + step) % count;
         let Some((record, Ok(accepted))) = at(slot) else {
@@ -428,7 +463,9 @@ pub fn choose<'a>(
                 .unwrap_or(f64::INFINITY),
             _ => 0.0,
         };
-        let rank = (cost, -free);
+        // Room by the estimate first: full ones only when none has room.
+        let full = accepted.free.is_some_and(|free| free <= 0.0);
+        let rank = (full, cost, -free);
         if strategy == Strategy::RoundRobin {
             return Ok(chosen(slot, record, accepted));
         }

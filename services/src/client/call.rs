@@ -204,7 +204,12 @@ impl CrankClient {
             latency: started.elapsed(),
             failure,
         };
-        self.report(&outcome);
+        // A worker at capacity is busy, not failing: its heartbeat tells the
+        // controller so, and ejecting it would only shift its load.
+        let busy = result.as_ref().is_err_and(ClientError::is_at_capacity);
+        if self.reports && !busy {
+            self.report(&outcome);
+        }
         if let Some(sink) = &self.outcomes {
             sink.record(&outcome);
         }

@@ -69,6 +69,20 @@ impl ClientError {
         }
     }
 
+    /// Whether the worker was only busy: it answered `503 at_capacity`, so the
+    /// call is worth another provider, but the worker is not failing.
+    pub fn is_at_capacity(&self) -> bool {
+        match self {
+            ClientError::Worker { source, .. } => source.is_at_capacity(),
+            ClientError::Refused {
+                status: 503,
+                code: Some(code),
+                ..
+            } => code == "at_capacity",
+            _ => false,
+        }
+    }
+
     /// The HTTP status of the answer that failed, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -33,6 +33,9 @@ pub struct Constraints {
     /// Workers the caller would rather not be handed (a hint the controller
     /// may not know; [`CrankClient::call`] adds the provider that failed it).
     pub exclude: Vec<String>,
+    /// How the controller chooses among the providers: `least_loaded`,
+    /// `round_robin` or `cheapest`; `None`: the controller's default.
+    pub strategy: Option<String>,
 }
 
 impl Constraints {
@@ -98,6 +101,8 @@ pub struct CrankClient {
     pub(super) timeout: Duration,
     pub(super) workers: RefCell<HashMap<String, awc::Client>>,
     pub(super) outcomes: Option<Rc<dyn OutcomeSink>>,
+    /// Whether each attempt's outcome is reported to the controller.
+    pub(super) reports: bool,
 }
 
 impl CrankClient {
@@ -122,12 +127,22 @@ impl CrankClient {
             timeout,
             workers: RefCell::new(HashMap::new()),
             outcomes: None,
+            reports: true,
         })
     }
 
     /// Hands the outcome of every attempt of [`CrankClient::call`] to `sink`.
     pub fn on_outcome(mut self, sink: Rc<dyn OutcomeSink>) -> Self {
         self.outcomes = Some(sink);
+        self
+    }
+
+    /// Stops reporting outcomes to the controller (`POST /report`), which
+    /// then ejects no provider on this client's word: for callers whose
+    /// failures say nothing of the provider, and to measure what the reports
+    /// are worth.
+    pub fn without_reports(mut self) -> Self {
+        self.reports = false;
         self
     }
 
@@ -182,6 +197,7 @@ impl CrankClient {
         let request = RouteRequest {
             version: constraints.version.clone(),
             exclude: constraints.exclude.clone(),
+            strategy: constraints.strategy.clone(),
             ..RouteRequest::new(verb, capability)
         };
         match self.post::<RouteResponse>("/route", &request).await {

@@ -1,0 +1,332 @@
+//! `heterogeneous` and `failing-worker`: real calls, as a user's program makes
+//! them, through the client library ([`CrankClient::call`]: route, call the
+//! routed worker over mTLS, retry once elsewhere on failure, report the
+//! outcome) to real hello-world workers, from [`CALLERS`] concurrent callers.
+//!
+//! - `heterogeneous`: four workers, one ten times slower and with an eighth
+//!   of the capacity; the same load under `round_robin` and then under the
+//!   default strategy, end-to-end latency of each call.
+//! - `failing-worker`: four workers, one killed with SIGKILL once registered:
+//!   its record stays healthy until `stale_after`, so calls routed to it fail
+//!   (and are retried). The share of attempts that hit it, without outcome
+//!   reports and then with them.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use crank_actors::wire::WorkerStatus;
+use crank_services::client::{CallOutcome, Constraints, CrankClient, OutcomeSink, Request};
+use crank_services::hello::{GreetOptions, GreetRequest};
+use crank_services::identity::Role;
+use crank_services::tls::TlsFiles;
+
+use super::flags::Scenario;
+use super::load::Load;
+use super::row::Row;
+use super::scenario::row;
+use super::target::{free_port, Bench, Target};
+use crate::error::flat;
+
+/// Concurrent callers, each making one call after another: enough to keep the
+/// fast workers busy, few enough that the client, the controller and four
+/// workers share two cores without the client being the bottleneck.
+const CALLERS: usize = 16;
+/// The service certificate (`service/bench-routing`) the workers share; their
+/// ids are `bench-routing.1` to `.4`.
+const SERVICE: &str = "bench-routing";
+const WORKERS: usize = 4;
+/// A hello-world-like worker: each answer held 10 ms, 32 at once.
+const FAST: (&str, &str) = ("10ms", "32");
+/// Ten times slower, with room for 4 at once.
+const SLOW: (&str, &str) = ("100ms", "4");
+/// Heartbeats every second, so that load reports are fresh: what the router
+/// knows between them is its own estimate.
+const HEARTBEAT: &str = "1s";
+
+/// The controller and its workers.
+struct RoutingFleet {
+    controller: Target,
+    workers: Vec<Target>,
+    ids: Vec<String>,
+}
+
+fn worker_id(index: usize) -> String {
+    format!("{SERVICE}.{}", index + 1)
+}
+
+/// A controller and [`WORKERS`] workers, worker `slow` (if any) with
+/// [`SLOW`]'s service time and capacity, the others [`FAST`]; returns once
+/// every worker is registered and healthy.
+fn start_fleet(bench: &Bench, slow: Option<usize>) -> Result<RoutingFleet> {
+    issue_service_certificate(&bench.cert_dir)?;
+    let controller = bench.controller()?;
+    let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
+    let mut workers = Vec::new();
+    let ids: Vec<String> = (0..WORKERS).map(worker_id).collect();
+    for (index, id) in ids.iter().enumerate() {
+        let (service_time, capacity) = if slow == Some(index) { SLOW } else { FAST };
+        let port = free_port()?;
+        let port_arg = port.to_string();
+        let args = [
+            "worker",
+            "--port",
+            &port_arg,
+            "--cert-dir",
+            &cert_dir,
+            "--cert",
+            SERVICE,
+            "--worker-id",
+            id,
+            "--controller-url",
+            &controller.url,
+            "--heartbeat-interval",
+            HEARTBEAT,
+            "--service-time",
+            service_time,
+            "--capacity",
+            capacity,
+        ];
+        workers.push(bench.start_worker(&controller, id, &args, port, id)?);
+    }
+    let fleet = RoutingFleet {
+        controller,
+        workers,
+        ids,
+    };
+    all_registered(bench, &fleet)?;
+    Ok(fleet)
+}
+
+/// `service/bench-routing`, unless the certificate directory has it.
+fn issue_service_certificate(dir: &Path) -> Result<()> {
+    if dir.join(format!("{SERVICE}.crt")).exists() {
+        return Ok(());
+    }
+    crank_services::certs::issue(dir, Role::Service, SERVICE, false)
+        .map_err(flat)
+        .with_context(|| format!("cannot issue service/{SERVICE} in {}", dir.display()))?;
+    Ok(())
+}
+
+fn admin_client(bench: &Bench, controller: &Target) -> Result<CrankClient> {
+    CrankClient::new(&controller.url, TlsFiles::in_dir(&bench.cert_dir, "admin")).map_err(flat)
+}
+
+fn all_registered(bench: &Bench, fleet: &RoutingFleet) -> Result<()> {
+    let client = admin_client(bench, &fleet.controller)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    bench.block_on(async {
+        loop {
+            if let Ok(list) = client.workers().await {
+                let healthy = fleet.ids.iter().all(|id| {
+                    list.workers
+                        .iter()
+                        .any(|w| &w.worker_id == id && w.status == WorkerStatus::Healthy)
+                });
+                if healthy {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the routing workers did not all register within 20 s");
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// One attempt of a call: when, to whom, and whether the worker did its part.
+struct Attempt {
+    at: Duration,
+    worker_id: String,
+    succeeded: bool,
+}
+
+/// Every attempt of a phase, in order.
+struct Attempts {
+    started: Instant,
+    log: RefCell<Vec<Attempt>>,
+}
+
+impl OutcomeSink for Attempts {
+    fn record(&self, outcome: &CallOutcome) {
+        self.log.borrow_mut().push(Attempt {
+            at: self.started.elapsed(),
+            worker_id: outcome.worker_id.clone(),
+            succeeded: outcome.succeeded(),
+        });
+    }
+}
+
+/// How a phase of calls went: the calls (a [`Load`]: each call's end-to-end
+/// latency, route and retry included) and every attempt.
+struct Calls {
+    load: Load,
+    attempts: Vec<Attempt>,
+}
+
+impl Calls {
+    /// The share of attempts that went to `worker_id`, of those made from
+    /// `from` on.
+    fn share_of(&self, worker_id: &str, from: Duration) -> f64 {
+        let later: Vec<&Attempt> = self.attempts.iter().filter(|a| a.at >= from).collect();
+        let hits = later.iter().filter(|a| a.worker_id == worker_id).count();
+        hits as f64 / later.len().max(1) as f64
+    }
+
+    /// Attempts that went to `worker_id`.
+    fn hits(&self, worker_id: &str) -> u64 {
+        self.attempts
+            .iter()
+            .filter(|a| a.worker_id == worker_id)
+            .count() as u64
+    }
+
+    /// From when on every whole second of the phase sent under 1 % of its
+    /// attempts to `worker_id`.
+    fn under_one_percent_after(&self, worker_id: &str) -> Option<f64> {
+        let seconds = self.load.elapsed.as_secs();
+        let mut from = None;
+        for second in (0..seconds).rev() {
+            let window = |a: &&Attempt| a.at.as_secs() == second;
+            let total = self.attempts.iter().filter(window).count();
+            let hits = self
+                .attempts
+                .iter()
+                .filter(window)
+                .filter(|a| a.worker_id == worker_id)
+                .count();
+            if total == 0 || hits as f64 >= 0.01 * total as f64 {
+                break;
+            }
+            from = Some(second as f64);
+        }
+        from
+    }
+
+    /// Attempts that failed.
+    fn failed_attempts(&self) -> u64 {
+        self.attempts.iter().filter(|a| !a.succeeded).count() as u64
+    }
+}
+
+/// [`CALLERS`] callers calling `invoke:hello.greet` for `duration`, routed
+/// with `strategy` (`None`: the controller's default), outcomes reported to
+/// the controller if `reports`.
+fn calls(
+    bench: &Bench,
+    controller: &Target,
+    strategy: Option<&str>,
+    reports: bool,
+    duration: Duration,
+) -> Result<Calls> {
+    let sink = Rc::new(Attempts {
+        started: Instant::now(),
+        log: RefCell::new(Vec::new()),
+    });
+    let mut client = admin_client(bench, controller)?.on_outcome(sink.clone());
+    if !reports {
+        client = client.without_reports();
+    }
+    let constraints = Constraints {
+        strategy: strategy.map(str::to_owned),
+        ..Constraints::any()
+    };
+    let greeting = GreetRequest {
+        message: "bench".into(),
+        options: GreetOptions::default(),
+    };
+    let request = Request::post("/greet", &greeting).map_err(flat)?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let caller = || async {
+        let mut load = Load::default();
+        while Instant::now() < deadline {
+            let sent = Instant::now();
+            let result = client
+                .call("invoke", "hello.greet", &constraints, &request)
+                .await;
+            load.requests += 1;
+            let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+            load.latencies_us.push(micros);
+            if let Err(error) = result {
+                load.errors += 1;
+                load.first_error.get_or_insert_with(|| error.to_string());
+            }
+        }
+        load
+    };
+    let loads = bench.block_on(futures_util::future::join_all(
+        (0..CALLERS).map(|_| caller()),
+    ));
+    let mut load = Load::default();
+    for one in loads {
+        load.merge(one);
+    }
+    load.elapsed = started.elapsed();
+    load.latencies_us.sort_unstable();
+    drop(client);
+    let attempts = Rc::try_unwrap(sink)
+        .ok()
+        .context("the client outlived its phase")?
+        .log
+        .into_inner();
+    Ok(Calls { load, attempts })
+}
+
+/// Four workers, one slow: `round_robin`, then the default strategy.
+pub fn heterogeneous(bench: &Bench) -> Result<Row> {
+    let slow = WORKERS - 1;
+    let fleet = start_fleet(bench, Some(slow))?;
+    let duration = bench.flags.duration;
+    let round_robin = calls(
+        bench,
+        &fleet.controller,
+        Some("round_robin"),
+        true,
+        duration,
+    )?;
+    let default = calls(bench, &fleet.controller, None, true, duration)?;
+    let slow_id = &fleet.ids[slow];
+    let (rr, chosen) = (&round_robin.load, &default.load);
+    Ok(Row {
+        workers: Some(WORKERS as u64),
+        round_robin_p50_ms: Some(rr.percentile_ms(0.50)),
+        round_robin_p99_ms: Some(rr.percentile_ms(0.99)),
+        round_robin_throughput: Some(rr.throughput()),
+        p99_ratio_to_round_robin: Some(chosen.percentile_ms(0.99) / rr.percentile_ms(0.99)),
+        throughput_ratio_to_round_robin: Some(chosen.throughput() / rr.throughput().max(1e-9)),
+        slow_worker_share: Some(default.share_of(slow_id, Duration::ZERO)),
+        slow_worker_share_round_robin: Some(round_robin.share_of(slow_id, Duration::ZERO)),
+        failed_attempts: Some(default.failed_attempts() + round_robin.failed_attempts()),
+        ..row(Scenario::Heterogeneous, chosen, &fleet.controller, None)
+    })
+}
+
+/// Four workers, one killed: calls without outcome reports, then with them.
+pub fn failing_worker(bench: &Bench) -> Result<Row> {
+    let fleet = start_fleet(bench, None)?;
+    let dead = 0;
+    fleet.workers[dead].kill()?;
+    let dead_id = &fleet.ids[dead];
+    let duration = bench.flags.duration;
+    let unreported = calls(bench, &fleet.controller, None, false, duration)?;
+    let reported = calls(bench, &fleet.controller, None, true, duration)?;
+    Ok(Row {
+        workers: Some(WORKERS as u64),
+        failing_share_without_reports: Some(unreported.share_of(dead_id, Duration::ZERO)),
+        failing_share_with_reports: Some(reported.share_of(dead_id, Duration::ZERO)),
+        failing_hits_with_reports: Some(reported.hits(dead_id)),
+        failing_under_1pct_after_s: reported.under_one_percent_after(dead_id),
+        failed_attempts: Some(reported.failed_attempts()),
+        ..row(
+            Scenario::FailingWorker,
+            &reported.load,
+            &fleet.controller,
+            None,
+        )
+    })
+}
