@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
-use crank_actors::wire::{Capability, HeartbeatRequest, RegisterRequest, RouteRequest};
+use crank_actors::wire::{Capability, HeartbeatRequest, Load, RegisterRequest, RouteRequest};
 use serde::Serialize;
 
 use super::load::{Call, MakeCall};
@@ -30,10 +30,10 @@ pub fn registration(id: &str, capabilities: &[usize]) -> Bytes {
     })
 }
 
-fn heartbeat(id: &str) -> Bytes {
+fn heartbeat(id: &str, load: Option<Load>) -> Bytes {
     body(&HeartbeatRequest {
         worker_id: id.to_owned(),
-        load: None,
+        load,
         instance: None,
     })
 }
@@ -49,7 +49,7 @@ fn route(capability: usize, strategy: Option<&str>) -> Bytes {
 pub fn heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..workers.max(1))
-            .map(|i| heartbeat(&format!("{prefix}-{i}")))
+            .map(|i| heartbeat(&format!("{prefix}-{i}"), None))
             .collect(),
     );
     Arc::new(move |n| {
@@ -61,6 +61,23 @@ pub fn heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
 }
 
 /// Routes cycling over the capabilities, with the controller's default strategy.
+/// One heartbeat for each of workers `prefix-0 .. prefix-(workers-1)`, each
+/// reporting a load: `i % 8` of 64 in flight, so that the load-aware strategy
+/// has loads to compare.
+pub fn loaded_heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
+    let prefix = prefix.to_owned();
+    Arc::new(move |n| {
+        let load = Load::new((n % 8) as u32, 64);
+        Call::Post(
+            "/heartbeat".into(),
+            heartbeat(
+                &format!("{prefix}-{}", n as usize % workers.max(1)),
+                Some(load),
+            ),
+        )
+    })
+}
+
 pub fn route_calls(capabilities: usize) -> MakeCall {
     route_calls_with(capabilities, None)
 }

@@ -198,12 +198,20 @@ pub struct Row {
     pub heartbeat_ratio_with_watchers: Option<f64>,
 
     // route.
-    /// The same routes with `strategy: round_robin`, per second.
+    /// Routes per second with `strategy: round_robin`, once every worker has
+    /// reported a load (the default strategy's, so measured, is its
+    /// throughput times `route_ratio_to_round_robin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_throughput_round_robin: Option<f64>,
     /// The default strategy's route throughput over round-robin's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_ratio_to_round_robin: Option<f64>,
+    /// Controller CPU per route with the default strategy, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_cpu_us_default: Option<f64>,
+    /// The same with `round_robin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_cpu_us_round_robin: Option<f64>,
 
     // heterogeneous (the columns: the default strategy's calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use crank_actors::wire::Stats;
 
-use super::calls::{heartbeat_calls, mixed_calls, registration, route_calls, route_calls_with};
+use super::calls::{
+    heartbeat_calls, loaded_heartbeat_calls, mixed_calls, registration, route_calls,
+    route_calls_with,
+};
 use super::flags::Scenario;
 use super::load::{Call, Load, MakeCall, Until};
 use super::row::Row;
@@ -41,15 +44,18 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
                 _ => mixed_calls(flags.workers, flags.capabilities),
             };
             let (load, cpu) = measured(&target, || Ok(bench.load(&target, until, make)))?;
-            // The choice must stay cheap: the same routes, round-robin.
-            let round_robin = (scenario == Scenario::Route).then(|| {
-                let make = route_calls_with(flags.capabilities, Some("round_robin"));
-                bench.load(&target, until, make).throughput()
-            });
+            let round_robin = match scenario {
+                Scenario::Route => Some(strategy_cost(bench, &target)?),
+                _ => None,
+            };
             Ok(Row {
                 workers: Some(flags.workers as u64),
-                route_throughput_round_robin: round_robin,
-                route_ratio_to_round_robin: round_robin.map(|rr| load.throughput() / rr.max(1e-9)),
+                route_throughput_round_robin: round_robin.as_ref().map(|c| c.round_robin.0),
+                route_ratio_to_round_robin: round_robin
+                    .as_ref()
+                    .map(|c| c.default.0 / c.round_robin.0.max(1e-9)),
+                route_cpu_us_default: round_robin.as_ref().and_then(|c| c.default.1),
+                route_cpu_us_round_robin: round_robin.as_ref().and_then(|c| c.round_robin.1),
                 ..row(scenario, &load, &target, cpu)
             })
         }
@@ -62,6 +68,50 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Heterogeneous => super::routing::heterogeneous(bench),
         Scenario::FailingWorker => super::routing::failing_worker(bench),
     }
+}
+
+/// Route throughput with the default strategy and with `round_robin`, the
+/// same routes, for the same time (`--duration` each), once every worker has
+/// reported a load (so that the default strategy compares two providers'
+/// loads, as it does in a fleet of real workers): in four alternating halves,
+/// default, round-robin, round-robin, default, so that a machine whose speed
+/// drifts during the run weighs on both alike.
+/// Throughput, and the controller's CPU per route in microseconds, of the
+/// default strategy and of round-robin.
+struct StrategyCost {
+    default: (f64, Option<f64>),
+    round_robin: (f64, Option<f64>),
+}
+
+fn strategy_cost(bench: &Bench, target: &Target) -> Result<StrategyCost> {
+    let flags = &bench.flags;
+    let reports = Until::Requests(flags.workers as u64);
+    let reported = bench.load(
+        target,
+        reports,
+        loaded_heartbeat_calls("bench", flags.workers),
+    );
+    if let Some(e) = reported.first_error {
+        bail!("reporting the workers' loads: {e}");
+    }
+    let half = Until::Elapsed(flags.duration / 2);
+    // (routes, seconds, controller CPU seconds) of one half.
+    let phase = |strategy: Option<&str>| -> Result<(f64, f64, Option<f64>)> {
+        let make = route_calls_with(flags.capabilities, strategy);
+        let (load, cpu) = measured(target, || Ok(bench.load(target, half, make)))?;
+        Ok((load.requests as f64, load.elapsed.as_secs_f64(), cpu))
+    };
+    let (d1, r1) = (phase(None)?, phase(Some("round_robin"))?);
+    let (r2, d2) = (phase(Some("round_robin"))?, phase(None)?);
+    let both = |(a, ta, ca): (f64, f64, Option<f64>), (b, tb, cb): (f64, f64, Option<f64>)| {
+        let routes = (a + b).max(1.0);
+        let cpu_us = ca.zip(cb).map(|(ca, cb)| (ca + cb) * 1e6 / routes);
+        (routes / (ta + tb).max(1e-9), cpu_us)
+    };
+    Ok(StrategyCost {
+        default: both(d1, d2),
+        round_robin: both(r1, r2),
+    })
 }
 
 /// The columns of `scenario`'s row: `load`'s figures and what `target` used.
