@@ -267,6 +267,12 @@ impl Actor for RegistryActor {
         // Registrations arrive in bursts after a controller restart; a larger
         // mailbox keeps senders from being back-pressured by the default of 16.
         ctx.set_mailbox_capacity(4096);
+        // Sweeps are expected from now on: a pause before the first one is a
+        // pause too (a controller stopped 90 ms after it started, before its
+        // first sweep, was seen to judge its whole fleet instead).
+        if self.sweep_interval.is_some() {
+            self.last_sweep_heard = Some(Now::read().mono);
+        }
     }
 }
 

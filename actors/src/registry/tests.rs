@@ -552,6 +552,23 @@ async fn a_registry_that_heard_no_sweep_for_long_suspects_itself_not_the_fleet()
     assert_eq!(registry.send(route_greet()).await.unwrap().ok(), None);
 }
 
+#[actix::test]
+async fn a_pause_before_the_first_sweep_is_a_pause_too() {
+    tokio::time::pause();
+    let registry = RegistryActor::new(RegistrySettings::default())
+        .expecting_sweeps_every(Duration::from_secs(5))
+        .start();
+    registry.send(greet("w1")).await.unwrap();
+    // Stopped before it ever swept, for longer than stale_after.
+    sleep(Duration::from_secs(200)).await;
+    registry.send(Sweep).await.unwrap();
+    assert_eq!(
+        status_of(&registry, "w1").await,
+        Some(WorkerStatus::Suspect),
+        "the silence was the controller's own"
+    );
+}
+
 /// A sink that keeps what it is told.
 struct Recorder(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
 
