@@ -198,11 +198,14 @@ async fn route(
 /// successes undo.
 async fn report(
     registry: Registry,
+    metrics: Metrics,
     _: Caller,
     ApiJson(request): ApiJson<ReportRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let report = CallReport::try_from(&request)?;
-    registry.send(Report { report }).await??;
+    let success = report.success;
+    let ack = registry.send(Report { report }).await??;
+    metrics.report(success, ack.ejected_for.is_some());
     Ok(HttpResponse::Ok().json(ReportResponse::recorded()))
 }
 

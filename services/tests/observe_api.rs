@@ -160,6 +160,11 @@ async fn metrics_count_what_the_controller_did() {
         post(&app, "/route", route("nope")).await,
         StatusCode::NOT_FOUND
     );
+    // Three failures in a row eject w1.
+    for _ in 0..3 {
+        let failed = json!({"worker_id": "w1", "outcome": "failure"});
+        assert_eq!(post(&app, "/report", failed).await, StatusCode::OK);
+    }
     let (status, _, _) = call(
         &app,
         request(
@@ -187,6 +192,10 @@ async fn metrics_count_what_the_controller_did() {
         (r#"crank_heartbeats_total{outcome="superseded"}"#, 0.0),
         (r#"crank_routes_total{outcome="ok"}"#, 1.0),
         (r#"crank_routes_total{outcome="no_worker_available"}"#, 1.0),
+        (r#"crank_call_reports_total{outcome="failure"}"#, 3.0),
+        (r#"crank_call_reports_total{outcome="success"}"#, 0.0),
+        ("crank_ejections_total", 1.0),
+        ("crank_workers_ejected", 1.0),
         (r#"crank_registry_changes_total{change="registered"}"#, 4.0),
         (
             r#"crank_registry_changes_total{change="deregistered"}"#,

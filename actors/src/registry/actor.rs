@@ -353,7 +353,7 @@ impl Handler<Route> for RegistryActor {
 }
 
 impl Handler<Report> for RegistryActor {
-    type Result = Result<(), RegistryError>;
+    type Result = Result<ReportAck, RegistryError>;
 
     fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
         let now = self.now();

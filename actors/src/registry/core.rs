@@ -17,8 +17,8 @@ use super::index::CapabilityIndex;
 use super::journal::Journal;
 use super::liveness::{GraceReason, Liveness};
 use super::messages::{
-    DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, RouteChoice,
-    WorkerDetailView, WorkerView,
+    DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, ReportAck,
+    RouteChoice, WorkerDetailView, WorkerView,
 };
 use super::observe::FleetGauges;
 use super::record::Owner;
@@ -102,6 +102,9 @@ pub struct Registry {
     /// Records marked stale here, or published stale by their owner, so
     /// counting the healthy ones walks nothing.
     pub(super) marked_stale: usize,
+    /// Records ejected from routing now (outlier detection), counted as
+    /// ejections begin and end so the gauge walks nothing.
+    pub(super) ejected: usize,
     pub(super) journal: Journal,
     /// The router's second draw; seeded, so a test's choices repeat.
     rng: SmallRng,
@@ -119,6 +122,7 @@ impl Registry {
             capability_sets: CapabilitySets::default(),
             registrants: HashSet::new(),
             marked_stale: 0,
+            ejected: 0,
             journal: Journal::default(),
             rng: SmallRng::seed_from_u64(0x0063_7261_6e6b),
         }
@@ -245,6 +249,7 @@ impl Registry {
             record.load = load;
         }
         if record.tally.note_heartbeat(now.mono, with_load) {
+            self.ejected -= 1;
             log::info!(
                 "worker {worker_id} heartbeats after its ejection ended: routing to it resumes"
             );
@@ -342,23 +347,26 @@ impl Registry {
 
     /// A caller's report of a call to `worker_id`: failures in a row eject it
     /// from routing, a success brings it back.
-    pub fn report(&mut self, report: &CallReport, now: Now) -> Result<(), RegistryError> {
+    pub fn report(&mut self, report: &CallReport, now: Now) -> Result<ReportAck, RegistryError> {
         let worker_id = report.worker_id.as_str();
         let record = self
             .workers
             .get_mut(worker_id)
             .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
         let was_ejected = record.tally.is_ejected();
-        if let Some(length) = record.tally.note_outcome(report.success, now.mono) {
+        let ejected_for = record.tally.note_outcome(report.success, now.mono);
+        if let Some(length) = ejected_for {
+            self.ejected += 1;
             log::warn!(
                 "worker {worker_id} ejected from routing for {} s: {} failures reported in a row",
                 length.as_secs(),
                 router::EJECT_AFTER_FAILURES
             );
         } else if was_ejected && !record.tally.is_ejected() {
+            self.ejected -= 1;
             log::info!("worker {worker_id} reported answering again: routing to it resumes");
         }
-        Ok(())
+        Ok(ReportAck { ejected_for })
     }
 
     /// Every worker, ordered by id.
@@ -604,6 +612,9 @@ impl Registry {
         if record.counts_as_stale() {
             self.marked_stale -= 1;
         }
+        if record.tally.is_ejected() {
+            self.ejected -= 1;
+        }
         self.capability_sets.release(&record.capabilities);
     }
 
@@ -644,6 +655,7 @@ impl Registry {
             healthy: unmarked - suspect,
             suspect,
             stale: self.marked_stale,
+            ejected: self.ejected,
             capabilities: self
                 .index
                 .iter()

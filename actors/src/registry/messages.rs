@@ -79,9 +79,15 @@ pub struct Route {
 
 /// A caller's report of how a call to a worker went.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), RegistryError>")]
+#[rtype(result = "Result<ReportAck, RegistryError>")]
 pub struct Report {
     pub report: CallReport,
+}
+
+/// What a [`Report`] did: whether it began an ejection, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportAck {
+    pub ejected_for: Option<Duration>,
 }
 
 /// Mark workers without a recent heartbeat stale and evict long-stale ones.

@@ -46,6 +46,10 @@ pub struct FleetGauges {
     pub suspect: usize,
     /// Workers the sweeper marked stale (judged every sweep interval).
     pub stale: usize,
+    /// Workers ejected from routing for failing their callers (whatever
+    /// their state), until a reported success or a heartbeat after the
+    /// ejection's interval.
+    pub ejected: usize,
     /// Providers per capability (`verb:name`), whatever their state.
     pub capabilities: Vec<(String, usize)>,
     /// Complete sweeps so far.

@@ -233,6 +233,9 @@ impl Registry {
         if record.counts_as_stale() {
             self.marked_stale += 1;
         }
+        if record.tally.is_ejected() {
+            self.ejected += 1;
+        }
         self.journal
             .note(kind, Origin::Replica, &record, self.anchor);
         self.workers.insert(id, Box::new(record));

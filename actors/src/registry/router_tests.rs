@@ -515,6 +515,37 @@ fn failures_in_a_row_eject_for_a_doubling_interval_until_a_heartbeat_or_success(
 }
 
 #[test]
+fn the_ejected_gauge_follows_ejections_however_they_end() {
+    let clock = Clock::new();
+    let mut registry = registry();
+    let ejected = |registry: &mut Registry, at: f64| registry.gauges(clock.at(at)).ejected;
+    for id in ["a", "b", "c"] {
+        add(&mut registry, id, x(), clock.at(0.0));
+    }
+    for id in ["a", "b", "c"] {
+        for _ in 0..3 {
+            report(&mut registry, id, false, clock.at(1.0));
+        }
+    }
+    assert_eq!(ejected(&mut registry, 1.0), 3);
+    // A fourth failure while ejected begins nothing more.
+    report(&mut registry, "a", false, clock.at(1.0));
+    assert_eq!(ejected(&mut registry, 1.0), 3);
+    // A success ends one, a heartbeat after the interval another, and a
+    // deregistration takes the third with its record.
+    report(&mut registry, "a", true, clock.at(2.0));
+    beat(&mut registry, "b", None, clock.at(7.0));
+    registry.deregister("c", None);
+    assert_eq!(ejected(&mut registry, 7.0), 0);
+    // Re-registering an ejected id starts afresh.
+    for _ in 0..3 {
+        report(&mut registry, "a", false, clock.at(8.0));
+    }
+    add(&mut registry, "a", x(), clock.at(8.0));
+    assert_eq!(ejected(&mut registry, 8.0), 0);
+}
+
+#[test]
 fn a_report_for_an_unknown_worker_is_refused() {
     let clock = Clock::new();
     let mut registry = registry();

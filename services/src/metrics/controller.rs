@@ -4,8 +4,9 @@
 //!
 //! Where each count comes from:
 //!
-//! - registrations (new or replacing a record), deregistrations, heartbeats and
-//!   routes by outcome: the handlers, from the registry's answer;
+//! - registrations (new or replacing a record), deregistrations, heartbeats,
+//!   routes and callers' reports by outcome, and ejections: the handlers, from
+//!   the registry's answer;
 //! - changes by kind (registered, deregistered, stale, healthy, evicted) and
 //!   evictions: the registry's change stream (a [`ChangeSink`], see
 //!   [`ControllerMetrics::change_counter`]);
@@ -123,6 +124,8 @@ pub struct ControllerMetrics {
     deregistrations: Counter,
     heartbeats: Outcomes<3>,
     routes: Outcomes<2>,
+    reports: Outcomes<2>,
+    ejections: Counter,
     changes: Outcomes<5>,
     evictions: Counter,
     sweep_duration: Histogram,
@@ -161,6 +164,11 @@ impl ControllerMetrics {
             "crank_routes",
             "Routes, by outcome: ok, no_worker_available (404)",
         );
+        let reports = family(
+            &mut registry,
+            "crank_call_reports",
+            "Callers' reports of calls to workers (POST /report), by outcome: success, failure",
+        );
         let changes = Family::<Change, Counter>::default();
         registry.register(
             "crank_registry_changes",
@@ -175,6 +183,8 @@ impl ControllerMetrics {
             deregistrations: Counter::default(),
             heartbeats: Outcomes::new(&heartbeats, ["ok", "unknown_worker", "superseded"]),
             routes: Outcomes::new(&routes, ["ok", "no_worker_available"]),
+            reports: Outcomes::new(&reports, ["success", "failure"]),
+            ejections: Counter::default(),
             changes: Outcomes(
                 [
                     ChangeKind::Registered,
@@ -205,6 +215,11 @@ impl ControllerMetrics {
             "crank_deregistrations",
             "Deregistrations that removed a record",
             self.deregistrations.clone(),
+        );
+        registry.register(
+            "crank_ejections",
+            "Ejections from routing begun by failures reported in a row (outlier detection)",
+            self.ejections.clone(),
         );
         registry.register(
             "crank_evictions",
@@ -251,6 +266,14 @@ impl ControllerMetrics {
 
     pub fn route(&self, outcome: RouteOutcome) {
         self.routes.0[outcome as usize].inc();
+    }
+
+    /// Counts a caller's report; `ejected`: it began an ejection.
+    pub fn report(&self, success: bool, ejected: bool) {
+        self.reports.0[usize::from(!success)].inc();
+        if ejected {
+            self.ejections.inc();
+        }
     }
 
     /// What the registry calls after each complete sweep.

@@ -47,6 +47,12 @@ impl Collector for FleetCollector {
         }
         gauge(
             &mut encoder,
+            "crank_workers_ejected",
+            "Workers ejected from routing now for failing their callers (POST /report), whatever their state",
+            g.ejected as i64,
+        )?;
+        gauge(
+            &mut encoder,
             "crank_capabilities",
             "Distinct capabilities (verb:name) some registered worker serves",
             g.capabilities.len() as i64,
