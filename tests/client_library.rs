@@ -176,3 +176,85 @@ async fn calls_check_the_workers_identity_and_retry_once_on_another_provider() {
     );
     assert_eq!(recorded.0.borrow().len(), 1, "no attempt without a route");
 }
+
+/// Calls until `worker_id` has failed `failures` first attempts; the number
+/// of calls that took.
+async fn call_until_failed(
+    client: &CrankClient,
+    recorded: &Recorded,
+    worker_id: &str,
+    failures: usize,
+) -> usize {
+    recorded.0.borrow_mut().clear();
+    for calls in 1..=100 {
+        let request = Request::post("/greet", &greeting("eject")).unwrap();
+        client
+            .call("invoke", "hello.greet", &Constraints::any(), &request)
+            .await
+            .unwrap_or_else(|e| panic!("the call failed: {e}"));
+        let failed = recorded
+            .0
+            .borrow()
+            .iter()
+            .filter(|o| o.worker_id == worker_id && !o.succeeded())
+            .count();
+        if failed >= failures {
+            return calls;
+        }
+    }
+    panic!("{worker_id} failed fewer than {failures} attempts in 100 calls");
+}
+
+#[actix_rt::test]
+async fn reported_failures_eject_a_provider_and_unreported_ones_do_not() {
+    let mut fleet = Fleet::new();
+    let _controller = fleet.start_controller("30s");
+    let _worker = fleet.start_worker("hello-world-1", free_port(), "200ms");
+    eventually(
+        "hello-world-1 is routable",
+        Duration::from_secs(15),
+        || async { (providers(&fleet).await? == 1).then_some(()) },
+    )
+    .await;
+    // Gone, but its record stays healthy until stale_after (30 s).
+    let dead_url = format!("https://localhost:{}", free_port());
+    register_impostor(&fleet, "ghost", &dead_url).await;
+    let files = || TlsFiles::in_dir(&fleet.cert_dir(), "client");
+    let recorded = Rc::new(Recorded::default());
+
+    // Without reports, the controller hears nothing of ghost's failures.
+    let quiet = CrankClient::new(&fleet.controller_url(), files())
+        .unwrap()
+        .without_reports()
+        .on_outcome(recorded.clone());
+    call_until_failed(&quiet, &recorded, "ghost", 3).await;
+    let ghost = fleet.worker("ghost").await.expect("ghost is listed");
+    assert_eq!(ghost.ejected_until, None, "{ghost:?}");
+
+    // With them, three failures in a row eject it.
+    let client = CrankClient::new(&fleet.controller_url(), files())
+        .unwrap()
+        .on_outcome(recorded.clone());
+    call_until_failed(&client, &recorded, "ghost", 3).await;
+    eventually(
+        "ghost is ejected (the reports are sent without waiting)",
+        Duration::from_secs(5),
+        || async { fleet.worker("ghost").await?.ejected_until.map(|_| ()) },
+    )
+    .await;
+    recorded.0.borrow_mut().clear();
+    for _ in 0..12 {
+        let request = Request::post("/greet", &greeting("eject")).unwrap();
+        client
+            .call("invoke", "hello.greet", &Constraints::any(), &request)
+            .await
+            .unwrap();
+    }
+    let outcomes = recorded.0.borrow().clone();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.worker_id == "hello-world-1" && o.attempt == 1),
+        "an ejected provider is not routed to: {outcomes:#?}"
+    );
+}
