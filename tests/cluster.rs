@@ -107,6 +107,17 @@ async fn statuses(fleet: &Fleet, ports: &[u16], id: &str) -> Option<Vec<WorkerSt
     Some(seen)
 }
 
+/// The value of the sample `name` (with its labels) in `GET /metrics` of the
+/// controller at `port`.
+async fn metric(fleet: &Fleet, port: u16, name: &str) -> Option<f64> {
+    let url = format!("https://localhost:{port}/metrics");
+    let reply = common::get(&fleet.client("client"), &url).await.ok()?;
+    let text = String::from_utf8(reply.body.to_vec()).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 async fn owner(fleet: &Fleet, port: u16, id: &str) -> Option<String> {
     get::<WorkerDetail>(fleet, port, &format!("/workers/{id}"))
         .await?
@@ -336,6 +347,21 @@ async fn controllers_ride_out_an_etcd_outage_and_converge_after_it() {
         || async { statuses(&fleet, &ports[..1], "w2").await },
     )
     .await;
+    // /metrics says so too, with w2's record waiting to be written.
+    eventually(
+        "/metrics shows the store unreachable and a write waiting",
+        Duration::from_secs(10),
+        || async {
+            let unreachable = metric(
+                &fleet,
+                ports[0],
+                r#"crank_store_state{state="unreachable"}"#,
+            );
+            let pending = metric(&fleet, ports[0], "crank_store_pending_writes");
+            (unreachable.await? == 1.0 && pending.await? >= 1.0).then_some(())
+        },
+    )
+    .await;
     etcd.restart().await;
     for port in ports {
         eventually(
@@ -349,6 +375,20 @@ async fn controllers_ride_out_an_etcd_outage_and_converge_after_it() {
         .await;
     }
     all_healthy_everywhere(&fleet, &ports, &["w1", "w2"]).await;
+    for port in ports {
+        eventually(
+            "/metrics shows the store ok, nothing waiting, the watch caught up",
+            Duration::from_secs(10),
+            || async {
+                let ok = metric(&fleet, port, r#"crank_store_state{state="ok"}"#).await?;
+                let pending = metric(&fleet, port, "crank_store_pending_writes").await?;
+                let lag = metric(&fleet, port, "crank_store_watch_lag_revisions").await?;
+                let revision = metric(&fleet, port, "crank_store_watch_revision").await?;
+                (ok == 1.0 && pending == 0.0 && lag == 0.0 && revision > 0.0).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 #[actix_rt::test]

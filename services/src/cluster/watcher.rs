@@ -99,6 +99,7 @@ pub async fn run(
         me: settings.controller_id.clone(),
         silent_for: settings.session_ttl,
     };
+    health.watched(revision, revision);
     while registry.connected() {
         let options = WatchOptions::new()
             .with_prefix()
@@ -137,6 +138,7 @@ pub async fn run(
                 }
                 break;
             }
+            let store_revision = answer.header().map_or(revision, |h| h.revision());
             for event in answer.events() {
                 let Some(kv) = event.kv() else { continue };
                 revision = revision.max(kv.mod_revision());
@@ -167,6 +169,7 @@ pub async fn run(
                     }
                 }
             }
+            health.watched(revision, store_revision);
         }
         actix_rt::time::sleep(Duration::from_millis(500)).await;
     }

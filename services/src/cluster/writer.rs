@@ -136,6 +136,7 @@ pub async fn run(
             pending.add(op);
         }
         let batch = pending.take(BATCH);
+        health.pending_writes(pending.len() + batch.len());
         let ops: Vec<TxnOp> = batch
             .iter()
             .map(|op| match op {
@@ -149,6 +150,7 @@ pub async fn run(
             .collect();
         match client.txn(Txn::new().and_then(ops)).await {
             Ok(_) => {
+                health.pending_writes(pending.len());
                 if failures > 0 || health.get() == StoreState::Unreachable {
                     failures = 0;
                     health.set(StoreState::Ok);

@@ -36,6 +36,7 @@ use super::requests::RequestMetrics;
 use super::transport::transport;
 use super::{exposition, latency_histogram, RegistryMailbox};
 use crate::caller::Caller;
+use crate::cluster::StoreHealth;
 use crate::error::ApiError;
 
 /// Ids remembered as answered `unknown_worker`; past it the set starts over,
@@ -323,6 +324,7 @@ pub async fn scrape(
     metrics: web::Data<ControllerMetrics>,
     registry: web::Data<RegistryMailbox>,
     watch: Option<web::Data<WatchHub>>,
+    store: Option<web::Data<StoreHealth>>,
     _: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let gauges = registry.send(GetGauges).await?;
@@ -330,6 +332,7 @@ pub async fn scrape(
     fleet.register_collector(Box::new(FleetCollector {
         gauges,
         watchers: watch.map(|hub| hub.watchers()),
+        store: store.map(|store| store.get_ref().clone()),
     }));
     Ok(exposition(&[&metrics.registry, &fleet]))
 }

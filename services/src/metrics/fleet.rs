@@ -2,17 +2,22 @@
 //! ([`FleetGauges`]): encoded by [`FleetCollector`] into that scrape only.
 
 use crank_actors::registry::FleetGauges;
+
+use crate::cluster::{StoreHealth, StoreState};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-/// One scrape's registry gauges, and the watchers of the stream then.
+/// One scrape's registry gauges, the watchers of the stream then, and the
+/// store's state.
 #[derive(Debug)]
 pub struct FleetCollector {
     pub gauges: FleetGauges,
     /// `None`: this controller serves no watch stream.
     pub watchers: Option<usize>,
+    /// `None`: this controller was started without one (tests' apps).
+    pub store: Option<StoreHealth>,
 }
 
 fn gauge<N>(
@@ -93,6 +98,39 @@ impl Collector for FleetCollector {
                 "Open GET /watch streams",
                 watchers as i64,
             )?;
+        }
+        if let Some(store) = &self.store {
+            let now = store.get();
+            let mut states = encoder.encode_descriptor(
+                "crank_store_state",
+                "The registry's store: memory (embedded), or etcd's ok or unreachable (1 for the current one)",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for state in StoreState::ALL {
+                ConstGauge::new(i64::from(state == now))
+                    .encode(states.encode_family(&[("state", state.as_str())])?)?;
+            }
+            if now != StoreState::Memory {
+                gauge(
+                    &mut encoder,
+                    "crank_store_watch_revision",
+                    "The etcd revision up to which this controller's watch has handed changes to its replica",
+                    store.applied_revision(),
+                )?;
+                gauge(
+                    &mut encoder,
+                    "crank_store_watch_lag_revisions",
+                    "Revisions etcd had, when it last answered the watch, that the watch has not handed over yet",
+                    store.watch_lag(),
+                )?;
+                gauge(
+                    &mut encoder,
+                    "crank_store_pending_writes",
+                    "Changes of this controller's workers waiting to be written to etcd (batched; they pile up while etcd is unreachable)",
+                    store.waiting_writes() as i64,
+                )?;
+            }
         }
         Ok(())
     }
