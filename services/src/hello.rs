@@ -31,9 +31,9 @@ pub const CAPACITY: u32 = 256;
 /// The service's name, as `/health` gives it.
 pub const SERVICE: &str = "crank-hello-world";
 
-/// The capabilities the hello-world worker registers.
+/// The capabilities the hello-world worker registers, as it announces them.
 pub fn capabilities() -> Vec<Capability> {
-    vec![greet_capability()]
+    worker().capabilities()
 }
 
 fn greet_capability() -> Capability {
@@ -71,7 +71,8 @@ fn greet_capability() -> Capability {
         }
     }));
     greet.runtime = Some("rust".into());
-    greet.max_concurrency = Some(CAPACITY);
+    // Its max_concurrency is the worker's capacity (`--capacity`), announced
+    // by the library.
     greet
 }
 

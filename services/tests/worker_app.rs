@@ -115,7 +115,8 @@ async fn middleware_measures_each_capability_for_the_heartbeat() {
     assert_eq!(context.in_flight(), 0);
 
     let load = context.take_load();
-    assert_eq!((load.in_flight, load.capacity), (0, 8));
+    // 8 at once of each of its two capabilities.
+    assert_eq!((load.in_flight, load.capacity), (0, 16));
     let echo = &load.capabilities[0];
     assert_eq!(echo.capability, "invoke:echo.say");
     assert_eq!(echo.requests, 4);

@@ -60,7 +60,6 @@ pub fn heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
     })
 }
 
-/// Routes cycling over the capabilities, with the controller's default strategy.
 /// One heartbeat for each of workers `prefix-0 .. prefix-(workers-1)`, each
 /// reporting a load: `i % 8` of 64 in flight, so that the load-aware strategy
 /// has loads to compare.
@@ -78,6 +77,7 @@ pub fn loaded_heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
     })
 }
 
+/// Routes cycling over the capabilities, with the controller's default strategy.
 pub fn route_calls(capabilities: usize) -> MakeCall {
     route_calls_with(capabilities, None)
 }

@@ -70,12 +70,6 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
     }
 }
 
-/// Route throughput with the default strategy and with `round_robin`, the
-/// same routes, for the same time (`--duration` each), once every worker has
-/// reported a load (so that the default strategy compares two providers'
-/// loads, as it does in a fleet of real workers): in four alternating halves,
-/// default, round-robin, round-robin, default, so that a machine whose speed
-/// drifts during the run weighs on both alike.
 /// Throughput, and the controller's CPU per route in microseconds, of the
 /// default strategy and of round-robin.
 struct StrategyCost {
@@ -83,6 +77,12 @@ struct StrategyCost {
     round_robin: (f64, Option<f64>),
 }
 
+/// Route throughput with the default strategy and with `round_robin`, the
+/// same routes, for the same time (`--duration` each), once every worker has
+/// reported a load (so that the default strategy compares two providers'
+/// loads, as it does in a fleet of real workers): in four alternating halves,
+/// default, round-robin, round-robin, default, so that a machine whose speed
+/// drifts during the run weighs on both alike.
 fn strategy_cost(bench: &Bench, target: &Target) -> Result<StrategyCost> {
     let flags = &bench.flags;
     let reports = Until::Requests(flags.workers as u64);

@@ -102,9 +102,11 @@ pub struct Registry {
     /// Records marked stale here, or published stale by their owner, so
     /// counting the healthy ones walks nothing.
     pub(super) marked_stale: usize,
-    /// Records ejected from routing now (outlier detection), counted as
-    /// ejections begin and end so the gauge walks nothing.
-    pub(super) ejected: usize,
+    /// Records ejected from routing now (outlier detection), kept as
+    /// ejections begin and end: the gauge counts them without a walk, and the
+    /// sweep looks only at them to end the ejections of records another
+    /// controller judges.
+    pub(super) ejected: HashSet<Rc<str>>,
     pub(super) journal: Journal,
     /// The router's second draw; seeded, so a test's choices repeat.
     rng: SmallRng,
@@ -122,7 +124,7 @@ impl Registry {
             capability_sets: CapabilitySets::default(),
             registrants: HashSet::new(),
             marked_stale: 0,
-            ejected: 0,
+            ejected: HashSet::new(),
             journal: Journal::default(),
             rng: SmallRng::seed_from_u64(0x0063_7261_6e6b),
         }
@@ -249,7 +251,7 @@ impl Registry {
             record.load = load;
         }
         if record.tally.note_heartbeat(now.mono, with_load) {
-            self.ejected -= 1;
+            self.ejected.remove(worker_id);
             log::info!(
                 "worker {worker_id} heartbeats after its ejection ended: routing to it resumes"
             );
@@ -356,14 +358,14 @@ impl Registry {
         let was_ejected = record.tally.is_ejected();
         let ejected_for = record.tally.note_outcome(report.success, now.mono);
         if let Some(length) = ejected_for {
-            self.ejected += 1;
+            self.ejected.insert(record.id.clone());
             log::warn!(
                 "worker {worker_id} ejected from routing for {} s: {} failures reported in a row",
                 length.as_secs(),
                 router::EJECT_AFTER_FAILURES
             );
         } else if was_ejected && !record.tally.is_ejected() {
-            self.ejected -= 1;
+            self.ejected.remove(worker_id);
             log::info!("worker {worker_id} reported answering again: routing to it resumes");
         }
         Ok(ReportAck { ejected_for })
@@ -463,6 +465,7 @@ impl Registry {
             ..
         } = self.settings;
         let mut step = SweepStep::default();
+        self.end_remote_ejections(now);
         let mut evicted: HashSet<Rc<str>> = HashSet::new();
         let mut due = Vec::new();
         while due.len() < budget {
@@ -539,6 +542,33 @@ impl Registry {
         step
     }
 
+    /// Ends the ejections, their interval over, of records another
+    /// controller owns: their heartbeats go to their owner, so here the
+    /// owner still publishing them live is the evidence a heartbeat gives.
+    fn end_remote_ejections(&mut self, now: Now) {
+        let over: Vec<Rc<str>> = self
+            .ejected
+            .iter()
+            .filter(|id| {
+                self.workers.get(*id).is_some_and(|record| {
+                    matches!(record.owner, Owner::Remote { .. })
+                        && record
+                            .tally
+                            .ejected_until
+                            .is_some_and(|until| until <= now.mono)
+                })
+            })
+            .cloned()
+            .collect();
+        for id in over {
+            if let Some(record) = self.workers.get_mut(&id) {
+                record.tally.end_ejection();
+                log::info!("worker {id}'s ejection is over and its owner still publishes it live: routing to it resumes");
+            }
+            self.ejected.remove(&id);
+        }
+    }
+
     /// Begins a grace period at `now` for `reason`: every worker silent since
     /// before it is suspect, not stale, until it ends. Returns its end.
     pub fn begin_grace(&mut self, now: Now, reason: GraceReason) -> Instant {
@@ -613,7 +643,7 @@ impl Registry {
             self.marked_stale -= 1;
         }
         if record.tally.is_ejected() {
-            self.ejected -= 1;
+            self.ejected.remove(&record.id);
         }
         self.capability_sets.release(&record.capabilities);
     }
@@ -655,7 +685,7 @@ impl Registry {
             healthy: unmarked - suspect,
             suspect,
             stale: self.marked_stale,
-            ejected: self.ejected,
+            ejected: self.ejected.len(),
             capabilities: self
                 .index
                 .iter()

@@ -413,3 +413,31 @@ fn loading_the_store_drops_what_it_no_longer_holds() {
         "a record naming us is ours"
     );
 }
+
+#[test]
+fn an_ejection_of_a_record_owned_elsewhere_ends_with_its_interval() {
+    let clock = Clock::new();
+    let mut registry = clustered("c1");
+    registry
+        .apply_replica(replica("w1", "c2", WorkerStatus::Healthy), clock.at(0))
+        .unwrap();
+    // Callers of this controller report w1 failing: ejected here for 5 s.
+    for _ in 0..3 {
+        let report = crate::domain::CallReport {
+            worker_id: crate::domain::WorkerId::parse("worker_id", "w1").unwrap(),
+            success: false,
+            latency: None,
+        };
+        registry.report(&report, clock.at(1)).unwrap();
+    }
+    let query = RouteQuery::any_version("invoke", "x");
+    assert!(registry.route(&query, clock.at(2)).is_err());
+    assert_eq!(registry.gauges(clock.at(2)).ejected, 1);
+    // Its heartbeats go to c2, never here: the sweep after the interval,
+    // with c2 still publishing it healthy, ends the ejection.
+    registry.sweep_step(clock.at(4), usize::MAX);
+    assert!(registry.route(&query, clock.at(4)).is_err(), "not before");
+    registry.sweep_step(clock.at(7), usize::MAX);
+    assert!(registry.route(&query, clock.at(7)).is_ok());
+    assert_eq!(registry.gauges(clock.at(7)).ejected, 0);
+}

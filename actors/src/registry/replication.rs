@@ -234,7 +234,7 @@ impl Registry {
             self.marked_stale += 1;
         }
         if record.tally.is_ejected() {
-            self.ejected += 1;
+            self.ejected.insert(id.clone());
         }
         self.journal
             .note(kind, Origin::Replica, &record, self.anchor);

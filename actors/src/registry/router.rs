@@ -4,10 +4,10 @@
 //! excluded it, it is stale, it is ejected for failing, it serves no matching
 //! version, or it misses a constraint (`requires_gpu`, the capability's
 //! `constraints`, `budget_tokens`, the reported p95 latency). The load-aware
-//! strategies also skip a provider that **reported** itself at capacity, and
-//! one whose reported load is into the reserve (the last [`RESERVE_SHARE`] of
-//! its capacity) that its capability keeps for routes bidding at least its
-//! announced `slo_bid`.
+//! strategies also skip a provider that **reported** itself at capacity, and,
+//! for a route bidding less than its capability's announced `slo_bid`, one
+//! whose estimated load is into the reserve (the last [`RESERVE_SHARE`] of its
+//! capacity) kept for routes bidding at least that.
 //!
 //! Then it **chooses**:
 //!
@@ -21,9 +21,10 @@
 //!   estimate is never chosen while another has room.
 //! - `round_robin`: the first provider in rotation order that passes the
 //!   filters, load not looked at.
-//! - `cheapest`: every provider is scanned; the lowest
-//!   `cost_tokens_per_invocation` wins (none announced ranks last), then the
-//!   most free capacity, then rotation order.
+//! - `cheapest`: every provider is scanned; providers with room by the
+//!   estimate come first, then the lowest `cost_tokens_per_invocation` wins
+//!   (none announced ranks last), then the most free capacity, then rotation
+//!   order.
 //!
 //! **Estimated load.** A provider's free capacity is its capacity (the
 //! worker's reported `capacity`, and the capability's `max_concurrency` if
@@ -38,8 +39,9 @@
 //! heartbeat with a load resets it. A report older than half of `stale_after`
 //! (two advised heartbeats) is ignored as unknown.
 //!
-//! The estimate **ranks, it never refuses**: only the worker's own report
-//! skips it as full. The estimate is a guess (before a worker's first report
+//! The estimate **ranks, it never refuses** a provider as full: only the
+//! worker's own report does (the one refusal it makes is a low bid's, out of
+//! a reserve). The estimate is a guess (before a worker's first report
 //! its latency is [`DEFAULT_SERVICE_TIME`], and at a thousand routes a second
 //! that guess alone would count hundreds in flight), while the worker knows:
 //! past its `max_concurrency` it answers 503 `at_capacity`, and the client
@@ -49,7 +51,9 @@
 //! (`POST /report`) eject a provider from routing for [`FIRST_EJECTION`],
 //! doubling with each ejection up to [`MAX_EJECTION`], as Envoy's outlier
 //! detection does. A reported success lifts it (and resets the doubling); so
-//! does the first heartbeat once the interval has passed.
+//! does the first heartbeat once the interval has passed, or, for a worker
+//! another controller owns (its heartbeats go there), the first sweep after
+//! the interval while that owner still publishes it live.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -152,6 +156,12 @@ impl Tally {
 
     pub fn is_ejected(&self) -> bool {
         self.ejected_until.is_some()
+    }
+
+    /// Ends an ejection without a heartbeat: for a record another controller
+    /// judges, once its interval is over (see `Registry::sweep_step`).
+    pub fn end_ejection(&mut self) {
+        self.ejected_until = None;
     }
 }
 
@@ -367,10 +377,13 @@ impl Judge<'_> {
             if limit.reported >= limit.capacity {
                 return Err(Rejection::AtCapacity);
             }
+            // The reserve is a priority, not a limit: the estimate may keep
+            // a low bid out of it (a high bid, or none asked, is never
+            // refused on a guess).
             let provider_bid = announced.and_then(|c| c.slo_bid).unwrap_or(0.0);
             if provider_bid > 0.0
                 && query.slo_bid.unwrap_or(0.0) < provider_bid
-                && limit.reported >= limit.capacity * (1.0 - RESERVE_SHARE)
+                && limit.capacity - limit.free() >= limit.capacity * (1.0 - RESERVE_SHARE)
             {
                 return Err(Rejection::Reserved { bid: provider_bid });
             }

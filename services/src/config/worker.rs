@@ -134,7 +134,7 @@ pub(super) const CAPACITY: Setting = Setting {
     env: "WORKER_CAPACITY",
     value_name: "N",
     default: None,
-    help: "Requests of each capability served at once, announced as max_concurrency; more are answered 503. Unset: the worker's own (hello-world: 256)",
+    help: "Requests of each capability served at once, announced as max_concurrency (a capability declaring fewer keeps its own); more are answered 503. Unset: the worker's own (hello-world: 256)",
 };
 pub(super) const SERVICE_TIME: Setting = Setting {
     key: "service_time",

@@ -76,18 +76,22 @@ impl Worker {
             .collect()
     }
 
-    /// Requests of `capability` served at once.
+    /// Requests of `capability` served at once: its declared
+    /// `max_concurrency` if lower than the worker's capacity (a declared 0
+    /// counts as 1: a capability that admits nothing would be routed to and
+    /// refuse every call).
     fn limit_of(&self, capability: &Capability) -> u32 {
         capability
             .max_concurrency
-            .map_or(self.capacity, |declared| declared.min(self.capacity))
+            .map_or(self.capacity, |declared| declared.clamp(1, self.capacity))
     }
 
     /// Serves at most `requests` of each capability at once (default
     /// [`DEFAULT_CAPACITY`]; at least 1): announced as each capability's
-    /// `max_concurrency` (unless it declares fewer) and as the capacity in
-    /// each heartbeat's load; a request past it is answered 503
-    /// `at_capacity` without reaching its handler. `--capacity` overrides it.
+    /// `max_concurrency` (unless the capability declares fewer), and summed
+    /// over the capabilities as the capacity in each heartbeat's load; a
+    /// request past it is answered 503 `at_capacity` without reaching its
+    /// handler. `--capacity` overrides it.
     pub fn capacity(mut self, requests: u32) -> Self {
         self.capacity = requests.max(1);
         self

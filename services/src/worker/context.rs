@@ -85,11 +85,20 @@ impl WorkerContext {
     }
 
     /// The load a heartbeat reports: requests in flight, the capacity, and each
-    /// capability's window, which starts anew.
+    /// capability's window, which starts anew. Each capability admits its own
+    /// limit, so the worker's capacity is their sum (its declared capacity
+    /// when it serves no capability).
     pub fn take_load(&self) -> Load {
+        let capacity = match self.meters.is_empty() {
+            true => self.capacity,
+            false => self
+                .meters
+                .iter()
+                .fold(0u32, |sum, meter| sum.saturating_add(meter.limit())),
+        };
         Load {
             capabilities: self.meters.iter().map(|meter| meter.take()).collect(),
-            ..Load::new(self.in_flight(), self.capacity)
+            ..Load::new(self.in_flight(), capacity)
         }
     }
 }
