@@ -19,6 +19,9 @@ use crank_services::identity::{PeerIdentity, Role};
 use crank_services::watch::{SseMessage, SseParser};
 use serde_json::json;
 
+mod common;
+use common::sample;
+
 fn identity(role: Role, name: &str) -> PeerIdentity {
     PeerIdentity::new(role, name)
 }
@@ -103,15 +106,6 @@ where
     let request = TestRequest::post().uri(uri).set_json(body).to_request();
     Caller::attach(&request, identity(Role::Admin, "ops"));
     test::call_service(app, request).await.status()
-}
-
-/// The value of the sample `name` (with its labels) in an exposition.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[actix_web::test]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{client_in, start_controller_with};
+use common::{client_in, sample, start_controller_with};
 use crank_actors::wire::{Capability, RegisterRequest, WatchSnapshot};
 use crank_services::certs;
 use crank_services::controller_state::WatchLimits;
@@ -15,14 +15,6 @@ use crank_services::watch::SseParser;
 use futures_util::StreamExt;
 
 mod common;
-
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .parse()
-        .unwrap()
-}
 
 async fn metrics(client: &awc::Client, base: &str) -> String {
     let mut response = client.get(format!("{base}/metrics")).send().await.unwrap();

@@ -16,6 +16,9 @@ use futures_util::future::{ready, LocalBoxFuture};
 use futures_util::FutureExt;
 use serde_json::json;
 
+mod common;
+use common::sample;
+
 /// A controller that answers heartbeats from a script, in order.
 struct Scripted(Cell<Vec<Result<(), LinkError>>>);
 
@@ -45,14 +48,6 @@ impl ControllerLink for Scripted {
     fn describe(&self) -> String {
         "a scripted controller".into()
     }
-}
-
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[actix_web::test]

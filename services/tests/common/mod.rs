@@ -48,3 +48,12 @@ pub fn client_in(dir: &Path, name: &str) -> awc::Client {
     let config = tls::client_config(&TlsFiles::in_dir(dir, name)).unwrap();
     mtls_client(Arc::new(config), Duration::from_secs(5))
 }
+
+/// The value of the sample `name` (with its labels) in an OpenMetrics exposition.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
