@@ -56,24 +56,7 @@ fn start_worker(fleet: &mut Fleet, id: &str, controllers: &[u16]) -> Proc {
         .iter()
         .map(|port| format!("https://localhost:{port}"))
         .collect();
-    let cert_dir = fleet.cert_dir();
-    let port = free_port().to_string();
-    fleet.spawn(
-        id,
-        &[
-            "worker",
-            "--cert-dir",
-            cert_dir.to_str().unwrap(),
-            "--port",
-            &port,
-            "--worker-id",
-            id,
-            "--controller-url",
-            &urls.join(","),
-            "--heartbeat-interval",
-            BEAT,
-        ],
-    )
+    fleet.start_worker_with(id, free_port(), BEAT, &urls.join(","))
 }
 
 /// `GET path` on the controller at `port`, read as `T` if it answered 200.

@@ -204,9 +204,21 @@ impl Fleet {
 
     /// A hello-world worker registering with this fleet's controller.
     pub fn start_worker(&mut self, id: &str, port: u16, heartbeat: &str) -> Proc {
+        let controller_url = self.controller_url();
+        self.start_worker_with(id, port, heartbeat, &controller_url)
+    }
+
+    /// A hello-world worker registering with the controller(s) at
+    /// `controller_url` (a comma-separated list for a cluster).
+    pub fn start_worker_with(
+        &mut self,
+        id: &str,
+        port: u16,
+        heartbeat: &str,
+        controller_url: &str,
+    ) -> Proc {
         let port = port.to_string();
         let cert_dir = self.cert_dir();
-        let controller_url = self.controller_url();
         self.spawn(
             id,
             &[
@@ -218,7 +230,7 @@ impl Fleet {
                 "--worker-id",
                 id,
                 "--controller-url",
-                &controller_url,
+                controller_url,
                 "--heartbeat-interval",
                 heartbeat,
             ],
