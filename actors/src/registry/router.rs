@@ -294,8 +294,13 @@ impl Judge<'_> {
     /// capability's `max_concurrency`), if any.
     fn occupancy(&self, record: &WorkerRecord, capability: &StoredCapability) -> Option<Occupancy> {
         let key = &*capability.key;
-        let routed = record.tally.routed(self.now, service_time(record, key));
         let load = self.fresh_load(record);
+        let max_concurrency = capability.announced().and_then(|c| c.max_concurrency);
+        if load.is_none() && max_concurrency.is_none() {
+            // No limit known: the estimate has nothing to count against.
+            return None;
+        }
+        let routed = record.tally.routed(self.now, service_time(record, key));
         let mut tightest: Option<Occupancy> = None;
         let mut consider = |reported: u32, capacity: u32| {
             let limit = Occupancy {
@@ -310,7 +315,7 @@ impl Judge<'_> {
         if let Some(load) = load {
             consider(load.in_flight, load.capacity);
         }
-        if let Some(max) = capability.announced().and_then(|c| c.max_concurrency) {
+        if let Some(max) = max_concurrency {
             let in_flight = load.map_or(0, |load| {
                 capability_load(load, key).map_or(load.in_flight, |c| c.in_flight)
             });

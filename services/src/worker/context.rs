@@ -31,8 +31,8 @@ pub struct WorkerContext {
 
 impl WorkerContext {
     /// The context of worker `worker_id` of `service`, serving the capabilities
-    /// `(<verb>:<name>, max_concurrency)` in `capabilities` (one meter each)
-    /// with room for `capacity` requests at once.
+    /// `(<verb>:<name>, max_concurrency)` in `capabilities` (one meter each);
+    /// `capacity` is what it reports when it serves none.
     pub fn new(
         service: &str,
         worker_id: &str,
@@ -40,6 +40,18 @@ impl WorkerContext {
         capacity: u32,
         capabilities: impl IntoIterator<Item = (String, u32)>,
     ) -> Arc<Self> {
+        let meters: Vec<Arc<CapabilityMeter>> = capabilities
+            .into_iter()
+            .map(|(key, limit)| Arc::new(CapabilityMeter::new(key, limit)))
+            .collect();
+        // Each capability admits its own limit, so the worker's capacity is
+        // their sum (its declared capacity when it serves no capability).
+        let capacity = match meters.is_empty() {
+            true => capacity,
+            false => meters
+                .iter()
+                .fold(0u32, |sum, meter| sum.saturating_add(meter.limit())),
+        };
         Arc::new(WorkerContext {
             service: service.to_owned(),
             worker_id: worker_id.to_owned(),
@@ -47,10 +59,7 @@ impl WorkerContext {
             metrics: WorkerMetrics::new(registration.clone()),
             registration,
             capacity,
-            meters: capabilities
-                .into_iter()
-                .map(|(key, limit)| Arc::new(CapabilityMeter::new(key, limit)))
-                .collect(),
+            meters,
         })
     }
 
@@ -85,20 +94,11 @@ impl WorkerContext {
     }
 
     /// The load a heartbeat reports: requests in flight, the capacity, and each
-    /// capability's window, which starts anew. Each capability admits its own
-    /// limit, so the worker's capacity is their sum (its declared capacity
-    /// when it serves no capability).
+    /// capability's window, which starts anew.
     pub fn take_load(&self) -> Load {
-        let capacity = match self.meters.is_empty() {
-            true => self.capacity,
-            false => self
-                .meters
-                .iter()
-                .fold(0u32, |sum, meter| sum.saturating_add(meter.limit())),
-        };
         Load {
             capabilities: self.meters.iter().map(|meter| meter.take()).collect(),
-            ..Load::new(self.in_flight(), capacity)
+            ..Load::new(self.in_flight(), self.capacity)
         }
     }
 }
