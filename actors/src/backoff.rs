@@ -51,7 +51,7 @@ impl Backoff {
     pub fn delay(&mut self, retry: u32) -> Duration {
         let ceiling = self.ceiling(retry);
         if self.full_jitter {
-            ceiling.mul_f64(self.rng.random::<f64>())
+            scaled(ceiling, self.rng.random::<f64>())
         } else {
             ceiling
         }
@@ -62,6 +62,17 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff::new(DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF)
     }
+}
+
+/// `duration × factor`, saturating at [`Duration::MAX`] and at zero where
+/// `Duration::mul_f64` would panic (a factor that is negative, not finite, or
+/// overflows).
+pub fn scaled(duration: Duration, factor: f64) -> Duration {
+    let seconds = duration.as_secs_f64() * factor;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]

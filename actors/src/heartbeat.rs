@@ -13,6 +13,8 @@
 //! drawn anew for the jitter, and the next beat is scheduled only once the previous
 //! one was answered, so a slow controller never receives overlapping heartbeats.
 
+use crate::backoff::scaled;
+use crate::supervision;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -115,13 +117,13 @@ impl HeartbeatActor {
     /// half of the draws onto the ceiling itself and put a fleet started
     /// together back in lockstep.
     fn next_delay(&mut self) -> Duration {
-        let width = self.interval.mul_f64(2.0 * HEARTBEAT_JITTER);
-        let mut upper = self.interval.mul_f64(1.0 + HEARTBEAT_JITTER);
+        let width = scaled(self.interval, 2.0 * HEARTBEAT_JITTER);
+        let mut upper = scaled(self.interval, 1.0 + HEARTBEAT_JITTER);
         if let Some(ceiling) = self.advised_ceiling {
             upper = upper.min(ceiling);
         }
         let lower = upper.saturating_sub(width);
-        lower + width.mul_f64(self.rng.random_range(0.0..=1.0))
+        lower.saturating_add(scaled(width, self.rng.random_range(0.0..=1.0)))
     }
 
     fn schedule_beat(&mut self, delay: Duration, ctx: &mut Context<Self>) {
@@ -136,6 +138,7 @@ impl HeartbeatActor {
     }
 
     fn beat(&mut self, ctx: &mut Context<Self>) {
+        let _handling = supervision::handling("heartbeat", "beat");
         self.timer = None;
         let generation = self.generation;
         let request = HeartbeatRequest {
@@ -147,6 +150,7 @@ impl HeartbeatActor {
         let controller = self.link.describe();
         let sent = self.link.heartbeat(request);
         ctx.spawn(sent.into_actor(self).map(move |result, actor, ctx| {
+            let _handling = supervision::handling("heartbeat", "heartbeat answer");
             if actor.generation != generation {
                 return;
             }
@@ -198,6 +202,7 @@ impl Handler<StartBeating> for HeartbeatActor {
     type Result = ();
 
     fn handle(&mut self, msg: StartBeating, ctx: &mut Self::Context) {
+        let _handling = supervision::handling("heartbeat", "StartBeating");
         self.cancel(ctx);
         if msg
             .advised_interval
@@ -236,6 +241,7 @@ impl Handler<StopBeating> for HeartbeatActor {
     type Result = ();
 
     fn handle(&mut self, _: StopBeating, ctx: &mut Self::Context) {
+        let _handling = supervision::handling("heartbeat", "StopBeating");
         self.cancel(ctx);
     }
 }

@@ -7,12 +7,30 @@
 //! the worker actors reach their controller through the
 //! [`ControllerLink`](link::ControllerLink) trait.
 
+// Nothing a peer sends may panic the core (see `supervision`): outside tests,
+// no unwrap/expect (a `None` from a peer value is an error to answer), no
+// indexing that can be out of bounds (use `get`), no `panic!`, and no
+// `Duration::from_secs_f64`/`mul_f64` family (they panic on values a peer can
+// send; clippy.toml lists them). Each is explained in the README.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::disallowed_methods
+    )
+)]
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 pub mod backoff;
 pub mod domain;
 pub mod heartbeat;
 pub mod link;
 pub mod registration;
 pub mod registry;
+pub mod supervision;
 pub mod sweeper;
 pub mod watch;
 pub mod wire;

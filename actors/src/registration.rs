@@ -9,6 +9,7 @@
 //! controller answers `unknown_worker`. Registration never blocks serving: the HTTP
 //! server runs whatever state this actor is in, and `/health` shows that state.
 
+use crate::supervision;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -171,6 +172,7 @@ impl RegistrationActor {
     }
 
     fn attempt(&mut self, ctx: &mut Context<Self>) {
+        let _handling = supervision::handling("registration", "attempt");
         if self.shutting_down || self.attempt_in_flight {
             return;
         }
@@ -181,6 +183,7 @@ impl RegistrationActor {
         let controller = self.link.describe();
         let sent = self.link.register(self.request.clone());
         ctx.spawn(sent.into_actor(self).map(move |result, actor, ctx| {
+            let _handling = supervision::handling("registration", "registration answer");
             actor.attempt_in_flight = false;
             if actor.shutting_down {
                 actor.attempt_settled.notify_one();
@@ -257,6 +260,7 @@ impl Handler<ControllerForgotWorker> for RegistrationActor {
     type Result = ();
 
     fn handle(&mut self, _: ControllerForgotWorker, ctx: &mut Self::Context) {
+        let _handling = supervision::handling("registration", "ControllerForgotWorker");
         // Already on it: one new registration per loss, however many heartbeats
         // told us about it.
         if self.attempt_in_flight
@@ -275,6 +279,7 @@ impl Handler<InstanceSuperseded> for RegistrationActor {
     type Result = ();
 
     fn handle(&mut self, _: InstanceSuperseded, _: &mut Self::Context) {
+        let _handling = supervision::handling("registration", "InstanceSuperseded");
         // The newer process owns the record: registering again would take it
         // back from a live process, so this one stays out for good.
         self.status.set(RegistrationState::Superseded);
@@ -285,6 +290,7 @@ impl Handler<Shutdown> for RegistrationActor {
     type Result = ResponseActFuture<Self, Result<(), LinkError>>;
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registration", "Shutdown");
         self.shutting_down = true;
         if let Some(timer) = self.retry_timer.take() {
             ctx.cancel_future(timer);

@@ -3,6 +3,7 @@
 //! the ones stale for too long. Keeping the timer out of the registry keeps the
 //! registry a pure state machine that tests can drive with explicit `Sweep`s.
 
+use crate::supervision;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -31,6 +32,7 @@ impl Actor for StalenessSweeper {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |sweeper, _| {
+            let _handling = supervision::handling("staleness_sweeper", "tick");
             sweeper.registry.do_send(Sweep);
         });
     }

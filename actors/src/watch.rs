@@ -53,6 +53,8 @@ impl HubEvent {
     }
 
     /// The event as JSON, serialized by the first watcher that asks.
+    // Infallible: a derived Serialize of strings, numbers and lists.
+    #[allow(clippy::expect_used)]
     pub fn json(&self) -> &str {
         self.json
             .get_or_init(|| serde_json::to_string(&self.event).expect("a watch event serializes"))
@@ -118,7 +120,7 @@ impl WatchHub {
             .history
             .front()
             .map_or(state.last_id + 1, |e| e.event.id);
-        if after > state.last_id || after + 1 < oldest {
+        if after > state.last_id || after.saturating_add(1) < oldest {
             return None;
         }
         let missed = state

@@ -9,16 +9,18 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpRequest, HttpResponse};
-use crank_actors::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId};
+use crank_actors::domain::{
+    CallReport, InstanceId, Registration, RouteQuery, WorkerId, WorkerLoad,
+};
 use crank_actors::registry::RegistryError;
 use crank_actors::registry::{
     Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
     Register, Report, Route,
 };
 use crank_actors::wire::{
-    CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HeartbeatAnswer,
-    HeartbeatRequest, RegisterRequest, ReportRequest, ReportResponse, RouteRequest, WorkerList,
-    HEARTBEAT_OK_BODY,
+    CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HealthStatus,
+    HeartbeatAnswer, HeartbeatRequest, Readiness, ReadyStatus, RegisterRequest, ReportRequest,
+    ReportResponse, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
 };
 
 use crate::body::ApiJson;
@@ -29,6 +31,7 @@ use crate::error::ApiError;
 use crate::fallback::{endpoint, not_found};
 use crate::metrics::controller::{HeartbeatOutcome, RouteOutcome};
 use crate::metrics::{ControllerMetrics, RegistryMailbox};
+use crate::readiness::{self, Lifecycle};
 use crate::server::HandshakeCounter;
 use crate::{ui, views, watch};
 
@@ -67,6 +70,7 @@ pub fn controller_app(
         .service(observed("/register").route(web::post().to(register)))
         .service(observed("/report").route(web::post().to(report)))
         .service(observed("/health").route(web::get().to(health)))
+        .service(observed("/ready").route(web::get().to(ready)))
         .service(observed("/capabilities").route(web::get().to(capabilities)))
         .service(observed("/workers").route(web::get().to(workers)))
         .service(observed("/stats").route(web::get().to(stats)))
@@ -78,10 +82,37 @@ pub fn controller_app(
         .default_service(web::to(not_found))
 }
 
-async fn health(store: Option<web::Data<StoreHealth>>) -> HttpResponse {
+/// Liveness: 200 while the registry answers a round trip through its
+/// mailbox, 503 naming what failed when it does not.
+async fn health(registry: Registry, store: Option<web::Data<StoreHealth>>) -> HttpResponse {
     let mut health = Health::controller();
     health.store = store.map(|store| store.get().as_str().to_owned());
-    HttpResponse::Ok().json(health)
+    match readiness::registry_answers(registry.address()).await {
+        Ok(()) => HttpResponse::Ok().json(health),
+        Err(problem) => {
+            health.status = HealthStatus::Unhealthy;
+            health.detail = Some(problem);
+            HttpResponse::ServiceUnavailable().json(health)
+        }
+    }
+}
+
+/// Readiness: 200 when the registry answers and the process is not shutting
+/// down (the store was loaded before the server started); 503 naming each
+/// thing that is not ready.
+async fn ready(registry: Registry, lifecycle: Option<web::Data<Lifecycle>>) -> HttpResponse {
+    let mut not_ready = Vec::new();
+    if let Err(problem) = readiness::registry_answers(registry.address()).await {
+        not_ready.push(problem);
+    }
+    if lifecycle.is_some_and(|l| l.is_shutting_down()) {
+        not_ready.push("shutting_down: the controller is draining; send traffic elsewhere".into());
+    }
+    let readiness = Readiness::of(not_ready);
+    match readiness.status {
+        ReadyStatus::Ready => HttpResponse::Ok().json(readiness),
+        ReadyStatus::NotReady => HttpResponse::ServiceUnavailable().json(readiness),
+    }
 }
 
 async fn register(
@@ -116,11 +147,16 @@ async fn heartbeat(
         .map(|instance| InstanceId::parse("instance", instance))
         .transpose()?;
     caller.may_act_for(worker_id.as_str())?;
+    let load = request
+        .load
+        .as_ref()
+        .map(WorkerLoad::try_from)
+        .transpose()?;
     let answer = registry
         .send(Heartbeat {
             worker_id,
             instance,
-            load: request.load,
+            load,
         })
         .await?;
     Ok(match answer {

@@ -21,6 +21,7 @@ pub mod link;
 pub mod metrics;
 pub mod on_demand;
 pub mod process;
+pub mod readiness;
 pub mod registry_host;
 pub mod server;
 pub mod stream;

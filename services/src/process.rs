@@ -8,6 +8,7 @@ use actix_web::web;
 use crate::cluster::{StoreHealth, StoreState};
 use crate::config::{ControllerConfig, StoreKind};
 use crate::controller::controller_app;
+use crate::readiness::Lifecycle;
 use crate::registry_host::RegistryHost;
 use crate::server::{mtls_server, ServerLimits};
 use crate::tls::{server_config, TlsError, TlsFiles};
@@ -38,6 +39,9 @@ pub(crate) fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
+    crank_actors::supervision::install_panic_policy("controller".into());
+    let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
+    let lifecycle = Lifecycle::default();
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
     let address = format!("{}:{}", config.bind, config.port);
@@ -64,10 +68,28 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     };
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
-    let server = mtls_server("crank-controller", listener, tls, limits, true, move || {
-        controller_app(registry.state()).app_data(web::Data::new(registry.health()))
-    })
+    let app_lifecycle = lifecycle.clone();
+    let server = mtls_server(
+        "crank-controller",
+        listener,
+        tls,
+        limits,
+        false,
+        move || {
+            controller_app(registry.state())
+                .app_data(web::Data::new(registry.health()))
+                .app_data(web::Data::new(app_lifecycle.clone()))
+        },
+    )
     .map_err(bind_error)?;
+    // Readiness fails from the signal on, while actix drains the connections.
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        let signal = signals.recv().await;
+        log::info!("controller received {signal}: not ready from now on; draining connections, then stopping");
+        lifecycle.begin_shutdown();
+        handle.stop(true).await;
+    });
     log::info!(
         "controller listening on https://{address} (mTLS, CA {}); workers stale after {:?} without a heartbeat, evicted after {}",
         files.ca.display(),

@@ -52,10 +52,10 @@ impl RegistryHost {
 
     /// The registry (with its watch hub and metrics), starting it on this
     /// thread if it is not running. Each HTTP thread asks once, when
-    /// actix-server builds its app; should a worker thread be rebuilt after
-    /// the registry's thread died, it starts a new, empty registry, and
-    /// workers register again on their next heartbeat (with the etcd store,
-    /// the replica was handed over once and a new registry starts empty too).
+    /// actix-server builds its app. A registry whose actor failed is not
+    /// restarted here: the process exits (see
+    /// [`supervision`](crank_actors::supervision)); the check below only
+    /// covers an app built after the registry stopped otherwise.
     pub fn state(&self) -> ControllerState {
         let mut slot = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(state) = slot.as_ref().filter(|s| s.address().connected()) {
@@ -86,6 +86,7 @@ impl RegistryHost {
         use crate::cluster::keys::Keys;
         use crate::cluster::writer::{self, StoreSink};
         use crate::cluster::{session, watcher};
+        use crank_actors::supervision::supervised;
 
         let ClusterStart {
             client,
@@ -107,28 +108,31 @@ impl RegistryHost {
         );
         let registry = state.address().clone();
         let (revision, live) = watcher::hand_over(loaded, &settings, &registry);
-        actix_rt::spawn(writer::run(
-            client.clone(),
-            keys.clone(),
-            pending,
-            self.health.clone(),
-            registry.clone(),
+        actix_rt::spawn(supervised(
+            "cluster_writer",
+            writer::run(
+                client.clone(),
+                keys.clone(),
+                pending,
+                self.health.clone(),
+                registry.clone(),
+            ),
         ));
-        actix_rt::spawn(watcher::run(
-            client.clone(),
-            keys.clone(),
-            settings.clone(),
-            registry,
-            self.health.clone(),
-            revision,
-            live,
+        actix_rt::spawn(supervised(
+            "cluster_watcher",
+            watcher::run(
+                client.clone(),
+                keys.clone(),
+                settings.clone(),
+                registry,
+                self.health.clone(),
+                revision,
+                live,
+            ),
         ));
-        actix_rt::spawn(session::keep_alive(
-            client,
-            settings,
-            keys,
-            self.health.clone(),
-            lease,
+        actix_rt::spawn(supervised(
+            "cluster_session",
+            session::keep_alive(client, settings, keys, self.health.clone(), lease),
         ));
         state
     }

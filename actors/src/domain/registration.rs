@@ -6,7 +6,10 @@ use std::fmt;
 
 use semver::Version;
 
+use serde_json::{Map, Value};
+
 use super::field::{capability_word, short_string};
+use super::load::count;
 use super::{FieldError, InstanceId, WorkerId};
 use crate::wire::{Capability, RegisterRequest};
 
@@ -130,6 +133,34 @@ impl ServedCapability {
                 short_string(&format!("{at}.{field}"), value)?;
             }
         }
+        if let Some(max) = capability.max_concurrency {
+            if max == 0 {
+                return Err(FieldError::new(
+                    format!("{at}.max_concurrency"),
+                    "must be at least 1 (a capability that takes no request is not served)",
+                ));
+            }
+            count(&format!("{at}.max_concurrency"), max)?;
+        }
+        for (field, value) in [
+            (
+                "cost_tokens_per_invocation",
+                capability.cost_tokens_per_invocation,
+            ),
+            ("slo_bid", capability.slo_bid),
+        ] {
+            if let Some(value) = value {
+                tokens(&format!("{at}.{field}"), value)?;
+            }
+        }
+        for (field, map) in [
+            ("constraints", &capability.constraints),
+            ("slo", &capability.slo),
+        ] {
+            if let Some(map) = map {
+                announced_map(&format!("{at}.{field}"), map)?;
+            }
+        }
         for (field, list) in [
             ("required_capabilities", &capability.required_capabilities),
             ("controller_affinity", &capability.controller_affinity),
@@ -144,6 +175,69 @@ impl ServedCapability {
             announced: capability,
         })
     }
+}
+
+/// Most tokens a cost or a bid may name: far past any real price, and exact
+/// in `f64`.
+pub const MAX_TOKENS: f64 = 1e15;
+/// Most keys of a capability's `constraints` or `slo`.
+pub const MAX_ANNOUNCED_KEYS: usize = 32;
+
+/// A number of tokens: finite, from 0 to [`MAX_TOKENS`].
+pub fn tokens(field: &str, value: f64) -> Result<f64, FieldError> {
+    if !(value.is_finite() && (0.0..=MAX_TOKENS).contains(&value)) {
+        return Err(FieldError::new(
+            field,
+            format!("{value} is not a number of tokens (0 to {MAX_TOKENS:e})"),
+        ));
+    }
+    Ok(value)
+}
+
+/// How deep a capability's `slo` may nest objects (`{"latency_ms":{"p95":100}}`).
+const MAX_ANNOUNCED_DEPTH: usize = 3;
+
+/// A capability's free-form `constraints` or `slo`.
+fn announced_map(at: &str, map: &Map<String, Value>) -> Result<(), FieldError> {
+    announced_object(at, map, MAX_ANNOUNCED_DEPTH)
+}
+
+/// At most [`MAX_ANNOUNCED_KEYS`] short keys, each a number from 0 to
+/// [`MAX_TOKENS`] (a size, a latency, a share), a short string, a bool, or an
+/// object of the same, `depth` levels down at most. Routes compare against
+/// these values, so each is one a comparison can use.
+fn announced_object(at: &str, map: &Map<String, Value>, depth: usize) -> Result<(), FieldError> {
+    if map.len() > MAX_ANNOUNCED_KEYS {
+        return Err(FieldError::new(
+            at,
+            format!("names more than {MAX_ANNOUNCED_KEYS} keys"),
+        ));
+    }
+    for (key, value) in map {
+        let field = format!("{at}.{key}");
+        short_string(&field, key)?;
+        match value {
+            Value::Number(n) => {
+                let n = n.as_f64().unwrap_or(f64::NAN);
+                if !(n.is_finite() && (0.0..=MAX_TOKENS).contains(&n)) {
+                    return Err(FieldError::new(
+                        field,
+                        format!("{n} is not a number from 0 to {MAX_TOKENS:e}"),
+                    ));
+                }
+            }
+            Value::String(s) => short_string(&field, s)?,
+            Value::Bool(_) => {}
+            Value::Object(inner) if depth > 1 => announced_object(&field, inner, depth - 1)?,
+            _ => {
+                return Err(FieldError::new(
+                    field,
+                    "must be a number, a string, a bool or a shallow object of those",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A registration the registry can trust.
@@ -230,6 +324,55 @@ mod tests {
         );
         assert_eq!(registration.capabilities[0].version, Version::new(1, 0, 0));
     }
+
+    #[test]
+    fn absurd_capability_numbers_are_refused_naming_the_field() {
+        let with = |edit: &dyn Fn(&mut Capability)| {
+            let mut r = request();
+            edit(&mut r.capabilities[0]);
+            Registration::try_from(r).map(|_| ()).map_err(|e| e.field)
+        };
+        for bad in [1e300, -1e300, f64::MAX, -1.0, f64::NAN] {
+            assert_eq!(
+                with(&|c| c.cost_tokens_per_invocation = Some(bad)),
+                Err("capabilities[0].cost_tokens_per_invocation".into()),
+                "{bad}"
+            );
+            assert_eq!(
+                with(&|c| c.slo_bid = Some(bad)),
+                Err("capabilities[0].slo_bid".into())
+            );
+        }
+        for bad in [0, u32::MAX, MAX_COUNT_PLUS_ONE] {
+            assert_eq!(
+                with(&|c| c.max_concurrency = Some(bad)),
+                Err("capabilities[0].max_concurrency".into()),
+                "{bad}"
+            );
+        }
+        let map = |json: serde_json::Value| json.as_object().cloned();
+        assert_eq!(
+            with(&|c| c.constraints = map(serde_json::json!({"memory_mb": 1e300}))),
+            Err("capabilities[0].constraints.memory_mb".into())
+        );
+        assert_eq!(
+            with(&|c| c.slo = map(serde_json::json!({"latency": {"p95_ms": -1}}))),
+            Err("capabilities[0].slo.latency.p95_ms".into())
+        );
+        // Ordinary values pass, 1e-300 and 0 among them.
+        assert_eq!(
+            with(&|c| {
+                c.max_concurrency = Some(4);
+                c.cost_tokens_per_invocation = Some(1e-300);
+                c.slo_bid = Some(0.0);
+                c.constraints = map(serde_json::json!({"memory_mb": 4096, "zone": "eu"}));
+                c.slo = map(serde_json::json!({"latency": {"p95_ms": 100}, "availability": 0.999}));
+            }),
+            Ok(())
+        );
+    }
+
+    const MAX_COUNT_PLUS_ONE: u32 = super::super::load::MAX_COUNT + 1;
 
     #[test]
     fn each_bad_field_is_named() {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::load::latency_ms;
 use super::{FieldError, WorkerId};
 use crate::wire::{Outcome, ReportRequest};
 
@@ -20,16 +21,7 @@ impl TryFrom<&ReportRequest> for CallReport {
         let worker_id = WorkerId::parse("worker_id", &request.worker_id)?;
         let latency = request
             .latency_ms
-            .map(|ms| {
-                if ms.is_finite() && (0.0..=86_400_000.0).contains(&ms) {
-                    Ok(Duration::from_secs_f64(ms / 1000.0))
-                } else {
-                    Err(FieldError::new(
-                        "latency_ms",
-                        format!("{ms} is not a latency in milliseconds (0 to a day)"),
-                    ))
-                }
-            })
+            .map(|ms| latency_ms("latency_ms", ms))
             .transpose()?;
         Ok(CallReport {
             worker_id,

@@ -207,9 +207,9 @@ impl TryFrom<&RouteRequest> for RouteQuery {
     }
 }
 
+#[cfg(test)]
 impl RouteQuery {
-    /// A query for `verb:name` in any version, with no constraints (for tests
-    /// and internal callers; the words are not checked).
+    /// A query for `verb:name` in any version, with no constraints (for tests).
     pub fn any_version(verb: &str, name: &str) -> Self {
         RouteQuery {
             key: CapabilityKey::parse("verb", verb, "capability", name)

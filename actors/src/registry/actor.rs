@@ -4,6 +4,7 @@
 //! so there are no locks and every change is ordered. Each handler reads the
 //! clock once and delegates to the core.
 
+use crate::supervision;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -276,10 +277,19 @@ impl Actor for RegistryActor {
     }
 }
 
+impl Handler<Ping> for RegistryActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) {
+        let _handling = supervision::handling("registry", "Ping");
+    }
+}
+
 impl Handler<Register> for RegistryActor {
     type Result = MessageResult<Register>;
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Register");
         let now = self.now();
         let ack = self
             .registry
@@ -293,6 +303,7 @@ impl Handler<Heartbeat> for RegistryActor {
     type Result = Result<HeartbeatAck, RegistryError>;
 
     fn handle(&mut self, msg: Heartbeat, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Heartbeat");
         let now = self.now();
         let instance = msg.instance.as_ref().map(|i| i.as_str());
         let ack = self
@@ -307,6 +318,7 @@ impl Handler<Deregister> for RegistryActor {
     type Result = MessageResult<Deregister>;
 
     fn handle(&mut self, msg: Deregister, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Deregister");
         let outcome = self
             .registry
             .deregister(&msg.worker_id, msg.instance.as_deref());
@@ -319,6 +331,7 @@ impl Handler<ListWorkers> for RegistryActor {
     type Result = MessageResult<ListWorkers>;
 
     fn handle(&mut self, _: ListWorkers, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "ListWorkers");
         let now = self.now();
         MessageResult(self.registry.list(now))
     }
@@ -328,6 +341,7 @@ impl Handler<GetWorker> for RegistryActor {
     type Result = Option<WorkerDetailView>;
 
     fn handle(&mut self, msg: GetWorker, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "GetWorker");
         let now = self.now();
         self.registry.detail(&msg.worker_id, now)
     }
@@ -337,6 +351,7 @@ impl Handler<ListCapabilities> for RegistryActor {
     type Result = MessageResult<ListCapabilities>;
 
     fn handle(&mut self, _: ListCapabilities, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "ListCapabilities");
         let now = self.now();
         let counts: BTreeMap<String, CapabilityCount> = self.registry.capabilities(now);
         MessageResult(counts)
@@ -347,6 +362,7 @@ impl Handler<Route> for RegistryActor {
     type Result = Result<RouteChoice, NoRoute>;
 
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Route");
         let now = self.now();
         self.registry.route(&msg.query, now)
     }
@@ -356,6 +372,7 @@ impl Handler<Report> for RegistryActor {
     type Result = Result<ReportAck, RegistryError>;
 
     fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Report");
         let now = self.now();
         self.registry.report(&msg.report, now)
     }
@@ -365,6 +382,7 @@ impl Handler<Sweep> for RegistryActor {
     type Result = MessageResult<Sweep>;
 
     fn handle(&mut self, _: Sweep, ctx: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Sweep");
         let step = self.sweep_step(ctx);
         MessageResult(SweepReport {
             newly_stale: step
@@ -381,6 +399,7 @@ impl Handler<ContinueSweep> for RegistryActor {
     type Result = ();
 
     fn handle(&mut self, _: ContinueSweep, ctx: &mut Self::Context) {
+        let _handling = supervision::handling("registry", "ContinueSweep");
         self.sweep_step(ctx);
     }
 }
@@ -389,6 +408,7 @@ impl Handler<ApplyReplica> for RegistryActor {
     type Result = ();
 
     fn handle(&mut self, msg: ApplyReplica, _: &mut Self::Context) {
+        let _handling = supervision::handling("registry", "ApplyReplica");
         let now = self.now();
         let worker_id = msg.0.worker_id.clone();
         if let Err(problem) = self.registry.apply_replica(msg.0, now) {
@@ -402,6 +422,7 @@ impl Handler<RemoveReplica> for RegistryActor {
     type Result = ();
 
     fn handle(&mut self, msg: RemoveReplica, _: &mut Self::Context) {
+        let _handling = supervision::handling("registry", "RemoveReplica");
         self.registry.apply_removal(&msg.0);
         self.publish();
     }
@@ -411,6 +432,7 @@ impl Handler<LoadReplicas> for RegistryActor {
     type Result = ();
 
     fn handle(&mut self, msg: LoadReplicas, _: &mut Self::Context) {
+        let _handling = supervision::handling("registry", "LoadReplicas");
         let now = self.now();
         self.registry.load_replicas(msg.0, now);
         self.publish();
@@ -421,6 +443,7 @@ impl Handler<AdoptOrphans> for RegistryActor {
     type Result = usize;
 
     fn handle(&mut self, msg: AdoptOrphans, _: &mut Self::Context) -> usize {
+        let _handling = supervision::handling("registry", "AdoptOrphans");
         let now = self.now();
         let last_seen = now.mono.checked_sub(msg.silent_for).unwrap_or(now.mono);
         let adopted = self.registry.adopt_orphans(&msg.live, last_seen);
@@ -433,6 +456,7 @@ impl Handler<OwnedReplicas> for RegistryActor {
     type Result = MessageResult<OwnedReplicas>;
 
     fn handle(&mut self, _: OwnedReplicas, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "OwnedReplicas");
         MessageResult(self.registry.owned_replicas())
     }
 }
@@ -441,6 +465,7 @@ impl Handler<GetStats> for RegistryActor {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "GetStats");
         MessageResult(
             self.registry
                 .stats(self.sweeps, self.last_sweep, self.longest_sweep_step),
@@ -452,6 +477,7 @@ impl Handler<Snapshot> for RegistryActor {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Snapshot");
         let now = self.now();
         MessageResult(FleetSnapshot {
             workers: self.registry.list(now),
@@ -464,6 +490,7 @@ impl Handler<GetGauges> for RegistryActor {
     type Result = MessageResult<GetGauges>;
 
     fn handle(&mut self, _: GetGauges, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "GetGauges");
         let started = std::time::Instant::now();
         let now = self.now();
         let gauges = self.registry.gauges(now);

@@ -26,8 +26,8 @@ use super::record::{CapabilitySets, WorkerRecord};
 use super::router::{self, Judge, NoRoute, Tally};
 use super::store::{ChangeKind, Origin, RegistryEvent};
 use super::{RegistrySettings, MIN_PROTECTED_FLEET};
-use crate::domain::{CallReport, Registration, RouteQuery, Strategy};
-use crate::wire::{CapabilityCount, Load, WorkerStatus};
+use crate::domain::{CallReport, Registration, RouteQuery, Strategy, WorkerLoad};
+use crate::wire::{CapabilityCount, WorkerStatus};
 
 /// Deadlines one sweep step handles at most, so a sweep that finds a whole
 /// fleet expiring holds the registry for a few milliseconds at a time, not for
@@ -211,7 +211,7 @@ impl Registry {
         &mut self,
         worker_id: &str,
         instance: Option<&str>,
-        load: Option<Load>,
+        load: Option<WorkerLoad>,
         now: Now,
     ) -> Result<HeartbeatAck, RegistryError> {
         let record = self
@@ -392,7 +392,7 @@ impl Registry {
                 Owner::Local => self.journal.controller().map(|c| c.to_string()),
                 Owner::Remote { controller, .. } => Some(controller.to_string()),
             },
-            load: record.load.clone(),
+            load: record.load.as_ref().map(WorkerLoad::to_wire),
             capabilities: record
                 .capabilities
                 .capabilities

@@ -76,7 +76,10 @@ impl CapabilityIndex {
             let Some(providers) = self.by_key.get_mut(key) else {
                 continue;
             };
-            let before_cursor = providers.workers[..providers.next.min(providers.workers.len())]
+            let before_cursor = providers
+                .workers
+                .get(..providers.next.min(providers.workers.len()))
+                .unwrap_or_default()
                 .iter()
                 .filter(|w| workers.contains(&***w))
                 .count();
@@ -100,7 +103,9 @@ impl CapabilityIndex {
         let count = providers.workers.len();
         for step in 0..count {
             let slot = (providers.next + step) % count;
-            let worker = &providers.workers[slot];
+            let Some(worker) = providers.workers.get(slot) else {
+                continue;
+            };
             if let Some(found) = accept(worker) {
                 providers.next = (slot + 1) % count;
                 return Some((worker.clone(), found));

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::router::NoRoute;
-use crate::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId};
+use crate::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId, WorkerLoad};
 use crate::wire::{Capability, CapabilityCount, Load, WorkerStatus};
 
 /// Register (or replace) a worker. Who may do so is decided before (a worker
@@ -22,6 +22,11 @@ pub struct Register {
     pub registered_by: String,
 }
 
+/// Answers at once: the liveness probe's round trip through the mailbox.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Ping;
+
 /// Record a heartbeat from a worker.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<HeartbeatAck, RegistryError>")]
@@ -30,7 +35,7 @@ pub struct Heartbeat {
     /// The beating process; a beat from an instance that is no longer the
     /// registered one is refused ([`RegistryError::Superseded`]).
     pub instance: Option<InstanceId>,
-    pub load: Option<Load>,
+    pub load: Option<WorkerLoad>,
 }
 
 /// Remove a worker.

@@ -15,7 +15,8 @@ use semver::{Version, VersionReq};
 
 use super::router::Tally;
 use crate::domain::ServedCapability;
-use crate::wire::{Capability, Load};
+use crate::domain::WorkerLoad;
+use crate::wire::Capability;
 
 /// One capability as the registry keeps it: the routing key (shared with the
 /// index), the parsed version, and the announcement only when it says more
@@ -185,7 +186,7 @@ pub struct WorkerRecord {
     pub last_seen: Instant,
     /// When a sweep marked it stale.
     pub stale_since: Option<Instant>,
-    pub load: Option<Load>,
+    pub load: Option<WorkerLoad>,
     /// The router's own figures: routes handed out since the last load
     /// report, and failures reported by callers.
     pub tally: Tally,

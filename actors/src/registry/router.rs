@@ -66,8 +66,8 @@ use rand::Rng;
 
 use super::liveness::Liveness;
 use super::record::{StoredCapability, WorkerRecord};
+use crate::domain::{MeasuredCapability, WorkerLoad};
 use crate::domain::{Requirement, RouteQuery, Strategy};
-use crate::wire::Load;
 
 /// Share of a provider's capacity kept for routes that bid at least its
 /// capability's `slo_bid`.
@@ -265,8 +265,8 @@ pub struct Judge<'a> {
 }
 
 /// The capability's reported figures in `load`, if it reports per capability.
-fn capability_load<'l>(load: &'l Load, key: &str) -> Option<&'l crate::wire::CapabilityLoad> {
-    load.capabilities.iter().find(|c| c.capability == key)
+fn capability_load<'l>(load: &'l WorkerLoad, key: &str) -> Option<&'l MeasuredCapability> {
+    load.capability(key)
 }
 
 /// How long a route to `record` for `key` is counted in flight.
@@ -275,15 +275,14 @@ pub fn service_time(record: &WorkerRecord, key: &str) -> Duration {
         .load
         .as_ref()
         .and_then(|load| capability_load(load, key))
-        .and_then(|c| c.p50_ms)
-        .filter(|ms| ms.is_finite() && *ms > 0.0)
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .and_then(|c| c.p50)
+        .filter(|p50| !p50.is_zero())
         .unwrap_or(DEFAULT_SERVICE_TIME)
 }
 
 impl Judge<'_> {
     /// The record's load if it is recent enough to go by.
-    fn fresh_load<'r>(&self, record: &'r WorkerRecord) -> Option<&'r Load> {
+    fn fresh_load<'r>(&self, record: &'r WorkerRecord) -> Option<&'r WorkerLoad> {
         let at = record.tally.load_at?;
         (self.now.saturating_duration_since(at) <= self.load_max_age)
             .then_some(record.load.as_ref())
@@ -365,7 +364,7 @@ impl Judge<'_> {
             let p95 = self
                 .fresh_load(record)
                 .and_then(|load| capability_load(load, &capability.key))
-                .and_then(|c| c.p95_ms);
+                .and_then(MeasuredCapability::p95_ms);
             if let Some(p95_ms) = p95.filter(|p95| *p95 > bound_ms) {
                 return Err(Rejection::Slow { p95_ms, bound_ms });
             }
@@ -420,7 +419,7 @@ pub fn choose<'a>(
 ) -> Result<Chosen<'a>, Vec<(usize, String)>> {
     let count = providers.len();
     let at = |slot: usize| -> Option<(&'a WorkerRecord, Result<Accepted<'a>, Rejection>)> {
-        let record: &'a WorkerRecord = workers.get(&providers[slot])?;
+        let record: &'a WorkerRecord = workers.get(providers.get(slot)?)?;
         Some((record, judge.judge(record)))
     };
     let chosen = |slot: usize, record: &'a WorkerRecord, accepted: Accepted<'a>| Chosen {

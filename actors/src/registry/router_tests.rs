@@ -8,7 +8,9 @@ use serde_json::json;
 use super::core::{Now, Registry};
 use super::router::NoRoute;
 use super::RegistrySettings;
-use crate::domain::{CallReport, Registration, Requirement, RouteQuery, Strategy, WorkerId};
+use crate::domain::{
+    CallReport, Registration, Requirement, RouteQuery, Strategy, WorkerId, WorkerLoad,
+};
 use crate::wire::{Capability, CapabilityLoad, Load, RegisterRequest};
 
 use super::test_clock::TestClock as Clock;
@@ -38,6 +40,7 @@ fn add(registry: &mut Registry, id: &str, capability: Capability, now: Now) {
 }
 
 fn beat(registry: &mut Registry, id: &str, load: Option<Load>, now: Now) {
+    let load = load.map(|load| WorkerLoad::try_from(&load).unwrap());
     registry.heartbeat(id, None, load, now).unwrap();
 }
 
@@ -244,6 +247,7 @@ fn max_concurrency_and_per_capability_in_flight_bound_a_provider() {
             capabilities: vec![CapabilityLoad {
                 capability: "invoke:x".into(),
                 in_flight: 2,
+                window_s: 30.0,
                 ..CapabilityLoad::default()
             }],
             ..Load::new(3, 100)

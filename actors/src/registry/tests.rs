@@ -9,7 +9,7 @@ use semver::VersionReq;
 use tokio::time::sleep;
 
 use super::*;
-use crate::domain::{Registration, RouteQuery, WorkerId};
+use crate::domain::{Registration, RouteQuery, WorkerId, WorkerLoad};
 use crate::wire::{Capability, CapabilityCount, Load, RegisterRequest, WorkerStatus};
 
 const OWNER: &str = "admin/test";
@@ -466,7 +466,7 @@ async fn a_heartbeat_records_the_reported_load() {
         .send(Heartbeat {
             worker_id: WorkerId::try_from("w1").unwrap(),
             instance: None,
-            load: Some(load.clone()),
+            load: Some(WorkerLoad::try_from(&load).unwrap()),
         })
         .await
         .unwrap()

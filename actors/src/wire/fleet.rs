@@ -135,6 +135,8 @@ pub struct Stats {
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Healthy,
+    /// 503: the process cannot do its job (its registry does not answer).
+    Unhealthy,
 }
 
 /// `GET /health` answer of the controller and of workers. Workers add their id,
@@ -154,6 +156,41 @@ pub struct Health {
     /// `standalone`, `registering` or `registered`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<String>,
+    /// With [`HealthStatus::Unhealthy`]: what failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The `status` of [`Readiness`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+/// `GET /ready` answer: `200 {"status":"ready"}`, or 503 with `not_ready`
+/// naming each thing that is not (`registry`, `store`, `shutting_down`,
+/// `registration`), each with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub status: ReadyStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
+}
+
+impl Readiness {
+    /// Ready when `not_ready` is empty.
+    pub fn of(not_ready: Vec<String>) -> Self {
+        Readiness {
+            status: if not_ready.is_empty() {
+                ReadyStatus::Ready
+            } else {
+                ReadyStatus::NotReady
+            },
+            not_ready,
+        }
+    }
 }
 
 impl Health {
@@ -166,6 +203,7 @@ impl Health {
             uptime_s: None,
             store: None,
             registration: None,
+            detail: None,
         }
     }
 }

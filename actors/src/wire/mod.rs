@@ -14,7 +14,7 @@
 //! | [`deregister`] | [`DeregisterResponse`] |
 //! | [`route`] | [`RouteRequest`] with its [`SloConstraints`], [`RouteResponse`] |
 //! | [`report`] | [`ReportRequest`], [`ReportResponse`]: how a call to a worker went |
-//! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`] |
+//! | [`fleet`] | [`WorkerList`], [`WorkerDetail`], [`CapabilityList`], [`Stats`], [`Health`], [`Readiness`] |
 //! | [`watch`] | `GET /watch`: [`WatchSnapshot`], [`WatchEvent`], [`Resync`] |
 //! | [`error`] | [`ErrorBody`], every error answer |
 //! | [`replica`] | [`ReplicatedWorker`], [`ControllerAnnouncement`]: what controllers share through etcd |
@@ -35,8 +35,8 @@ pub use capability::{capability_key, Capability};
 pub use deregister::{DeregisterQuery, DeregisterResponse, DeregisterStatus};
 pub use error::ErrorBody;
 pub use fleet::{
-    CapabilityCount, CapabilityList, Health, HealthStatus, Stats, WorkerDetail, WorkerList,
-    WorkerStatus, WorkerSummary,
+    CapabilityCount, CapabilityList, Health, HealthStatus, Readiness, ReadyStatus, Stats,
+    WorkerDetail, WorkerList, WorkerStatus, WorkerSummary,
 };
 pub use heartbeat::{
     CapabilityLoad, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY,

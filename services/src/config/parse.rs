@@ -8,13 +8,24 @@ use std::time::Duration;
 /// Parses `500ms`, `2s`, `2m`, `1h 30m`, or a plain number of seconds (`120`, `0.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{text:?} is not a non-negative number of seconds"));
+    let value = match text.parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a non-negative number of seconds"))?,
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("{text:?} is not a duration like 500ms, 2s, 2m or 120 ({e})"))?,
+    };
+    // Timers add settings to the clock: bounded, the sum cannot overflow.
+    if value > MAX_SETTING_DURATION {
+        return Err(format!(
+            "{text:?} is longer than {} days, the longest duration a setting takes",
+            MAX_SETTING_DURATION.as_secs() / 86_400
+        ));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration like 500ms, 2s, 2m or 120 ({e})"))
+    Ok(value)
 }
+
+/// The longest duration any setting takes: ten years.
+pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// A duration where zero would spin a timer or make every worker stale.
 pub(super) fn positive_duration(text: &str) -> Result<Duration, String> {

@@ -12,7 +12,7 @@ use actix_web::{web, App, Error, Resource};
 use crank_actors::registration::RegistrationStatus;
 use crank_actors::wire::Capability;
 
-use super::context::{health, WorkerContext};
+use super::context::{health, ready, WorkerContext};
 use super::measure::Measure;
 use crate::fallback::{endpoint, not_found};
 
@@ -214,6 +214,7 @@ impl Worker {
             .app_data(web::Data::from(context))
             .configure(crate::metrics::worker::mount(metrics))
             .service(endpoint("/health").route(web::get().to(health)))
+            .service(endpoint("/ready").route(web::get().to(ready)))
             .configure(move |config| {
                 for (index, mount) in &mounts {
                     mount(config, &measures[*index]);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
 use crank_actors::registration::{RegistrationState, RegistrationStatus};
-use crank_actors::wire::{Health, HealthStatus, Load};
+use crank_actors::wire::{Health, HealthStatus, Load, Readiness, ReadyStatus};
 
 use super::meter::CapabilityMeter;
 
@@ -112,5 +112,29 @@ pub async fn health(context: web::Data<WorkerContext>) -> HttpResponse {
         uptime_s: Some(context.uptime().as_secs_f64()),
         store: None,
         registration: Some(context.registration().as_str().into()),
+        detail: None,
     })
+}
+
+/// `GET /ready`: 200 while the worker is registered with its controller (or
+/// serves on its own), 503 while it registers or once another process took
+/// its id over. Its liveness is `/health`: a worker whose registration or
+/// heartbeat actor failed has exited (see the README's "Failure and
+/// supervision"), so a worker that answers is one whose actors run.
+pub async fn ready(context: web::Data<WorkerContext>) -> HttpResponse {
+    let not_ready = match context.registration() {
+        RegistrationState::Standalone | RegistrationState::Registered => Vec::new(),
+        RegistrationState::Registering => {
+            vec!["registration: not registered with its controller yet".to_owned()]
+        }
+        RegistrationState::Superseded => vec![
+            "registration: another process registered this worker id; this one is not routed to"
+                .to_owned(),
+        ],
+    };
+    let readiness = Readiness::of(not_ready);
+    match readiness.status {
+        ReadyStatus::Ready => HttpResponse::Ok().json(readiness),
+        ReadyStatus::NotReady => HttpResponse::ServiceUnavailable().json(readiness),
+    }
 }

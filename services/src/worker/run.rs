@@ -25,8 +25,12 @@ use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsFiles};
 impl Worker {
     /// Serves this worker with `config` until SIGTERM or SIGINT, then
     /// deregisters it and stops. Needs an actix system (`actix_rt::System`);
-    /// [`Worker::main`] makes one.
+    /// [`Worker::main`] makes one. Installs crank's
+    /// [supervision policy](crank_actors::supervision): should its
+    /// registration or heartbeat actor fail, the process exits with status 70
+    /// rather than serve on unregistered.
     pub async fn run(self, config: WorkerConfig) -> Result<(), StartError> {
+        crank_actors::supervision::install_panic_policy(format!("worker {}", config.worker_id));
         // Before anything starts: until then the default disposition would kill
         // the process without deregistering.
         let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
