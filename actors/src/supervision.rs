@@ -44,11 +44,12 @@ pub struct Handling {
 /// Marks the current thread as handling `message` in `actor` until the
 /// returned guard drops. Cheap: two thread-local writes.
 pub fn handling(actor: &'static str, message: &'static str) -> Handling {
+    let mark = Handling {
+        previous: HANDLING.with(|h| h.replace(Some((actor, message)))),
+    };
     #[cfg(feature = "fault-injection")]
     fault::maybe_panic(actor, message);
-    Handling {
-        previous: HANDLING.with(|h| h.replace(Some((actor, message)))),
-    }
+    mark
 }
 
 impl Drop for Handling {

@@ -159,6 +159,11 @@ impl Fleet {
 
     /// Runs `crank <args>` with its output in a log file of the fleet.
     pub fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {
+        self.spawn_with_env(name, args, &[])
+    }
+
+    /// [`Fleet::spawn`] with `env` added to the process's environment.
+    pub fn spawn_with_env(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let log = self
             .dir
             .path()
@@ -174,6 +179,7 @@ impl Fleet {
             .env_remove("WORKER_HTTPS_PORT")
             .env_remove("CONTROLLER_HTTPS_PORT")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out);
