@@ -237,6 +237,14 @@ impl Registry {
             log::info!(
                 "worker {worker_id} now heartbeats here (it was owned by controller {controller}); this controller judges it from now on"
             );
+        }
+        // Queued again where no entry of its own is left: one another
+        // controller judged (this one dropped its entry), or one marked stale
+        // with no eviction to wait for (marking dropped it; without this it
+        // would never be judged again: found by the simulation, seed 3).
+        let unqueued = matches!(record.owner, Owner::Remote { .. })
+            || (record.stale_since.is_some() && self.settings.evict_after.is_none());
+        if unqueued {
             self.deadlines
                 .push(record.id.clone(), now.mono + self.settings.stale_after);
         }

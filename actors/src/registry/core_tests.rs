@@ -85,6 +85,34 @@ fn a_worker_that_heartbeats_is_queued_again_not_marked() {
 }
 
 #[test]
+fn a_revived_worker_that_is_never_evicted_goes_stale_again() {
+    // Found by the simulation (seed 3): with no eviction, marking a worker
+    // stale dropped its only deadline, and a heartbeat did not queue a new
+    // one, so once revived it was never marked stale again.
+    let clock = Clock::new();
+    let mut registry = Registry::new(RegistrySettings {
+        evict_after: None,
+        ..RegistrySettings::default()
+    });
+    registry.register(registration("w1", "x"), "admin/t", clock.at(0));
+    assert_eq!(
+        registry
+            .sweep_step(clock.at(121), usize::MAX)
+            .newly_stale
+            .len(),
+        1
+    );
+    registry.heartbeat("w1", None, None, clock.at(130)).unwrap();
+    assert_eq!(registry.queued_deadlines(), 1);
+    let step = registry.sweep_step(clock.at(251), usize::MAX);
+    assert_eq!(
+        step.newly_stale.len(),
+        1,
+        "stale again 120 s after its last beat"
+    );
+}
+
+#[test]
 fn a_step_stops_at_its_budget_and_says_more_is_due() {
     let clock = Clock::new();
     let mut registry = registry();

@@ -69,6 +69,14 @@ impl DeadlineQueue {
         self.heap.len()
     }
 
+    /// Every queued entry, in no order: for the simulation's invariants.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Rc<str>, Instant)> {
+        self.heap
+            .iter()
+            .map(|Reverse(entry)| (&entry.worker, entry.due))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

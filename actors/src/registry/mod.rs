@@ -37,6 +37,8 @@ mod core_tests;
 #[cfg(test)]
 mod router_tests;
 #[cfg(test)]
+mod simulation;
+#[cfg(test)]
 mod test_clock;
 #[cfg(test)]
 mod tests;
