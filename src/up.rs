@@ -310,8 +310,10 @@ pub async fn up(flags: UpFlags) -> Result<()> {
         );
         services.push(controller);
     }
-    if flags.controllers > 1 {
-        // They load the store before they listen: start the workers after.
+    {
+        // Workers start once every controller listens: one started earlier
+        // would fail its first registration and warn on the happy path (and
+        // controllers of a cluster load the store before they listen).
         let deadline = actix_rt::time::Instant::now() + Duration::from_secs(40);
         let first_controller = services.len() - controller_ports.len();
         for (i, port) in controller_ports.iter().enumerate() {

@@ -160,6 +160,13 @@ async fn up_starts_a_fleet_and_ctrl_c_leaves_nothing_behind() {
         })
         .collect();
     assert_eq!(pids.len(), 3, "a controller and two workers: {output}");
+    // The happy path warns about nothing: workers start once the controller
+    // listens, so no first registration fails.
+    let warnings: Vec<&str> = output.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(
+        warnings.is_empty(),
+        "warnings on the happy path: {warnings:#?}"
+    );
     for pid in &pids {
         assert!(kill(*pid, None).is_ok(), "child {pid} is running");
     }
