@@ -469,3 +469,31 @@ fn an_ejection_of_a_record_owned_elsewhere_ends_with_its_interval() {
     assert!(registry.route(&query, clock.at(7)).is_ok());
     assert_eq!(registry.gauges(clock.at(7)).ejected, 0);
 }
+
+#[test]
+fn a_controllers_own_write_coming_back_after_a_reload_is_held_again() {
+    // Found by the cluster simulation (seed 0): a registration whose write
+    // was still pending when a compaction made the watch reload the store
+    // was dropped by the reload, and its own write coming back was ignored,
+    // so the controller that owned the worker no longer held it.
+    let clock = Clock::new();
+    let mut registry = registry();
+    registry.replicate_as("c0");
+    registry.record_events();
+    registry.register(registration("w7", "x"), "admin/t", clock.at(0));
+    let written = registry
+        .take_events()
+        .into_iter()
+        .find_map(|event| event.replica)
+        .unwrap();
+    registry.load_replicas(Vec::new(), clock.at(1));
+    assert_eq!(registry.counts().0, 0, "the reload dropped it");
+    registry
+        .apply_replica((*written).clone(), clock.at(2))
+        .unwrap();
+    assert_eq!(registry.counts().0, 1, "the store's word brings it back");
+    assert_eq!(
+        registry.workers.get("w7").unwrap().owner,
+        super::record::Owner::Local
+    );
+}

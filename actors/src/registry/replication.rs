@@ -36,9 +36,15 @@ impl Registry {
     pub fn apply_replica(&mut self, replica: ReplicatedWorker, now: Now) -> Result<(), FieldError> {
         if self.me().is_some_and(|me| **me == *replica.owner) {
             // The store's latest word is that this controller owns it: if a
-            // competing write was applied here in between, take it back.
-            self.reclaim(&replica.worker_id, now);
-            return Ok(());
+            // competing write was applied here in between, take it back; if
+            // the record is gone here (another controller's removal, or a
+            // reload of the store, overtook this controller's own write of
+            // it), hold it again. Found by the cluster simulation (seed 0).
+            if self.workers.contains_key(replica.worker_id.as_str()) {
+                self.reclaim(&replica.worker_id, now);
+                return Ok(());
+            }
+            return self.insert_replica(replica, now, true);
         }
         self.insert_replica(replica, now, false)
     }

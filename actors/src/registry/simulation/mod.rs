@@ -24,6 +24,7 @@
 //!
 //! `CRANK_SIM_SEEDS=N` runs N seeds (default 32), `CRANK_SIM_SEED=S` replays
 //! one, `CRANK_SIM_STEPS` sets the history length (default 300).
+mod cluster;
 mod history;
 mod invariants;
 mod model;
@@ -329,16 +330,16 @@ fn apply(
     Ok(())
 }
 
-/// The shortest sub-history of `ops` that still fails, by removing chunks
+/// The shortest sub-history of `ops` that still `fails`, by removing chunks
 /// while the failure persists (delta debugging, greedy).
-fn shrink(settings: RegistrySettings, mut ops: Vec<Op>) -> Vec<Op> {
+fn shrink<T: Clone>(mut ops: Vec<T>, fails: impl Fn(&[T]) -> bool) -> Vec<T> {
     let mut chunk = ops.len() / 2;
     while chunk >= 1 {
         let mut start = 0;
         while start < ops.len() {
             let mut candidate = ops.clone();
             candidate.drain(start..(start + chunk).min(ops.len()));
-            if execute(settings, &candidate).is_err() {
+            if fails(&candidate) {
                 ops = candidate;
             } else {
                 start += chunk;
@@ -353,39 +354,73 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-#[test]
-fn simulation_of_the_registry_core_keeps_its_invariants() {
+/// The seeds to run and the steps of each, from the environment.
+fn seeds_and_steps() -> (Vec<u64>, usize) {
     let steps = env_number("CRANK_SIM_STEPS").unwrap_or(300) as usize;
-    let seeds: Vec<u64> = match env_number("CRANK_SIM_SEED") {
+    let seeds = match env_number("CRANK_SIM_SEED") {
         Some(seed) => vec![seed],
         None => (0..env_number("CRANK_SIM_SEEDS").unwrap_or(32)).collect(),
     };
+    (seeds, steps)
+}
+
+/// The failure report: seed, problem, the shortest failing history, replay.
+fn report<T: std::fmt::Debug>(seed: u64, steps: usize, problem: &str, shortest: &[T]) -> String {
+    format!(
+        "seed {seed}: {problem}\n\
+         shortest failing history ({} steps):\n{}\n\
+         replay with CRANK_SIM_SEED={seed} CRANK_SIM_STEPS={steps}",
+        shortest.len(),
+        shortest
+            .iter()
+            .enumerate()
+            .map(|(i, op)| format!("  {i}: {op:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+fn rate(what: &str, seeds: usize, steps: usize, started: std::time::Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{what}: {seeds} seeds × {steps} steps in {elapsed:.2} s ({:.0} steps/s)",
+        (seeds * steps) as f64 / elapsed.max(1e-9)
+    );
+}
+
+#[test]
+fn simulation_of_the_registry_core_keeps_its_invariants() {
+    let (seeds, steps) = seeds_and_steps();
     let started = std::time::Instant::now();
     for &seed in &seeds {
         let settings = settings_for(seed);
         let ops = history(seed, steps);
         if let Err((step, problem)) = execute(settings, &ops) {
-            let shortest = shrink(settings, ops[..=step].to_vec());
-            let failure = execute(settings, &shortest).err();
-            panic!(
-                "seed {seed} broke an invariant at step {step}: {problem}\n\
-                 settings: {settings:?}\n\
-                 shortest failing history ({} steps), failing with {failure:?}:\n{}\n\
-                 replay with CRANK_SIM_SEED={seed} CRANK_SIM_STEPS={steps}",
-                shortest.len(),
-                shortest
-                    .iter()
-                    .enumerate()
-                    .map(|(i, op)| format!("  {i}: {op:?}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            let shortest = shrink(ops[..=step].to_vec(), |ops| execute(settings, ops).is_err());
+            let problem = format!(
+                "step {step}: {problem} (settings {settings:?}); shortened: {:?}",
+                execute(settings, &shortest).err()
             );
+            panic!("{}", report(seed, steps, &problem, &shortest));
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    eprintln!(
-        "simulation: {} seeds × {steps} steps in {elapsed:.2} s ({:.0} steps/s)",
-        seeds.len(),
-        (seeds.len() * steps) as f64 / elapsed.max(1e-9)
-    );
+    rate("simulation", seeds.len(), steps, started);
+}
+
+#[test]
+fn simulation_of_a_cluster_converges_once_the_store_heals() {
+    let (seeds, steps) = seeds_and_steps();
+    let started = std::time::Instant::now();
+    for &seed in &seeds {
+        let ops = cluster::cluster_history(seed, steps);
+        if let Err(problem) = cluster::execute_cluster(seed, &ops) {
+            let shortest = shrink(ops, |ops| cluster::execute_cluster(seed, ops).is_err());
+            let problem = format!(
+                "{problem}; shortened: {:?}",
+                cluster::execute_cluster(seed, &shortest).err()
+            );
+            panic!("{}", report(seed, steps, &problem, &shortest));
+        }
+    }
+    rate("cluster simulation", seeds.len(), steps, started);
 }
