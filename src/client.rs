@@ -92,7 +92,11 @@ impl Client {
         })?;
         if !response.status().is_success() {
             let body = response.body().await.unwrap_or_default();
-            return Err(refusal(response.status(), &body));
+            let refused = refusal(response.status(), &body);
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(anyhow::Error::new(NoSuchStream).context(refused));
+            }
+            return Err(refused);
         }
         Ok(response)
     }
@@ -109,6 +113,12 @@ impl Client {
         }
     }
 }
+
+/// The controller has no such stream (404): an original controller, which
+/// has no `/watch`.
+#[derive(Debug, thiserror::Error)]
+#[error("the controller has no such stream")]
+pub struct NoSuchStream;
 
 /// An error answer as one line: its `detail` if it is crank's [`ErrorBody`].
 fn refusal(status: StatusCode, body: &[u8]) -> anyhow::Error {

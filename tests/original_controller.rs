@@ -4,16 +4,20 @@
 //! {"status":"unknown_worker"}` to a heartbeat of a worker it does not know),
 //! served over mTLS with the fleet's controller certificate. A real `crank
 //! worker` registers, heartbeats at its own interval, registers again once
-//! forgotten, and deregisters on SIGTERM.
+//! forgotten, and deregisters on SIGTERM. The stand-in's reads answer the
+//! original's bodies as it writes them (`GET /workers` rows with no `status`,
+//! no `registered_at`, and naive timestamps; no `/watch`), and crank's CLI
+//! reads them: `crank workers`, `capabilities`, `route`, `greet`, `watch`.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse};
-use common::{eventually, free_port, path_str, Fleet};
+use common::{eventually, free_port, path_str, run_cli, Fleet};
 use crank_services::server::{mtls_server, ServerLimits};
 use crank_services::tls::{server_config, TlsFiles};
 use nix::sys::signal::Signal;
@@ -23,6 +27,8 @@ use serde_json::{json, Value};
 #[derive(Default)]
 struct Original {
     calls: Mutex<Vec<(String, Value)>>,
+    /// Registered workers: id → (URL, last heartbeat, capability keys).
+    workers: Mutex<BTreeMap<String, (String, String, Vec<String>)>>,
     /// The next heartbeat is answered as a restarted controller would.
     forget: AtomicBool,
 }
@@ -43,13 +49,98 @@ impl Original {
     }
 }
 
+/// Python's `datetime.utcnow().isoformat()`: microseconds, no zone.
+fn python_now() -> String {
+    chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
 async fn register(
     state: web::Data<Original>,
     request: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
     state.record(&request, &body);
+    let registration: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let (Some(id), Some(url)) = (
+        registration["worker_id"].as_str(),
+        registration["worker_url"].as_str(),
+    ) {
+        let keys = registration["capabilities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{}:{}",
+                    c["verb"].as_str().unwrap_or(""),
+                    c["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        state
+            .workers
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), (url.to_owned(), python_now(), keys));
+    }
     HttpResponse::Ok().json(json!({"status": "registered"}))
+}
+
+/// The original's `GET /workers`, key for key and in its order.
+async fn workers(state: web::Data<Original>) -> HttpResponse {
+    let rows: Vec<String> = state
+        .workers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, (url, beat, keys))| {
+            format!(
+                r#"{{"worker_id":{},"worker_url":{},"is_healthy":true,"last_heartbeat":"{beat}","capabilities":{}}}"#,
+                json!(id),
+                json!(url),
+                json!(keys)
+            )
+        })
+        .collect();
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(format!(r#"{{"workers":[{}]}}"#, rows.join(",")))
+}
+
+async fn capabilities(state: web::Data<Original>) -> HttpResponse {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, keys) in state.workers.lock().unwrap().values() {
+        for key in keys {
+            *counts.entry(key.clone()).or_default() += 1;
+        }
+    }
+    let capabilities: serde_json::Map<String, Value> = counts
+        .into_iter()
+        .map(|(key, n)| (key, json!({"workers": n, "healthy_workers": n})))
+        .collect();
+    HttpResponse::Ok().json(json!({ "capabilities": capabilities }))
+}
+
+/// The original's route: the first provider, with no `version`.
+async fn route(state: web::Data<Original>, body: web::Json<Value>) -> HttpResponse {
+    let key = format!(
+        "{}:{}",
+        body["verb"].as_str().unwrap_or(""),
+        body["capability"].as_str().unwrap_or("")
+    );
+    let workers = state.workers.lock().unwrap();
+    match workers.iter().find(|(_, (_, _, keys))| keys.contains(&key)) {
+        Some((id, (url, _, _))) => {
+            HttpResponse::Ok().json(json!({"worker_id": id, "worker_url": url, "capability": key}))
+        }
+        None => HttpResponse::NotFound().json(json!({
+            "error": "no_worker_available",
+            "detail": format!("No worker available for {key}")
+        })),
+    }
 }
 
 async fn heartbeat(
@@ -71,6 +162,7 @@ async fn deregister(
     id: web::Path<String>,
 ) -> HttpResponse {
     state.record(&request, b"null");
+    state.workers.lock().unwrap().remove(id.as_str());
     HttpResponse::Ok().json(json!({"status": "deregistered", "worker_id": id.into_inner()}))
 }
 
@@ -89,6 +181,17 @@ fn start_original(fleet: &Fleet, state: Arc<Original>) -> String {
             .route("/register", web::post().to(register))
             .route("/heartbeat", web::post().to(heartbeat))
             .route("/deregister/{id}", web::delete().to(deregister))
+            .route("/workers", web::get().to(workers))
+            .route("/capabilities", web::get().to(capabilities))
+            .route("/route", web::post().to(route))
+            .route(
+                "/health",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "healthy"})) }),
+            )
+            // FastAPI's answer to a path it does not serve: the original has no /watch.
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(json!({"detail": "Not Found"}))
+            }))
     })
     .unwrap();
     actix_rt::spawn(server);
@@ -165,4 +268,84 @@ async fn crank_worker_registers_heartbeats_recovers_and_leaves_with_the_original
         Some("DELETE /deregister/hello-world-1")
     );
     assert!(worker.log_text().contains("deregistered from controller"));
+}
+
+#[actix_rt::test]
+async fn cranks_cli_reads_the_original_controllers_bodies() {
+    let mut fleet = Fleet::new();
+    let state = Arc::new(Original::default());
+    let url = start_original(&fleet, state.clone());
+    let port = free_port().to_string();
+    let _worker = fleet.spawn(
+        "hello-world-1",
+        &[
+            "worker",
+            "--cert-dir",
+            path_str(&fleet.cert_dir()),
+            "--port",
+            &port,
+            "--controller-url",
+            &url,
+        ],
+    );
+    eventually("the worker registered", Duration::from_secs(15), || {
+        let n = state.count("POST /register");
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    let cert_dir = fleet.cert_dir();
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend([
+            "--cert-dir".into(),
+            path_str(&cert_dir).into(),
+            "--controller-url".into(),
+            url.clone(),
+        ]);
+        actix_rt::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_cli(&args)
+        })
+    };
+    let (ok, out, err) = cli(&["workers"]).await.unwrap();
+    assert!(ok, "crank workers: {err}");
+    assert!(
+        out.contains("hello-world-1") && out.contains("healthy"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&["capabilities"]).await.unwrap();
+    assert!(ok, "crank capabilities: {err}");
+    assert!(out.contains("invoke:hello.greet"), "{out}");
+    let (ok, out, err) = cli(&["route", "invoke", "hello.greet"]).await.unwrap();
+    assert!(ok, "crank route: {err}");
+    assert!(out.contains("hello-world-1"), "{out}");
+    let (ok, out, err) = cli(&["greet", "original"]).await.unwrap();
+    assert!(ok, "crank greet: {err}");
+    assert!(out.contains("Hello, original!"), "{out}");
+
+    // No /watch at the original: `crank watch` polls /workers instead.
+    let watch = fleet.spawn(
+        "watch",
+        &[
+            "watch",
+            "--cert-dir",
+            path_str(&cert_dir),
+            "--controller-url",
+            &url,
+        ],
+    );
+    let log = eventually(
+        "crank watch shows the polled fleet",
+        Duration::from_secs(15),
+        || {
+            let log = watch.log_text();
+            async move { log.contains("= 1 worker (polled)").then_some(log) }
+        },
+    )
+    .await;
+    assert!(
+        log.contains("hello-world-1  healthy  invoke:hello.greet"),
+        "{log}"
+    );
+    assert!(log.contains("polling /workers"), "{log}");
 }

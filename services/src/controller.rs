@@ -211,13 +211,25 @@ async fn deregister(
     }))
 }
 
+/// The response header naming the route's constraints that were ignored.
+pub const IGNORED_CONSTRAINTS_HEADER: &str = "crank-ignored-constraints";
+
 async fn route(
     registry: Registry,
     metrics: Metrics,
-    _: Caller,
+    Caller(caller): Caller,
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let query = RouteQuery::try_from(&request)?;
+    if let Some(said) = &request.requester_identity {
+        // The original's field: what the caller says it is, for the log.
+        // The certificate is who it is.
+        log::debug!(
+            "route of {} by {caller} (requester_identity {:?})",
+            query.key,
+            said
+        );
+    }
     let choice = match registry.send(Route { query }).await? {
         Ok(choice) => choice,
         Err(no_route) => {
@@ -226,7 +238,14 @@ async fn route(
         }
     };
     metrics.route(RouteOutcome::Ok);
-    Ok(HttpResponse::Ok().json(views::route(choice)))
+    let mut response = HttpResponse::Ok();
+    if !choice.ignored_constraints.is_empty() {
+        response.insert_header((
+            IGNORED_CONSTRAINTS_HEADER,
+            choice.ignored_constraints.join(", "),
+        ));
+    }
+    Ok(response.json(views::route(choice)))
 }
 
 /// Any authenticated caller may report, as any may route: a report only moves

@@ -40,7 +40,7 @@ pub fn worker_summary(view: WorkerView) -> WorkerSummary {
         worker_url: view.worker_url,
         status: view.status,
         last_heartbeat: view.last_heartbeat,
-        registered_at: view.registered_at,
+        registered_at: Some(view.registered_at),
         capabilities: view.capability_keys,
         ejected_until: view.ejected_until,
     }

@@ -243,3 +243,39 @@ async fn a_report_on_an_unknown_worker_or_a_bad_one_is_refused() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
+
+#[actix_web::test]
+async fn the_original_callers_route_fields_keep_their_v1_meaning() {
+    let registry = registry();
+    let app = app!(registry);
+    register(&app, "plain", json!({})).await;
+    // The original's RouteRequest: free-form slo_constraints, who the caller
+    // says it is, a budget. No provider declares `p95`: it is ignored, and
+    // named in a header; a provider with no cost fits any budget.
+    let body = json!({
+        "verb": "invoke", "capability": "x",
+        "slo_constraints": {"p95": 1}, "requester_identity": "x", "budget_tokens": 10
+    });
+    let request = TestRequest::post()
+        .uri("/route")
+        .set_json(body.clone())
+        .to_request();
+    crank_services::caller::Caller::attach(&request, client());
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get(crank_services::controller::IGNORED_CONSTRAINTS_HEADER)
+            .map(|v| v.to_str().unwrap()),
+        Some("p95")
+    );
+    // Once a provider declares the key, it is a requirement: the one that
+    // does not declare it is skipped, the one that meets it is chosen.
+    register(&app, "declared", json!({"constraints": {"p95": 5}})).await;
+    for _ in 0..4 {
+        let (status, answer) = route(&app, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["worker_id"], "declared");
+    }
+}

@@ -195,6 +195,9 @@ impl TryFrom<&RouteRequest> for RouteQuery {
         for id in &request.exclude {
             short_string("exclude", id)?;
         }
+        if let Some(said) = &request.requester_identity {
+            short_string("requester_identity", said)?;
+        }
         Ok(RouteQuery {
             key,
             version,

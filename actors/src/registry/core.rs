@@ -316,12 +316,22 @@ impl Registry {
     pub fn route(&mut self, query: &RouteQuery, now: Now) -> Result<RouteChoice, NoRoute> {
         let key = query.key.as_str();
         let strategy = query.strategy.unwrap_or(self.settings.default_strategy);
+        let Some((providers, due)) = self.index.rotation(key) else {
+            return Err(NoRoute {
+                capability: key.to_owned(),
+                rejected: Vec::new(),
+                ignored_constraints: Vec::new(),
+            });
+        };
+        let narrowed = router::declared_constraints(query, providers, &self.workers);
+        let (query, ignored_constraints) = match &narrowed {
+            Some((narrowed, ignored)) => (narrowed, ignored.clone()),
+            None => (query, Vec::new()),
+        };
         let no_route = |rejected| NoRoute {
             capability: key.to_owned(),
             rejected,
-        };
-        let Some((providers, due)) = self.index.rotation(key) else {
-            return Err(no_route(Vec::new()));
+            ignored_constraints: ignored_constraints.clone(),
         };
         let judge = Judge {
             query,
@@ -346,6 +356,7 @@ impl Registry {
             worker_url: chosen.record.url.to_string(),
             capability: key.to_owned(),
             version: chosen.capability.version.to_string(),
+            ignored_constraints,
         };
         let service_time = router::service_time(chosen.record, key);
         self.index.advance_past(key, slot);

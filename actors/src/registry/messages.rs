@@ -171,6 +171,10 @@ pub struct RouteChoice {
     /// `verb:name`.
     pub capability: String,
     pub version: String,
+    /// Constraint keys of the route that neither crank nor any provider of
+    /// the capability defines, and that were ignored (v1 callers send
+    /// free-form `slo_constraints`; see the router).
+    pub ignored_constraints: Vec<String>,
 }
 
 /// What one [`Sweep`] changed.

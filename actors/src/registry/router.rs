@@ -215,6 +215,8 @@ impl fmt::Display for Rejection {
 pub struct NoRoute {
     pub capability: String,
     pub rejected: Vec<(usize, String)>,
+    /// As in [`RouteChoice::ignored_constraints`](super::RouteChoice::ignored_constraints).
+    pub ignored_constraints: Vec<String>,
 }
 
 impl fmt::Display for NoRoute {
@@ -225,8 +227,60 @@ impl fmt::Display for NoRoute {
             let noun = if *count == 1 { "provider" } else { "providers" };
             write!(f, "{sep}{count} {noun}: {reason}")?;
         }
+        if !self.ignored_constraints.is_empty() {
+            write!(
+                f,
+                " (ignored constraints no provider declares: {})",
+                self.ignored_constraints.join(", ")
+            )?;
+        }
         Ok(())
     }
+}
+
+/// Splits a route's capability constraints into those some provider of
+/// `providers` declares (kept: a requirement) and the others (ignored, named
+/// back to the caller). The v1 contract let callers send free-form
+/// `slo_constraints` that the original controller ignored; crank keeps those
+/// callers routed by requiring only what it defines itself
+/// (`latency_p95_ms`, `requires_gpu`) or what a provider announces.
+pub fn declared_constraints(
+    query: &RouteQuery,
+    providers: &[Rc<str>],
+    workers: &HashMap<Rc<str>, Box<WorkerRecord>>,
+) -> Option<(RouteQuery, Vec<String>)> {
+    if query.constraints.other.is_empty() {
+        return None;
+    }
+    let key = query.key.as_str();
+    let declared = |name: &str| {
+        providers
+            .iter()
+            .filter_map(|id| workers.get(id))
+            .any(|record| {
+                record.capabilities.capabilities.iter().any(|c| {
+                    &*c.key == key
+                        && c.announced()
+                            .and_then(|a| a.constraints.as_ref())
+                            .is_some_and(|m| m.contains_key(name))
+                })
+            })
+    };
+    let (kept, ignored): (Vec<_>, Vec<_>) = query
+        .constraints
+        .other
+        .iter()
+        .cloned()
+        .partition(|(name, _)| declared(name));
+    if ignored.is_empty() {
+        return None;
+    }
+    let mut narrowed = query.clone();
+    narrowed.constraints.other = kept;
+    Some((
+        narrowed,
+        ignored.into_iter().map(|(name, _)| name).collect(),
+    ))
 }
 
 /// One limit on a provider: what it reported in flight, the routes handed

@@ -42,7 +42,12 @@ pub struct WorkerList {
 }
 
 /// One row of [`WorkerList`].
+///
+/// crank writes every field; it reads the original controller's rows too,
+/// which have no `status` (derived from `is_healthy`), no `registered_at`, and
+/// times without a zone (see [`WorkerSummaryV1`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WorkerSummaryV1")]
 pub struct WorkerSummary {
     pub worker_id: String,
     pub worker_url: String,
@@ -50,8 +55,13 @@ pub struct WorkerSummary {
     pub status: WorkerStatus,
     #[serde(with = "super::timestamp")]
     pub last_heartbeat: DateTime<Utc>,
-    #[serde(with = "super::timestamp")]
-    pub registered_at: DateTime<Utc>,
+    /// Absent from the original controller's rows.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::timestamp::optional"
+    )]
+    pub registered_at: Option<DateTime<Utc>>,
     /// `<verb>:<name>` of each capability served.
     pub capabilities: Vec<String>,
     /// Present while the worker is ejected from routing after failures its
@@ -63,6 +73,44 @@ pub struct WorkerSummary {
         with = "super::timestamp::optional"
     )]
     pub ejected_until: Option<DateTime<Utc>>,
+}
+
+/// How a [`WorkerSummary`] is read: every v1 shape, crank's and the
+/// original's. Lenient readers, strict writers.
+#[derive(Deserialize)]
+struct WorkerSummaryV1 {
+    worker_id: String,
+    worker_url: String,
+    is_healthy: bool,
+    #[serde(default)]
+    status: Option<WorkerStatus>,
+    #[serde(with = "super::timestamp")]
+    last_heartbeat: DateTime<Utc>,
+    #[serde(default, with = "super::timestamp::optional")]
+    registered_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default, with = "super::timestamp::optional")]
+    ejected_until: Option<DateTime<Utc>>,
+}
+
+impl From<WorkerSummaryV1> for WorkerSummary {
+    fn from(v1: WorkerSummaryV1) -> Self {
+        WorkerSummary {
+            status: v1.status.unwrap_or(if v1.is_healthy {
+                WorkerStatus::Healthy
+            } else {
+                WorkerStatus::Stale
+            }),
+            worker_id: v1.worker_id,
+            worker_url: v1.worker_url,
+            is_healthy: v1.is_healthy,
+            last_heartbeat: v1.last_heartbeat,
+            registered_at: v1.registered_at,
+            capabilities: v1.capabilities,
+            ejected_until: v1.ejected_until,
+        }
+    }
 }
 
 /// `GET /workers/{id}`: everything the registry knows of one worker.

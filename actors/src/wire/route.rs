@@ -32,6 +32,10 @@ pub struct RouteRequest {
     /// capability's announced `slo_bid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_bid: Option<f64>,
+    /// The original system's field: who the caller says it is. Logged, never
+    /// trusted: the caller is its certificate's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_identity: Option<String>,
 }
 
 /// `slo_constraints` of a [`RouteRequest`].
@@ -62,6 +66,7 @@ impl RouteRequest {
             slo_constraints: None,
             budget_tokens: None,
             slo_bid: None,
+            requester_identity: None,
         }
     }
 }
