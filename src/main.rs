@@ -122,6 +122,10 @@ enum CertsCommand {
         /// Replace an existing NAME.crt/NAME.key.
         #[arg(long)]
         force: bool,
+        /// A host name the certificate also serves on, besides localhost
+        /// (repeatable): e.g. the host a worker's URL names.
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
     },
 }
 
@@ -257,7 +261,8 @@ fn certs(action: CertsCommand) -> anyhow::Result<()> {
             name,
             dir,
             force,
-        } => crank_services::certs::issue(&dir, role, &name, force),
+            dns,
+        } => crank_services::certs::issue_with_dns(&dir, role, &name, &dns, force),
     }
     .map_err(error::flat)?;
     for path in &written {

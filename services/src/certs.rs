@@ -41,6 +41,10 @@ pub enum CertError {
     BadServiceName(String),
     #[error("the PKCS#12 bundle: {0}")]
     Bundle(String),
+    #[error("{0:?} is not a DNS name: use labels of [A-Za-z0-9-] separated by '.', at most 253 characters")]
+    BadDnsName(String),
+    #[error("--dns names a host a certificate serves on; a {0} certificate serves nothing")]
+    DnsForClient(Role),
 }
 
 fn rcgen_error(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> CertError {
@@ -65,6 +69,9 @@ pub struct LeafSpec {
     pub client: bool,
     pub not_before: time::OffsetDateTime,
     pub not_after: time::OffsetDateTime,
+    /// Host names it serves on besides `localhost` (`crank certs issue --dns`):
+    /// a worker whose URL names its host, as the original's `hello-world` does.
+    pub dns_names: Vec<String>,
 }
 
 impl LeafSpec {
@@ -78,8 +85,23 @@ impl LeafSpec {
             client: true,
             not_before: now - time::Duration::hours(1),
             not_after: now + time::Duration::days(3650),
+            dns_names: Vec::new(),
         }
     }
+}
+
+/// Whether `name` is a DNS host name: labels of letters, digits and `-`
+/// (not at either end), 1–63 characters each, 253 in all.
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// A certificate authority able to sign leaves.
@@ -155,6 +177,17 @@ impl CertificateAuthority {
                 .try_into()
                 .map_err(rcgen_error(format!("URI SAN {uri}")))?,
         )];
+        if !spec.server && !spec.dns_names.is_empty() {
+            return Err(CertError::DnsForClient(spec.identity.role));
+        }
+        for dns in &spec.dns_names {
+            if !is_dns_name(dns) {
+                return Err(CertError::BadDnsName(dns.clone()));
+            }
+            params.subject_alt_names.push(SanType::DnsName(
+                dns.as_str().try_into().map_err(rcgen_error("DNS SAN"))?,
+            ));
+        }
         if spec.server {
             params.subject_alt_names.extend([
                 SanType::DnsName("localhost".try_into().map_err(rcgen_error("DNS SAN"))?),
@@ -271,8 +304,22 @@ pub fn init(dir: &Path, force: bool) -> Result<Vec<PathBuf>, CertError> {
 /// `crank certs issue`: one more certificate from the CA in `dir`. Refuses to
 /// replace an existing `NAME.crt`/`NAME.key` unless `force`.
 pub fn issue(dir: &Path, role: Role, name: &str, force: bool) -> Result<Vec<PathBuf>, CertError> {
+    issue_with_dns(dir, role, name, &[], force)
+}
+
+/// [`issue`], also valid for the host names `dns` (`--dns`).
+pub fn issue_with_dns(
+    dir: &Path,
+    role: Role,
+    name: &str,
+    dns: &[String],
+    force: bool,
+) -> Result<Vec<PathBuf>, CertError> {
     let ca = CertificateAuthority::load(dir)?;
-    let minted = ca.issue(&LeafSpec::for_role(role, name))?;
+    let minted = ca.issue(&LeafSpec {
+        dns_names: dns.to_vec(),
+        ..LeafSpec::for_role(role, name)
+    })?;
     if !force {
         for ext in ["crt", "key"] {
             let path = dir.join(format!("{name}.{ext}"));
@@ -316,6 +363,43 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn issue_with_dns_adds_the_host_names_and_refuses_bad_ones() {
+        use x509_parser::extensions::GeneralName;
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), false).unwrap();
+        let dns = ["hello-world".to_owned(), "hello.example.org".to_owned()];
+        issue_with_dns(dir.path(), Role::Service, "hello-world", &dns, false).unwrap();
+        let cert = &load_certs(&TlsFiles::in_dir(dir.path(), "hello-world").cert).unwrap()[0];
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert).unwrap();
+        let names: Vec<String> = parsed
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["hello-world", "hello.example.org", "localhost"]);
+        for bad in ["-x", "a..b", "under_score", "sp ace", ""] {
+            assert!(
+                matches!(
+                    issue_with_dns(dir.path(), Role::Service, "other", &[bad.to_owned()], true),
+                    Err(CertError::BadDnsName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            issue_with_dns(dir.path(), Role::Client, "c2", &dns, false),
+            Err(CertError::DnsForClient(Role::Client))
+        ));
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::metrics::controller::{HeartbeatOutcome, RouteOutcome};
 use crate::metrics::{ControllerMetrics, RegistryMailbox};
 use crate::readiness::{self, Lifecycle};
 use crate::server::HandshakeCounter;
+use crate::service_ids::ServiceIds;
 use crate::{ui, views, watch};
 
 type Registry = web::Data<RegistryMailbox>;
@@ -58,6 +59,9 @@ pub fn controller_app(
     // Each endpoint counted by its own middleware: no lookup per request.
     let observed = move |path: &'static str| endpoint(path).wrap(requests.endpoint(path));
     let mut app = App::new()
+        // No service id mapping unless the process configures one (a later
+        // `app_data` of the same type replaces this one).
+        .app_data(web::Data::new(ServiceIds::default()))
         .app_data(web::Data::new(state.registry))
         .app_data(web::Data::from(state.metrics.clone()));
     if let Some(hub) = state.watch {
@@ -118,11 +122,12 @@ async fn ready(registry: Registry, lifecycle: Option<web::Data<Lifecycle>>) -> H
 async fn register(
     registry: Registry,
     metrics: Metrics,
+    mapped: web::Data<ServiceIds>,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let registration = Registration::try_from(request)?;
-    caller.may_act_for(registration.worker_id.as_str())?;
+    caller.may_act_for_mapped(registration.worker_id.as_str(), &mapped)?;
     let worker_id = registration.worker_id.to_string();
     let ack = registry
         .send(Register {
@@ -137,6 +142,7 @@ async fn register(
 async fn heartbeat(
     registry: Registry,
     metrics: Metrics,
+    mapped: web::Data<ServiceIds>,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<HeartbeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -146,7 +152,7 @@ async fn heartbeat(
         .as_deref()
         .map(|instance| InstanceId::parse("instance", instance))
         .transpose()?;
-    caller.may_act_for(worker_id.as_str())?;
+    caller.may_act_for_mapped(worker_id.as_str(), &mapped)?;
     let load = request
         .load
         .as_ref()
@@ -183,12 +189,13 @@ async fn heartbeat(
 async fn deregister(
     registry: Registry,
     metrics: Metrics,
+    mapped: web::Data<ServiceIds>,
     Caller(caller): Caller,
     worker_id: web::Path<String>,
     query: web::Query<DeregisterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let worker_id = worker_id.into_inner();
-    caller.may_act_for(&worker_id)?;
+    caller.may_act_for_mapped(&worker_id, &mapped)?;
     let instance = query.into_inner().instance;
     let outcome = registry
         .send(Deregister {

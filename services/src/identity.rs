@@ -111,6 +111,19 @@ impl PeerIdentity {
         })
     }
 
+    /// [`PeerIdentity::may_act_for`], where a service may also act for the
+    /// ids the controller's [`ServiceIds`](crate::service_ids::ServiceIds) map to it.
+    pub fn may_act_for_mapped(
+        &self,
+        worker_id: &str,
+        mapped: &crate::service_ids::ServiceIds,
+    ) -> Result<(), NotAllowed> {
+        if self.role == Role::Service && mapped.allows(&self.name, worker_id) {
+            return Ok(());
+        }
+        self.may_act_for(worker_id)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -24,6 +24,7 @@ pub mod process;
 pub mod readiness;
 pub mod registry_host;
 pub mod server;
+pub mod service_ids;
 pub mod stream;
 pub mod tls;
 pub mod ui;

@@ -69,6 +69,13 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
     let bind_error = bind_error(&address);
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let app_lifecycle = lifecycle.clone();
+    let service_ids = web::Data::new(config.service_ids.clone());
+    if !config.service_ids.is_empty() {
+        log::info!(
+            "service certificates may also act for these worker ids: {}",
+            config.service_ids
+        );
+    }
     let server = mtls_server(
         "crank-controller",
         listener,
@@ -79,6 +86,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
             controller_app(registry.state())
                 .app_data(web::Data::new(registry.health()))
                 .app_data(web::Data::new(app_lifecycle.clone()))
+                .app_data(service_ids.clone())
         },
     )
     .map_err(bind_error)?;

@@ -13,6 +13,7 @@ use super::parse::{
     at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,
 };
 use super::{ConfigError, Flags, Layered, Layers, Setting};
+use crate::service_ids::ServiceIds;
 
 pub(super) const BIND: Setting = Setting {
     key: "bind",
@@ -168,6 +169,15 @@ pub(super) const WATCH_BACKLOG: Setting = Setting {
     help: "Changes a GET /watch stream may fall behind before it is sent a resync and a fresh snapshot (at least 1)",
 };
 
+pub(super) const SERVICE_IDS: Setting = Setting {
+    key: "service_ids",
+    flag: "service-ids",
+    env: "CONTROLLER_SERVICE_IDS",
+    value_name: "MAP",
+    default: None,
+    help: "Worker ids a service certificate may act for beyond its own, as service=pattern,… (a pattern is an id or a prefix ending in *), e.g. hello-world=worker-*; refused if two services could claim one id",
+};
+
 /// `crank controller`'s settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControllerConfig {
@@ -209,6 +219,8 @@ pub struct ControllerConfig {
     pub default_route_strategy: Strategy,
     /// Changes a watcher may fall behind before it must resync.
     pub watch_backlog: usize,
+    /// Extra worker ids each service certificate may act for.
+    pub service_ids: ServiceIds,
 }
 
 impl Layered for ControllerConfig {
@@ -232,6 +244,7 @@ impl Layered for ControllerConfig {
         MAX_CONNECTIONS_PER_IDENTITY,
         ROUTE_STRATEGY,
         WATCH_BACKLOG,
+        SERVICE_IDS,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -267,6 +280,9 @@ impl Layered for ControllerConfig {
             max_connections_per_identity: layers.value(&MAX_CONNECTIONS_PER_IDENTITY, number)?,
             default_route_strategy: layers.value(&ROUTE_STRATEGY, |text| text.parse())?,
             watch_backlog: layers.value(&WATCH_BACKLOG, at_least_one)?,
+            service_ids: layers
+                .optional(&SERVICE_IDS, ServiceIds::parse)?
+                .unwrap_or_default(),
         })
     }
 }
