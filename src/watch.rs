@@ -86,7 +86,7 @@ pub fn poll_lines(
     json: bool,
 ) -> Result<Vec<String>> {
     let row = |w: &WorkerSummary| (w.status, w.capabilities.clone());
-    let changed = previous.is_none_or(|before| {
+    let changed = previous.map_or(true, |before| {
         before.len() != now.len()
             || before
                 .iter()

@@ -234,6 +234,7 @@ async fn a_capability_named_with_a_terminal_escape_is_refused_naming_the_field()
         worker_url: "https://localhost:8500".into(),
         capabilities: vec![Capability::new("invoke", "x\u{1b}[2J", "1.0.0")],
         instance: None,
+        health_check: None,
     };
     // As admin, who may register any worker: the name is the only thing wrong.
     let admin = fleet.client("admin");

@@ -35,6 +35,7 @@ async fn register_impostor(fleet: &Fleet, worker_id: &str, worker_url: &str) {
         worker_url: worker_url.into(),
         capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
         instance: None,
+        health_check: None,
     };
     let reply = common::post(
         &fleet.client("admin"),

@@ -164,6 +164,7 @@ async fn register_extra(fleet: &Fleet, id: &str, capabilities: &[(&str, &str)]) 
             .map(|(name, version)| Capability::new("invoke", name, version))
             .collect(),
         instance: None,
+        health_check: None,
     };
     let reply = common::post(
         &fleet.client("admin"),

@@ -23,12 +23,16 @@ use crank_services::tls::{server_config, TlsFiles};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
+/// A registered worker: its URL, last heartbeat (as the original writes it)
+/// and capability keys.
+type Registered = (String, String, Vec<String>);
+
 /// What the stand-in was sent, in order: (method and path, body).
 #[derive(Default)]
 struct Original {
     calls: Mutex<Vec<(String, Value)>>,
-    /// Registered workers: id → (URL, last heartbeat, capability keys).
-    workers: Mutex<BTreeMap<String, (String, String, Vec<String>)>>,
+    /// Registered workers by id.
+    workers: Mutex<BTreeMap<String, Registered>>,
     /// The next heartbeat is answered as a restarted controller would.
     forget: AtomicBool,
 }

@@ -19,6 +19,7 @@ fn registration(id: &str) -> RegisterRequest {
         worker_url: format!("https://{id}.local:1"),
         capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
         instance: None,
+        health_check: None,
     }
 }
 

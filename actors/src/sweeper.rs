@@ -62,6 +62,7 @@ mod tests {
                     worker_url: "https://w1:1".into(),
                     capabilities: vec![Capability::new("invoke", "x", "1.0.0")],
                     instance: None,
+                    health_check: None,
                 })
                 .unwrap(),
                 registered_by: "admin/test".into(),

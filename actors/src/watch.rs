@@ -210,6 +210,7 @@ mod tests {
             worker_url: format!("https://{id}.local:8500"),
             capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
             instance: None,
+            health_check: None,
         };
         registry
             .send(Register {

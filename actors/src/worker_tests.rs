@@ -25,6 +25,7 @@ fn request_for(worker_id: &str) -> RegisterRequest {
         worker_url: "https://localhost:8500".into(),
         capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
         instance: Some("instance-a".into()),
+        health_check: None,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod body;
 pub mod bundle;
 pub mod caller;
 pub mod certs;
+pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -3,15 +3,19 @@
 //! [`ShutdownSignals`]. A worker's wiring is the worker library's
 //! ([`crate::worker`]).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::web;
 
+use crate::checker::CheckerSettings;
 use crate::cluster::{StoreHealth, StoreState};
 use crate::config::{ControllerConfig, StoreKind};
 use crate::controller::controller_app;
 use crate::readiness::Lifecycle;
 use crate::registry_host::RegistryHost;
 use crate::server::{mtls_server, ServerLimits};
-use crate::tls::{server_config, TlsError, TlsFiles};
+use crate::tls::{client_config_for, server_config, ExpectedPeer, TlsError, TlsFiles};
 
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,11 @@ pub(crate) fn bind_error(address: &str) -> impl Fn(std::io::Error) -> StartError
     }
 }
 
+/// Active checks in flight at most.
+const CHECKS_IN_FLIGHT: usize = 64;
+/// How long an active check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
     crank_actors::supervision::install_panic_policy("controller".into());
@@ -52,13 +61,22 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> 
             (StoreHealth::new(StoreState::Ok), Some(start))
         }
     };
+    let interval = config.registry_settings().advised_heartbeat_interval();
+    let checker = CheckerSettings {
+        mode: config.active_checks,
+        interval,
+        concurrency: CHECKS_IN_FLIGHT,
+        tls: Arc::new(client_config_for(&files, ExpectedPeer::AnyWorker)?),
+        timeout: interval.min(CHECK_TIMEOUT),
+    };
     let registry = RegistryHost::new(
         config.registry_settings(),
         config.sweep_interval,
         config.watch_limits(),
         health,
         cluster,
-    );
+    )
+    .with_checker(checker);
     raise_open_file_limit();
     let limits = ServerLimits {
         client_timeout: config.client_timeout,

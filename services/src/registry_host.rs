@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crank_actors::registry::RegistrySettings;
 
+use crate::checker::CheckerSettings;
 use crate::cluster::{ClusterStart, StoreHealth};
 use crate::controller_state::{ControllerState, WatchLimits};
 
@@ -26,6 +27,7 @@ pub struct RegistryHost {
     health: StoreHealth,
     cluster: Arc<Mutex<Option<ClusterStart>>>,
     state: Arc<Mutex<Option<ControllerState>>>,
+    checker: Option<CheckerSettings>,
 }
 
 impl RegistryHost {
@@ -43,7 +45,14 @@ impl RegistryHost {
             health,
             cluster: Arc::new(Mutex::new(cluster)),
             state: Arc::new(Mutex::new(None)),
+            checker: None,
         }
+    }
+
+    /// Also runs active health checks beside the registry (see [`checker`](crate::checker)).
+    pub fn with_checker(mut self, checker: CheckerSettings) -> Self {
+        self.checker = Some(checker);
+        self
     }
 
     pub fn health(&self) -> StoreHealth {
@@ -70,6 +79,16 @@ impl RegistryHost {
             None => ControllerState::start(self.settings, Some(self.sweep_interval), self.watch),
             Some(start) => self.start_clustered(start),
         };
+        if let Some(checker) = &self.checker {
+            actix_rt::spawn(crank_actors::supervision::supervised(
+                "health_checker",
+                crate::checker::run(
+                    state.address().clone(),
+                    checker.clone(),
+                    state.metrics.clone(),
+                ),
+            ));
+        }
         *slot = Some(state.clone());
         state
     }

@@ -156,6 +156,10 @@ pub enum ExpectedPeer {
     /// `<id>` is a replica ([`PeerIdentity::is_worker`]), or one without a URI
     /// SAN whose CN is `<id>`. What a client expects of the worker a route named.
     Worker(String),
+    /// Any worker of the fleet: `worker/*` or `service/*`. What the
+    /// controller's active checks expect (one TLS client for every worker:
+    /// they confirm a fleet worker answers at the URL, not which one).
+    AnyWorker,
 }
 
 impl ExpectedPeer {
@@ -167,6 +171,7 @@ impl ExpectedPeer {
                     && name.as_ref().is_none_or(|name| *name == identity.name)
             }
             ExpectedPeer::Worker(id) => identity.is_worker(id),
+            ExpectedPeer::AnyWorker => matches!(identity.role, Role::Worker | Role::Service),
         }
     }
 
@@ -192,6 +197,7 @@ impl fmt::Display for ExpectedPeer {
             ExpectedPeer::Controller { name: None } => f.write_str("a controller"),
             ExpectedPeer::Controller { name: Some(name) } => write!(f, "controller/{name}"),
             ExpectedPeer::Worker(id) => write!(f, "worker/{id}"),
+            ExpectedPeer::AnyWorker => f.write_str("a worker"),
         }
     }
 }

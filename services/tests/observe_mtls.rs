@@ -67,6 +67,7 @@ fn big_registration(id: &str, n: usize) -> RegisterRequest {
             .map(|k| Capability::new("invoke", &format!("{}.{k}", "x".repeat(200)), "1.0.0"))
             .collect(),
         instance: None,
+        health_check: None,
     }
 }
 

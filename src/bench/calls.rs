@@ -27,6 +27,7 @@ pub fn registration(id: &str, capabilities: &[usize]) -> Bytes {
             .collect(),
         // Load generators speak v1, as the original system's workers do.
         instance: None,
+        health_check: None,
     })
 }
 

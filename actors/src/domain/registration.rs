@@ -249,6 +249,9 @@ pub struct Registration {
     /// The registering process's instance; `None` for workers of the original
     /// system, which send none.
     pub instance: Option<InstanceId>,
+    /// The controller checks it (`GET /health`) rather than waiting for
+    /// heartbeats (`"health_check": "active"`).
+    pub active_check: bool,
 }
 
 impl TryFrom<RegisterRequest> for Registration {
@@ -263,6 +266,16 @@ impl TryFrom<RegisterRequest> for Registration {
             .as_deref()
             .map(|instance| InstanceId::parse("instance", instance))
             .transpose()?;
+        let active_check = match request.health_check.as_deref() {
+            None | Some("heartbeat") => false,
+            Some("active") => true,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "health_check",
+                    format!("{other:?} is not heartbeat or active"),
+                ))
+            }
+        };
         if request.capabilities.is_empty() {
             return Err(FieldError::new(
                 "capabilities",
@@ -293,6 +306,7 @@ impl TryFrom<RegisterRequest> for Registration {
             worker_url,
             capabilities,
             instance,
+            active_check,
         })
     }
 }
@@ -307,6 +321,7 @@ mod tests {
             worker_url: "https://localhost:8500".into(),
             capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
             instance: None,
+            health_check: None,
         }
     }
 

@@ -285,6 +285,28 @@ impl Handler<Ping> for RegistryActor {
     }
 }
 
+impl Handler<DueChecks> for RegistryActor {
+    type Result = MessageResult<DueChecks>;
+
+    fn handle(&mut self, msg: DueChecks, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "DueChecks");
+        let now = self.now();
+        MessageResult(self.registry.due_checks(msg.silent, now))
+    }
+}
+
+impl Handler<CheckPassed> for RegistryActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CheckPassed, _: &mut Self::Context) -> bool {
+        let _handling = supervision::handling("registry", "CheckPassed");
+        let now = self.now();
+        let passed = self.registry.check_passed(&msg.worker_id, &msg.url, now);
+        self.publish();
+        passed
+    }
+}
+
 impl Handler<Register> for RegistryActor {
     type Result = MessageResult<Register>;
 

@@ -156,6 +156,7 @@ impl Registry {
             worker_url,
             capabilities,
             instance,
+            active_check,
         } = registration;
         self.anchor.get_or_insert(now);
         let replaced = self.remove(worker_id.as_str()).is_some();
@@ -177,6 +178,8 @@ impl Registry {
             registered_at: now.mono,
             last_seen: now.mono,
             stale_since: None,
+            heartbeated: false,
+            active_check,
             load: None,
             tally: Tally::default(),
             owner: Owner::Local,
@@ -208,6 +211,53 @@ impl Registry {
 
     /// Records a heartbeat; a stale worker becomes healthy again.
     pub fn heartbeat(
+        &mut self,
+        worker_id: &str,
+        instance: Option<&str>,
+        load: Option<WorkerLoad>,
+        now: Now,
+    ) -> Result<HeartbeatAck, RegistryError> {
+        let ack = self.note_alive(worker_id, instance, load, now)?;
+        if let Some(record) = self.workers.get_mut(worker_id) {
+            record.heartbeated = true;
+        }
+        Ok(ack)
+    }
+
+    /// The records this controller should check itself (`GET /health`), with
+    /// their URLs: those that asked for it, and with `silent` those that have
+    /// sent no heartbeat one advised interval after registering (the original
+    /// system's workers never do). Only records judged here.
+    pub fn due_checks(&self, silent: bool, now: Now) -> Vec<(String, String)> {
+        let interval = self.settings.advised_heartbeat_interval();
+        self.workers
+            .values()
+            .filter(|r| r.owner == Owner::Local)
+            .filter(|r| {
+                r.active_check
+                    || (silent
+                        && !r.heartbeated
+                        && now.mono.saturating_duration_since(r.registered_at) >= interval)
+            })
+            .map(|r| (r.id.to_string(), r.url.to_string()))
+            .collect()
+    }
+
+    /// A check of `worker_id` at `url` answered: it counts as a heartbeat
+    /// without a load, unless the record changed its URL meanwhile.
+    pub fn check_passed(&mut self, worker_id: &str, url: &str, now: Now) -> bool {
+        if self
+            .workers
+            .get(worker_id)
+            .is_none_or(|record| &*record.url != url)
+        {
+            return false;
+        }
+        self.note_alive(worker_id, None, None, now).is_ok()
+    }
+
+    /// A sign of life of `worker_id`: a heartbeat, or a passed check.
+    fn note_alive(
         &mut self,
         worker_id: &str,
         instance: Option<&str>,

@@ -19,6 +19,7 @@ fn registration(id: &str, name: &str) -> Registration {
         worker_url: format!("https://{id}.local:8500"),
         capabilities: vec![Capability::new("invoke", name, "1.0.0")],
         instance: None,
+        health_check: None,
     })
     .unwrap()
 }

@@ -22,6 +22,23 @@ pub struct Register {
     pub registered_by: String,
 }
 
+/// The workers to check with `GET /health` now, with their URLs
+/// ([`Registry::due_checks`](super::Registry::due_checks)).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Vec<(String, String)>")]
+pub struct DueChecks {
+    /// Also those that never heartbeated (`--active-checks silent`).
+    pub silent: bool,
+}
+
+/// A check of a worker at its URL answered: a heartbeat without a load.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct CheckPassed {
+    pub worker_id: String,
+    pub url: String,
+}
+
 /// Answers at once: the liveness probe's round trip through the mailbox.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]

@@ -186,6 +186,11 @@ pub struct WorkerRecord {
     pub last_seen: Instant,
     /// When a sweep marked it stale.
     pub stale_since: Option<Instant>,
+    /// The worker has sent a heartbeat since it registered (a probe's
+    /// success is not one): workers that never do are the original system's.
+    pub heartbeated: bool,
+    /// It asked to be checked by the controller instead of heartbeating.
+    pub active_check: bool,
     pub load: Option<WorkerLoad>,
     /// The router's own figures: routes handed out since the last load
     /// report, and failures reported by callers.

@@ -178,6 +178,7 @@ impl Registry {
             worker_url,
             capabilities,
             instance,
+            health_check: None,
         })?;
         self.anchor.get_or_insert(now);
         let stale = status == WorkerStatus::Stale;
@@ -218,6 +219,9 @@ impl Registry {
             registered_at,
             last_seen: previous.as_ref().map_or(now.mono, |p| p.last_seen),
             stale_since: (mine && stale).then_some(now.mono),
+            heartbeated: previous.as_ref().is_some_and(|p| p.heartbeated),
+            active_check: registration.active_check
+                || previous.as_ref().is_some_and(|p| p.active_check),
             load: previous.as_ref().and_then(|p| p.load.clone()),
             tally: previous
                 .as_ref()

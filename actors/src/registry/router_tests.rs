@@ -34,6 +34,7 @@ fn add(registry: &mut Registry, id: &str, capability: Capability, now: Now) {
         worker_url: format!("https://{id}.local:8500"),
         capabilities: vec![capability],
         instance: None,
+        health_check: None,
     })
     .unwrap();
     registry.register(registration, "admin/test", now);

@@ -23,6 +23,7 @@ fn registration(id: &str, capabilities: &[(&str, &str, &str)]) -> Register {
             .map(|(verb, name, version)| Capability::new(verb, name, version))
             .collect(),
         instance: None,
+        health_check: None,
     };
     Register {
         registration: Registration::try_from(request).unwrap(),

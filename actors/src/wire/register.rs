@@ -15,6 +15,11 @@ pub struct RegisterRequest {
     /// one it replaced. Workers of the original system send none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// How the controller learns it is alive: `"heartbeat"` (the default: it
+    /// sends heartbeats) or `"active"` (it cannot: the controller calls its
+    /// `GET /health` at the heartbeat interval instead, as Consul's checks do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
 }
 
 /// The `status` of a successful registration.

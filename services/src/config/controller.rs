@@ -13,6 +13,7 @@ use super::parse::{
     at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,
 };
 use super::{ConfigError, Flags, Layered, Layers, Setting};
+use crate::checker::ActiveChecks;
 use crate::service_ids::ServiceIds;
 
 pub(super) const BIND: Setting = Setting {
@@ -178,6 +179,15 @@ pub(super) const SERVICE_IDS: Setting = Setting {
     help: "Worker ids a service certificate may act for beyond its own, as service=pattern,… (a pattern is an id or a prefix ending in *), e.g. hello-world=worker-*; refused if two services could claim one id",
 };
 
+pub(super) const ACTIVE_CHECKS: Setting = Setting {
+    key: "active_checks",
+    flag: "active-checks",
+    env: "CONTROLLER_ACTIVE_CHECKS",
+    value_name: "WHICH",
+    default: Some("requested"),
+    help: "Which workers the controller checks itself (GET /health at the heartbeat interval; a pass counts as a heartbeat): requested (those registered with \"health_check\": \"active\"), silent (also those that sent no heartbeat one interval after registering, as the original system's never do), or off",
+};
+
 /// `crank controller`'s settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControllerConfig {
@@ -221,6 +231,8 @@ pub struct ControllerConfig {
     pub watch_backlog: usize,
     /// Extra worker ids each service certificate may act for.
     pub service_ids: ServiceIds,
+    /// Which workers the controller checks itself.
+    pub active_checks: ActiveChecks,
 }
 
 impl Layered for ControllerConfig {
@@ -245,6 +257,7 @@ impl Layered for ControllerConfig {
         ROUTE_STRATEGY,
         WATCH_BACKLOG,
         SERVICE_IDS,
+        ACTIVE_CHECKS,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -283,6 +296,7 @@ impl Layered for ControllerConfig {
             service_ids: layers
                 .optional(&SERVICE_IDS, ServiceIds::parse)?
                 .unwrap_or_default(),
+            active_checks: layers.value(&ACTIVE_CHECKS, |text| text.parse())?,
         })
     }
 }

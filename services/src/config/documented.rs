@@ -27,6 +27,7 @@ fn samples(key: &str) -> [&'static str; 2] {
         "max_connections_per_identity" => ["16", "32"],
         "watch_backlog" => ["64", "128"],
         "service_ids" => ["hello-world=worker-*", "a=x-*,b=y-*"],
+        "active_checks" => ["silent", "off"],
         "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
         "cert" => ["name-a", "name-b"],
         "controller_name" => ["ctl-a", "ctl-b"],

@@ -127,6 +127,7 @@ pub struct ControllerMetrics {
     routes: Outcomes<2>,
     reports: Outcomes<2>,
     ejections: Counter,
+    checks: Outcomes<2>,
     changes: Outcomes<5>,
     evictions: Counter,
     sweep_duration: Histogram,
@@ -170,6 +171,11 @@ impl ControllerMetrics {
             "crank_call_reports",
             "Callers' reports of calls to workers (POST /report), by outcome: success, failure",
         );
+        let checks = family(
+            &mut registry,
+            "crank_health_checks",
+            "Active checks of workers (GET /health by the controller, for workers that do not heartbeat), by outcome: passed (counted as a heartbeat), failed",
+        );
         let changes = Family::<Change, Counter>::default();
         registry.register(
             "crank_registry_changes",
@@ -186,6 +192,7 @@ impl ControllerMetrics {
             routes: Outcomes::new(&routes, ["ok", "no_worker_available"]),
             reports: Outcomes::new(&reports, ["success", "failure"]),
             ejections: Counter::default(),
+            checks: Outcomes::new(&checks, ["passed", "failed"]),
             changes: Outcomes(
                 [
                     ChangeKind::Registered,
@@ -270,6 +277,11 @@ impl ControllerMetrics {
     }
 
     /// Counts a caller's report; `ejected`: it began an ejection.
+    /// One active check of a worker, passed or failed.
+    pub fn check(&self, passed: bool) {
+        self.checks.0[usize::from(!passed)].inc();
+    }
+
     pub fn report(&self, success: bool, ejected: bool) {
         self.reports.0[usize::from(!success)].inc();
         if ejected {

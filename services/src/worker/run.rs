@@ -147,6 +147,7 @@ impl Worker {
                 log::info!("worker {worker_id} runs as instance {instance}");
                 let request = RegisterRequest {
                     instance: Some(instance.into_string()),
+                    health_check: None,
                     worker_id: worker_id.clone(),
                     worker_url,
                     capabilities: self.capabilities(),

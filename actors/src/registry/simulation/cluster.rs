@@ -286,6 +286,7 @@ fn step(store: &mut Store, controllers: &mut [Controller], op: &ClusterOp, now: 
                 worker_url: format!("https://{}.local:8500", worker_id(*worker)),
                 capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
                 instance: Some(instance_id(*instance)),
+                health_check: None,
             };
             if let Ok(registration) = Registration::try_from(request) {
                 let c = &mut controllers[*controller];

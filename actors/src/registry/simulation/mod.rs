@@ -106,6 +106,7 @@ fn apply(
                     })
                     .collect(),
                 instance: instance.map(instance_id),
+                health_check: None,
             };
             // The HTTP edge: what does not parse never reaches the core.
             let Ok(registration) = Registration::try_from(request) else {
