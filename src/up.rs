@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use crank_actors::wire::{WorkerList, WorkerStatus};
+use crank_proto::wire::{WorkerList, WorkerStatus};
 use futures_util::future::{self, FutureExt};
 
 use crate::child::Child;

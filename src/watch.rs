@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use crank_actors::wire::watch::{RESYNC_EVENT, SNAPSHOT_EVENT};
-use crank_actors::wire::{Resync, WatchEvent, WatchKind, WatchSnapshot, WorkerList, WorkerSummary};
+use crank_proto::wire::watch::{RESYNC_EVENT, SNAPSHOT_EVENT};
+use crank_proto::wire::{Resync, WatchEvent, WatchKind, WatchSnapshot, WorkerList, WorkerSummary};
 use crank_services::watch::{SseMessage, SseParser};
 use futures_util::StreamExt;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse};
 use common::{eventually, path_str, post, Fleet};
-use crank_actors::wire::WorkerStatus;
+use crank_proto::wire::WorkerStatus;
 use crank_services::identity::Role;
 use crank_services::server::{mtls_server, ServerLimits};
 use crank_services::tls::{client_config, server_config, TlsFiles};

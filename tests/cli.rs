@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{eventually, free_port, free_ports_in_a_row, path_str, run_cli, Fleet, CRANK};
-use crank_actors::domain::field::is_unprintable;
-use crank_actors::wire::{Capability, ErrorBody, RegisterRequest, WorkerStatus};
+use crank_proto::domain::field::is_unprintable;
+use crank_proto::wire::{Capability, ErrorBody, RegisterRequest, WorkerStatus};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use common::{eventually, free_port, greeting, Fleet};
-use crank_actors::wire::{Capability, CapabilityList, RegisterRequest};
+use crank_proto::wire::{Capability, CapabilityList, RegisterRequest};
 use crank_services::client::{
     CallOutcome, ClientError, Constraints, CrankClient, OutcomeSink, Request,
 };

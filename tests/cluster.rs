@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::etcd::Etcd;
 use common::{eventually, free_port, free_ports_in_a_row, Fleet, Proc};
-use crank_actors::wire::{
+use crank_proto::wire::{
     Health, RouteRequest, RouteResponse, WorkerDetail, WorkerList, WorkerStatus,
 };
 use nix::sys::signal::Signal;
@@ -390,7 +390,7 @@ async fn a_worker_flapping_between_controllers_ends_with_one_owner_and_one_recor
     let admin = fleet.client("admin");
     for i in 0..40 {
         let url = format!("https://localhost:{}/heartbeat", ports[i % 2]);
-        let beat = crank_actors::wire::HeartbeatRequest {
+        let beat = crank_proto::wire::HeartbeatRequest {
             worker_id: "w1".into(),
             load: None,
             instance: None,

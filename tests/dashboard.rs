@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::child::Child;
 use common::{eventually, free_port, Fleet};
-use crank_actors::wire::{Capability, RegisterRequest};
+use crank_proto::wire::{Capability, RegisterRequest};
 use fantoccini::{Client, ClientBuilder, Locator};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -286,7 +286,7 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
     assert_eq!(capabilities, "2");
     // Some routes for the chart, over a few of its 2 s polls.
     let client = fleet.client("client");
-    let route = crank_actors::wire::RouteRequest::new("invoke", "hello.greet");
+    let route = crank_proto::wire::RouteRequest::new("invoke", "hello.greet");
     for round in 0..16u32 {
         for _ in 0..(round % 6) * 4 {
             let url = format!("{}/route", fleet.controller_url());

@@ -9,7 +9,7 @@ mod tls_peers;
 use std::time::{Duration, Instant};
 
 use common::{eventually, free_port, Fleet};
-use crank_actors::wire::{ErrorBody, Health, RouteRequest, RouteResponse, WorkerStatus};
+use crank_proto::wire::{ErrorBody, Health, RouteRequest, RouteResponse, WorkerStatus};
 use nix::sys::signal::Signal;
 
 const ID: &str = "w1";

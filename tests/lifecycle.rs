@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{eventually, free_port, greeting, Fleet};
-use crank_actors::wire::{
+use crank_proto::wire::{
     CapabilityCount, CapabilityList, ErrorBody, Health, RouteRequest, RouteResponse, WorkerStatus,
 };
 use crank_services::hello::GreetResponse;

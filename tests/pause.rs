@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{eventually, free_port, path_str, Fleet, Proc};
-use crank_actors::wire::{RouteRequest, WorkerList, WorkerStatus};
+use crank_proto::wire::{RouteRequest, WorkerList, WorkerStatus};
 use nix::sys::signal::Signal;
 
 /// `stale_after / 2` (the controller's is 2 s): how long workers silent since before the pause stay

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, path_str, Fleet};
-use crank_actors::wire::{Capability, HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList};
+use crank_proto::wire::{Capability, HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList};
 use crank_services::tls::{self, TlsFiles};
 
 fn registration(id: &str) -> RegisterRequest {

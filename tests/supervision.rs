@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, path_str, Fleet};
-use crank_actors::wire::RouteRequest;
+use crank_proto::wire::RouteRequest;
 
 #[actix_rt::test]
 async fn a_registry_that_panics_takes_its_process_down_with_one_line_and_status_70() {

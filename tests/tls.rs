@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, free_port, greeting, path_str, run_cli, Fleet};
-use crank_actors::wire::WorkerList;
+use crank_proto::wire::WorkerList;
 use crank_services::certs::{self, CertificateAuthority, LeafSpec};
 use crank_services::identity::Role;
 use crank_services::tls::{self, TlsFiles};

@@ -17,7 +17,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
-use crank_actors::domain::FieldError;
+use crank_proto::domain::FieldError;
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
@@ -248,7 +248,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crank_actors::wire::RegisterRequest;
+    use crank_proto::wire::RegisterRequest;
 
     fn field_error(body: &str) -> (String, String) {
         match parse_json::<RegisterRequest>(body.as_bytes()) {

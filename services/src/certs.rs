@@ -160,7 +160,7 @@ impl CertificateAuthority {
     /// Signs a new leaf certificate with a fresh key.
     pub fn issue(&self, spec: &LeafSpec) -> Result<Minted, CertError> {
         let name = &spec.identity.name;
-        if crank_actors::domain::WorkerId::parse("name", name).is_err() || name == "ca" {
+        if crank_proto::domain::WorkerId::parse("name", name).is_err() || name == "ca" {
             return Err(CertError::BadName(name.clone()));
         }
         if spec.identity.role == Role::Service && !crate::identity::is_service_name(name) {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use crank_actors::registry::{CheckPassed, DueChecks, RegistryActor};
+use crank_registry::{CheckPassed, DueChecks, RegistryActor};
 use futures_util::StreamExt;
 use rand::Rng;
 

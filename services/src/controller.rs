@@ -1,6 +1,6 @@
 //! The controller's HTTP API: thin handlers that parse the request into domain
 //! values, check the caller, `send` one message to the
-//! [`RegistryActor`](crank_actors::registry::RegistryActor) and map its domain
+//! [`RegistryActor`](crank_registry::RegistryActor) and map its domain
 //! answer to the wire protocol (v1), counting what they did in the
 //! [`ControllerMetrics`]. `GET /metrics`, `GET /watch` and `GET /ui` live in
 //! [`crate::metrics`], [`crate::watch`] and [`crate::ui`].
@@ -9,18 +9,16 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpRequest, HttpResponse};
-use crank_actors::domain::{
-    CallReport, InstanceId, Registration, RouteQuery, WorkerId, WorkerLoad,
-};
-use crank_actors::registry::RegistryError;
-use crank_actors::registry::{
-    Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
-    Register, Report, Route,
-};
-use crank_actors::wire::{
+use crank_proto::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId, WorkerLoad};
+use crank_proto::wire::{
     CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HealthStatus,
     HeartbeatAnswer, HeartbeatRequest, Readiness, ReadyStatus, RegisterRequest, ReportRequest,
     ReportResponse, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
+};
+use crank_registry::RegistryError;
+use crank_registry::{
+    Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
+    Register, Report, Route,
 };
 
 use crate::body::ApiJson;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use crank_actors::registry::{RegistryActor, RegistrySettings};
-use crank_actors::sweeper::StalenessSweeper;
-use crank_actors::watch::{WatchHub, DEFAULT_BACKLOG, DEFAULT_HISTORY};
+use crank_registry::sweeper::StalenessSweeper;
+use crank_registry::watch::{WatchHub, DEFAULT_BACKLOG, DEFAULT_HISTORY};
+use crank_registry::{RegistryActor, RegistrySettings};
 
 use crate::metrics::{ControllerMetrics, RegistryMailbox};
 use crate::watch::Snapshots;

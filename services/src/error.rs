@@ -5,9 +5,9 @@
 use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use crank_actors::domain::FieldError;
-use crank_actors::registry::RegistryError;
-use crank_actors::wire::ErrorBody;
+use crank_proto::domain::FieldError;
+use crank_proto::wire::ErrorBody;
+use crank_registry::RegistryError;
 
 use crate::identity::NotAllowed;
 

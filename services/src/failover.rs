@@ -10,8 +10,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crank_actors::link::{ControllerLink, LinkError};
-use crank_actors::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+use crank_agent::link::{ControllerLink, LinkError};
+use crank_proto::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use rustls::ClientConfig;

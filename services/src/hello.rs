@@ -10,9 +10,9 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
-use crank_actors::domain::FieldError;
-use crank_actors::registration::RegistrationStatus;
-use crank_actors::wire::Capability;
+use crank_agent::registration::RegistrationStatus;
+use crank_proto::domain::FieldError;
+use crank_proto::wire::Capability;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

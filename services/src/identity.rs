@@ -14,7 +14,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crank_actors::domain::WorkerId;
+use crank_proto::domain::WorkerId;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// The trust domain of every crank identity.

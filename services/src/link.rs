@@ -8,8 +8,8 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use awc::error::SendRequestError;
 use awc::http::StatusCode;
-use crank_actors::link::{ControllerLink, LinkError};
-use crank_actors::wire::{
+use crank_agent::link::{ControllerLink, LinkError};
+use crank_proto::wire::{
     DeregisterQuery, ErrorBody, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus,
     RegisterRequest, RegisterResponse,
 };

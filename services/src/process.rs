@@ -48,7 +48,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run_controller(config: ControllerConfig) -> Result<(), StartError> {
-    crank_actors::supervision::install_panic_policy("controller".into());
+    crank_supervision::install_panic_policy("controller".into());
     let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;
     let lifecycle = Lifecycle::default();
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);

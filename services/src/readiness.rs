@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::MailboxError;
-use crank_actors::registry::{Ping, RegistryActor};
+use crank_registry::{Ping, RegistryActor};
 
 /// How long a probe waits for the registry's answer. A registry that is
 /// merely busy answers within microseconds (its mailbox holds at most 4,096

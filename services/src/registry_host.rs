@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crank_actors::registry::RegistrySettings;
+use crank_registry::RegistrySettings;
 
 use crate::checker::CheckerSettings;
 use crate::cluster::{ClusterStart, StoreHealth};
@@ -63,7 +63,7 @@ impl RegistryHost {
     /// thread if it is not running. Each HTTP thread asks once, when
     /// actix-server builds its app. A registry whose actor failed is not
     /// restarted here: the process exits (see
-    /// [`supervision`](crank_actors::supervision)); the check below only
+    /// [`supervision`](crank_supervision)); the check below only
     /// covers an app built after the registry stopped otherwise.
     pub fn state(&self) -> ControllerState {
         let mut slot = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,7 +80,7 @@ impl RegistryHost {
             Some(start) => self.start_clustered(start),
         };
         if let Some(checker) = &self.checker {
-            actix_rt::spawn(crank_actors::supervision::supervised(
+            actix_rt::spawn(crank_supervision::supervised(
                 "health_checker",
                 crate::checker::run(
                     state.address().clone(),
@@ -105,7 +105,7 @@ impl RegistryHost {
         use crate::cluster::keys::Keys;
         use crate::cluster::writer::{self, StoreSink};
         use crate::cluster::{session, watcher};
-        use crank_actors::supervision::supervised;
+        use crank_supervision::supervised;
 
         let ClusterStart {
             client,

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crank_actors::domain::WorkerId;
+use crank_proto::domain::WorkerId;
 
 use crate::identity::{is_replica_of, is_service_name, REPLICA_SEPARATOR};
 

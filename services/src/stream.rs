@@ -20,8 +20,8 @@ use std::time::Duration;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use chrono::{SecondsFormat, Utc};
-use crank_actors::domain::FieldError;
-use crank_actors::wire::Capability;
+use crank_proto::domain::FieldError;
+use crank_proto::wire::Capability;
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 

@@ -2,12 +2,10 @@
 //! `DateTime` and `Duration`) become the protocol's JSON shapes, on the HTTP
 //! threads rather than on the registry's.
 
-use crank_actors::registry::{
-    RegisterAck, RegistryStats, RouteChoice, WorkerDetailView, WorkerView,
-};
-use crank_actors::wire::{
+use crank_proto::wire::{
     RegisterResponse, RegisterStatus, RouteResponse, Stats, WorkerDetail, WorkerSummary,
 };
+use crank_registry::{RegisterAck, RegistryStats, RouteChoice, WorkerDetailView, WorkerView};
 
 use crate::server::HandshakeCounter;
 

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::registration::{RegistrationState, RegistrationStatus};
+use crank_agent::registration::{RegistrationState, RegistrationStatus};
 use crank_services::caller::Caller;
 use crank_services::hello::{hello_app, HelloState};
 use crank_services::identity::{PeerIdentity, Role};

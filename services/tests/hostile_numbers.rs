@@ -9,7 +9,7 @@ mod common;
 use actix::Actor;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::registry::{RegistryActor, RegistrySettings};
+use crank_registry::{RegistryActor, RegistrySettings};
 use crank_services::controller::controller_app;
 use crank_services::identity::{PeerIdentity, Role};
 use serde_json::{json, Value};

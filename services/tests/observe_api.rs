@@ -10,8 +10,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::registry::RegistrySettings;
-use crank_actors::wire::{SnapshotReason, WatchEvent, WatchKind, WatchSnapshot};
+use crank_proto::wire::{SnapshotReason, WatchEvent, WatchKind, WatchSnapshot};
+use crank_registry::RegistrySettings;
 use crank_services::caller::Caller;
 use crank_services::controller::controller_app;
 use crank_services::controller_state::{ControllerState, WatchLimits};
@@ -444,7 +444,7 @@ async fn a_watcher_that_falls_behind_is_sent_resync_and_a_fresh_snapshot() {
     }
     let message = slow.next().await;
     assert_eq!(message.event, "resync", "{message:?}");
-    let resync: crank_actors::wire::Resync = serde_json::from_str(&message.data).unwrap();
+    let resync: crank_proto::wire::Resync = serde_json::from_str(&message.data).unwrap();
     assert_eq!(resync.missed, 100 - backlog as u64);
     let snapshot = slow.snapshot().await;
     assert_eq!(snapshot.reason, SnapshotReason::Resync);
@@ -458,7 +458,7 @@ async fn a_watcher_that_falls_behind_is_sent_resync_and_a_fresh_snapshot() {
 
 #[actix_web::test]
 async fn a_registry_started_without_a_hub_says_it_serves_no_stream() {
-    let registry = crank_actors::registry::RegistryActor::start_with_sweeper(
+    let registry = crank_registry::RegistryActor::start_with_sweeper(
         RegistrySettings::default(),
         Duration::from_secs(5),
     );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{client_in, sample, start_controller_with};
-use crank_actors::wire::{Capability, RegisterRequest, WatchSnapshot};
+use crank_proto::wire::{Capability, RegisterRequest, WatchSnapshot};
 use crank_services::certs;
 use crank_services::controller_state::WatchLimits;
 use crank_services::link::mtls_client;

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, HttpResponse};
-use crank_actors::registration::{RegistrationState, RegistrationStatus};
+use crank_agent::registration::{RegistrationState, RegistrationStatus};
 use crank_services::caller::Caller;
 use crank_services::identity::{PeerIdentity, Role};
 use crank_services::worker::{Capability, Worker, WorkerContext};

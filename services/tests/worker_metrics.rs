@@ -6,9 +6,9 @@ use std::cell::Cell;
 
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::link::{ControllerLink, LinkError};
-use crank_actors::registration::{RegistrationState, RegistrationStatus};
-use crank_actors::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+use crank_agent::link::{ControllerLink, LinkError};
+use crank_agent::registration::{RegistrationState, RegistrationStatus};
+use crank_proto::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
 use crank_services::caller::Caller;
 use crank_services::identity::{PeerIdentity, Role};
 use crank_services::metrics::worker::MeteredLink;

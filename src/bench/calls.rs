@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
-use crank_actors::wire::{Capability, HeartbeatRequest, Load, RegisterRequest, RouteRequest};
+use crank_proto::wire::{Capability, HeartbeatRequest, Load, RegisterRequest, RouteRequest};
 use serde::Serialize;
 
 use super::load::{Call, MakeCall};

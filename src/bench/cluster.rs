@@ -19,7 +19,7 @@ mod with_etcd {
     use std::time::{Duration, Instant};
 
     use anyhow::{Context, Result};
-    use crank_actors::wire::WorkerDetail;
+    use crank_proto::wire::WorkerDetail;
     use crank_services::cluster::etcd_client;
     use crank_services::cluster::{connect, ClusterSettings};
 

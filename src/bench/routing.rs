@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use crank_actors::wire::WorkerStatus;
+use crank_proto::wire::WorkerStatus;
 use crank_services::client::{CallOutcome, Constraints, CrankClient, OutcomeSink, Request};
 use crank_services::hello::{GreetOptions, GreetRequest};
 use crank_services::identity::Role;

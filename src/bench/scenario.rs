@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use crank_actors::wire::Stats;
+use crank_proto::wire::Stats;
 
 use super::calls::{
     heartbeat_calls, loaded_heartbeat_calls, mixed_calls, registration, route_calls,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use crank_actors::wire::Stats;
+use crank_proto::wire::Stats;
 use crank_services::client::{CrankClient, Request, RoutedWorker};
 use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use rustls::ClientConfig;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use anyhow::{anyhow, Context, Result};
-use crank_actors::wire::{WorkerList, WorkerSummary};
+use crank_proto::wire::{WorkerList, WorkerSummary};
 use crank_services::hello::{GreetOptions, GreetRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::web::Bytes;
 use awc::http::Method;
-use crank_actors::wire::report::{Outcome, ReportRequest};
+use crank_proto::wire::report::{Outcome, ReportRequest};
 use futures_util::stream::LocalBoxStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

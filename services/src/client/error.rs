@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use awc::error::SendRequestError;
 use awc::http::StatusCode;
-use crank_actors::wire::ErrorBody;
+use crank_proto::wire::ErrorBody;
 
 use crate::tls::TlsError;
 

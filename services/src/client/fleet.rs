@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crank_actors::wire::{CapabilityList, RouteRequest, RouteResponse, WorkerList};
+use crank_proto::wire::{CapabilityList, RouteRequest, RouteResponse, WorkerList};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -233,7 +233,7 @@ impl CrankClient {
 }
 
 /// The answer `sent` by `url`: a 2xx read as `T`, anything else the error it
-/// says (its [`ErrorBody`](crank_actors::wire::ErrorBody) detail, if it has one).
+/// says (its [`ErrorBody`](crank_proto::wire::ErrorBody) detail, if it has one).
 async fn read<T: DeserializeOwned>(
     sent: Result<awc::ClientResponse, awc::error::SendRequestError>,
     url: &str,

@@ -1,9 +1,9 @@
 //! The key layout under the store's prefix (default `/crank`):
 //!
 //! - `<prefix>/v1/workers/<worker_id>` → a
-//!   [`ReplicatedWorker`](crank_actors::wire::ReplicatedWorker) as JSON;
+//!   [`ReplicatedWorker`](crank_proto::wire::ReplicatedWorker) as JSON;
 //! - `<prefix>/v1/controllers/<controller_id>` → a
-//!   [`ControllerAnnouncement`](crank_actors::wire::ControllerAnnouncement),
+//!   [`ControllerAnnouncement`](crank_proto::wire::ControllerAnnouncement),
 //!   attached to the controller's session lease.
 
 /// The keys of one store prefix.

@@ -80,7 +80,7 @@ impl ClusterSettings {
     /// The store settings of `config`, with TLS files defaulting to the
     /// controller's own (`files`), and a fresh id for this process.
     pub fn of(config: &crate::config::ControllerConfig, files: &crate::tls::TlsFiles) -> Self {
-        let suffix = crank_actors::domain::InstanceId::random().into_string();
+        let suffix = crank_proto::domain::InstanceId::random().into_string();
         ClusterSettings {
             endpoints: config.etcd_endpoints.clone(),
             ca: config.etcd_ca.clone().unwrap_or_else(|| files.ca.clone()),

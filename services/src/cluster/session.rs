@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use crank_actors::wire::ControllerAnnouncement;
+use crank_proto::wire::ControllerAnnouncement;
 use etcd_client::{Client, PutOptions};
 
 use super::connect::etcd_error;

@@ -7,10 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use actix::Addr;
-use crank_actors::registry::{
-    AdoptOrphans, ApplyReplica, LoadReplicas, RegistryActor, RemoveReplica,
-};
-use crank_actors::wire::ReplicatedWorker;
+use crank_proto::wire::ReplicatedWorker;
+use crank_registry::{AdoptOrphans, ApplyReplica, LoadReplicas, RegistryActor, RemoveReplica};
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 
 use super::keys::{Key, Keys};

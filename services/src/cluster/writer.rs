@@ -8,10 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use actix::Addr;
-use crank_actors::registry::{
-    ChangeKind, ChangeSink, Origin, OwnedReplicas, RegistryActor, RegistryEvent,
-};
-use crank_actors::wire::ReplicatedWorker;
+use crank_proto::wire::ReplicatedWorker;
+use crank_registry::{ChangeKind, ChangeSink, Origin, OwnedReplicas, RegistryActor, RegistryEvent};
 use etcd_client::{Client, Txn, TxnOp};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crank_actors::domain::Strategy;
-use crank_actors::registry::{RegistrySettings, MIN_STALE_AFTER};
+use crank_proto::domain::Strategy;
+use crank_registry::{RegistrySettings, MIN_STALE_AFTER};
 
 use super::parse::{
     at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,

@@ -107,34 +107,28 @@ fn the_shipped_config_files_parse_to_the_defaults() {
 #[test]
 fn the_declared_defaults_are_the_actors_defaults() {
     let controller = ControllerConfig::default();
-    assert_eq!(
-        controller.stale_after,
-        crank_actors::registry::DEFAULT_STALE_AFTER
-    );
-    assert_eq!(
-        controller.evict_after,
-        crank_actors::registry::DEFAULT_EVICT_AFTER
-    );
+    assert_eq!(controller.stale_after, crank_registry::DEFAULT_STALE_AFTER);
+    assert_eq!(controller.evict_after, crank_registry::DEFAULT_EVICT_AFTER);
     assert_eq!(
         controller.sweep_interval,
-        crank_actors::sweeper::DEFAULT_SWEEP_INTERVAL
+        crank_registry::sweeper::DEFAULT_SWEEP_INTERVAL
     );
     let worker = WorkerConfig::default();
     assert_eq!(
         worker.heartbeat_interval,
-        crank_actors::heartbeat::DEFAULT_HEARTBEAT_INTERVAL
+        crank_agent::heartbeat::DEFAULT_HEARTBEAT_INTERVAL
     );
     assert_eq!(
         worker.registration_backoff_initial,
-        crank_actors::backoff::DEFAULT_INITIAL_BACKOFF
+        crank_agent::backoff::DEFAULT_INITIAL_BACKOFF
     );
     assert_eq!(
         worker.registration_backoff_max,
-        crank_actors::backoff::DEFAULT_MAX_BACKOFF
+        crank_agent::backoff::DEFAULT_MAX_BACKOFF
     );
     assert_eq!(
         worker.deregister_timeout,
-        crank_actors::registration::DEFAULT_DEREGISTER_TIMEOUT
+        crank_agent::registration::DEFAULT_DEREGISTER_TIMEOUT
     );
 }
 

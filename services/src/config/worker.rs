@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crank_actors::domain::{WorkerId, WorkerUrl};
-use crank_actors::heartbeat::MIN_HEARTBEAT_INTERVAL;
+use crank_agent::heartbeat::MIN_HEARTBEAT_INTERVAL;
+use crank_proto::domain::{WorkerId, WorkerUrl};
 
 use super::parse::{
     duration_at_least, number, optional_text, optional_url, parse_duration, path,

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use crank_actors::registry::{ChangeKind, ChangeSink, GetGauges, RegistryEvent};
-use crank_actors::watch::WatchHub;
+use crank_registry::watch::WatchHub;
+use crank_registry::{ChangeKind, ChangeSink, GetGauges, RegistryEvent};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

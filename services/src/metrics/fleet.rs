@@ -1,7 +1,7 @@
 //! The registry's gauges, as they were when a scrape asked
 //! ([`FleetGauges`]): encoded by [`FleetCollector`] into that scrape only.
 
-use crank_actors::registry::FleetGauges;
+use crank_registry::FleetGauges;
 
 use crate::cluster::{StoreHealth, StoreState};
 use prometheus_client::collector::Collector;

@@ -5,7 +5,7 @@
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
-use crank_actors::registry::RegistryActor;
+use crank_registry::RegistryActor;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// See the [module](self) docs.

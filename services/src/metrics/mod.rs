@@ -4,7 +4,7 @@
 //! | file | answers |
 //! |---|---|
 //! | [`controller`] | [`ControllerMetrics`]: what the controller counts, and its `GET /metrics` |
-//! | [`fleet`] | the registry's gauges ([`FleetGauges`](crank_actors::registry::FleetGauges)), read at each scrape |
+//! | [`fleet`] | the registry's gauges ([`FleetGauges`](crank_registry::FleetGauges)), read at each scrape |
 //! | [`mailbox`] | [`RegistryMailbox`]: messages sent to the registry and not yet answered |
 //! | [`requests`] | [`RequestMetrics`]: requests served and their latency, per endpoint, with a lock-free histogram |
 //! | [`transport`] | [`TransportMetrics`](transport::TransportMetrics): open connections, refused handshakes |

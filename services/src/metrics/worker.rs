@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
-use crank_actors::link::{ControllerLink, LinkError};
-use crank_actors::registration::{RegistrationState, RegistrationStatus};
-use crank_actors::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
+use crank_agent::link::{ControllerLink, LinkError};
+use crank_agent::registration::{RegistrationState, RegistrationStatus};
+use crank_proto::wire::{HeartbeatRequest, RegisterRequest, RegisterResponse};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use prometheus_client::collector::Collector;

@@ -7,8 +7,8 @@
 //! | [`snapshots`] | [`Snapshots`]: snapshots shared by watchers starting together |
 //! | [`sse`] | the SSE format: [`sse::frame`] and [`SseParser`] |
 //!
-//! The bodies are the wire types of [`crank_actors::wire::watch`]; the fan-out
-//! is [`crank_actors::watch::WatchHub`].
+//! The bodies are the wire types of [`crank_proto::wire::watch`]; the fan-out
+//! is [`crank_registry::watch::WatchHub`].
 
 pub mod snapshots;
 pub mod sse;
@@ -16,7 +16,7 @@ pub mod stream;
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
-use crank_actors::watch::WatchHub;
+use crank_registry::watch::WatchHub;
 
 pub use snapshots::Snapshots;
 pub use sse::{SseMessage, SseParser};

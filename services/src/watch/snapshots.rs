@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
-use crank_actors::registry::Snapshot;
-use crank_actors::watch::{Subscription, WatchHub};
-use crank_actors::wire::watch::SNAPSHOT_EVENT;
-use crank_actors::wire::{SnapshotReason, WatchSnapshot};
+use crank_proto::wire::watch::SNAPSHOT_EVENT;
+use crank_proto::wire::{SnapshotReason, WatchSnapshot};
+use crank_registry::watch::{Subscription, WatchHub};
+use crank_registry::Snapshot;
 
 use super::sse::frame;
 use crate::error::ApiError;

@@ -6,7 +6,7 @@
 //! connection is slow, or its reader stopped reading, so actix stopped
 //! pulling from this stream), the channel drops what it missed, and the next
 //! read says how many. The watcher then sends a [`Resync`] event and a fresh
-//! [`WatchSnapshot`](crank_actors::wire::WatchSnapshot), and goes on from there. So what the controller holds for
+//! [`WatchSnapshot`](crank_proto::wire::WatchSnapshot), and goes on from there. So what the controller holds for
 //! a slow watcher is bounded by the backlog and by one snapshot, and the
 //! registry never waits for it.
 
@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use crank_actors::watch::{HubEvent, Subscription, WatchHub};
-use crank_actors::wire::watch::RESYNC_EVENT;
-use crank_actors::wire::{Resync, SnapshotReason};
+use crank_proto::wire::watch::RESYNC_EVENT;
+use crank_proto::wire::{Resync, SnapshotReason};
+use crank_registry::watch::{HubEvent, Subscription, WatchHub};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::snapshots::Snapshots;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, Error, Resource};
-use crank_actors::registration::RegistrationStatus;
-use crank_actors::wire::Capability;
+use crank_agent::registration::RegistrationStatus;
+use crank_proto::wire::Capability;
 
 use super::context::{health, ready, WorkerContext};
 use super::measure::Measure;

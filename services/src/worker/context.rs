@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
-use crank_actors::registration::{RegistrationState, RegistrationStatus};
-use crank_actors::wire::{Health, HealthStatus, Load, Readiness, ReadyStatus};
+use crank_agent::registration::{RegistrationState, RegistrationStatus};
+use crank_proto::wire::{Health, HealthStatus, Load, Readiness, ReadyStatus};
 
 use super::meter::CapabilityMeter;
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crank_actors::wire::CapabilityLoad;
+use crank_proto::wire::CapabilityLoad;
 
 /// Latencies below this many microseconds have a bucket each.
 const EXACT: u64 = 16;

@@ -7,11 +7,11 @@
 //!   fleet's CA, and handlers learn who called with the
 //!   [`Caller`] extractor;
 //! - registration with the controller and heartbeats (the
-//!   [`RegistrationActor`](crank_actors::registration::RegistrationActor) and
+//!   [`RegistrationActor`](crank_agent::registration::RegistrationActor) and
 //!   its `HeartbeatActor`), retried with backoff for as long as the worker runs;
 //! - the load each heartbeat reports, measured by middleware around each
 //!   capability's resources: requests in flight, and per window p50/p95
-//!   latency and error rate ([`CapabilityLoad`](crank_actors::wire::CapabilityLoad));
+//!   latency and error rate ([`CapabilityLoad`](crank_proto::wire::CapabilityLoad));
 //! - `GET /health`, and crank's JSON 404 and 405;
 //! - graceful shutdown: on SIGTERM or SIGINT it deregisters, then stops serving;
 //! - configuration as `crank worker` reads it, file < environment < flags,
@@ -62,4 +62,4 @@ pub use meter::CapabilityMeter;
 /// caller's identity, and a JSON body with crank's errors (400, 413, 415).
 pub use crate::body::ApiJson;
 pub use crate::caller::Caller;
-pub use crank_actors::wire::Capability;
+pub use crank_proto::wire::Capability;

@@ -7,12 +7,12 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crank_actors::backoff::Backoff;
-use crank_actors::domain::InstanceId;
-use crank_actors::registration::{
+use crank_agent::backoff::Backoff;
+use crank_agent::registration::{
     RegistrationActor, RegistrationState, RegistrationStatus, Shutdown, WorkerTiming,
 };
-use crank_actors::wire::RegisterRequest;
+use crank_proto::domain::InstanceId;
+use crank_proto::wire::RegisterRequest;
 
 use super::Worker;
 use crate::config::WorkerConfig;
@@ -26,11 +26,11 @@ impl Worker {
     /// Serves this worker with `config` until SIGTERM or SIGINT, then
     /// deregisters it and stops. Needs an actix system (`actix_rt::System`);
     /// [`Worker::main`] makes one. Installs crank's
-    /// [supervision policy](crank_actors::supervision): should its
+    /// [supervision policy](crank_supervision): should its
     /// registration or heartbeat actor fail, the process exits with status 70
     /// rather than serve on unregistered.
     pub async fn run(self, config: WorkerConfig) -> Result<(), StartError> {
-        crank_actors::supervision::install_panic_policy(format!("worker {}", config.worker_id));
+        crank_supervision::install_panic_policy(format!("worker {}", config.worker_id));
         // Before anything starts: until then the default disposition would kill
         // the process without deregistering.
         let mut signals = ShutdownSignals::install().map_err(StartError::Serve)?;

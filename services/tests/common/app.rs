@@ -6,7 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use crank_actors::registry::{RegistryActor, RegistrySettings};
+use crank_registry::{RegistryActor, RegistrySettings};
 use crank_services::caller::Caller;
 use crank_services::identity::PeerIdentity;
 use serde_json::Value;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crank_actors::registry::RegistrySettings;
+use crank_registry::RegistrySettings;
 use crank_services::controller::controller_app;
 use crank_services::controller_state::{ControllerState, WatchLimits};
 use crank_services::link::mtls_client;
