@@ -3,7 +3,7 @@
 //! `cargo run --example echo_worker -- --controller-url https://localhost:9000`
 
 use actix_web::{web, HttpResponse};
-use crank_services::worker::{ApiJson, Caller, Capability, Worker};
+use crank_worker::{ApiJson, Caller, Capability, Worker};
 use serde_json::{json, Value};
 
 /// `POST /echo`: the JSON it was sent, and the caller's identity.

@@ -2,7 +2,7 @@
 //! `stream:text_events` (`POST /stream/text` streams a text back word by word
 //! as Server-Sent Events) and `stream:sse_events` (`GET /events`, a periodic
 //! event stream), two capabilities in one worker on crank's worker library.
-//! Its code is [`crank_services::stream`]; this example runs it, as
+//! Its code is [`crank_worker::stream`]; this example runs it, as
 //! `crank stream-worker` does, with `crank worker`'s flags:
 //!
 //! ```sh
@@ -12,5 +12,5 @@
 //! ```
 
 fn main() -> std::process::ExitCode {
-    crank_services::stream::worker().main()
+    crank_worker::stream::worker().main()
 }

@@ -1,6 +1,6 @@
 //! The `crank` CLI as a client of a running fleet: `workers`, `capabilities`,
 //! `route` and `greet`, through the client library
-//! ([`crank_services::client`]) with the client certificate. This file words
+//! ([`crank_client`]) with the client certificate. This file words
 //! the answers and the errors; the library makes the calls.
 
 use std::path::PathBuf;
@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Result};
 use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
+use crank_client::{ClientError, Constraints, CrankClient, Request, RoutedWorker};
+use crank_net::tls::TlsFiles;
 use crank_proto::domain::field::is_unprintable;
 use crank_proto::wire::{CapabilityList, ErrorBody, RouteResponse, WorkerList};
-use crank_services::client::{ClientError, Constraints, CrankClient, Request, RoutedWorker};
-use crank_services::hello::{GreetOptions, GreetRequest, GreetResponse};
-use crank_services::tls::TlsFiles;
+use crank_worker::hello::{GreetOptions, GreetRequest, GreetResponse};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -20,8 +20,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crank_services::config::{ControllerConfig, ProcessEnv, SettingFlags, WorkerConfig};
-use crank_services::identity::Role;
+use crank_controller::config::ControllerConfig;
+use crank_net::config::{ProcessEnv, SettingFlags};
+use crank_net::identity::Role;
+use crank_worker::config::WorkerConfig;
 
 #[derive(Parser)]
 #[command(
@@ -147,7 +149,7 @@ fn main() -> ExitCode {
         // line (crank worker's flags, its own defaults), logging and exit code.
         Command::StreamWorker { args } => {
             let program = std::iter::once("crank stream-worker".into()).chain(args);
-            return crank_services::stream::worker().main_from(program);
+            return crank_worker::stream::worker().main_from(program);
         }
         Command::Controller(flags) => {
             init_logging();
@@ -156,7 +158,7 @@ fn main() -> ExitCode {
                 .map_err(error::flat)
                 .and_then(|config| {
                     actix_rt::System::new()
-                        .block_on(crank_services::process::run_controller(config))
+                        .block_on(crank_controller::process::run_controller(config))
                         .map_err(error::flat)
                 })
                 .context("crank controller")
@@ -168,7 +170,7 @@ fn main() -> ExitCode {
                 .map_err(error::flat)
                 .and_then(|config| {
                     actix_rt::System::new()
-                        .block_on(crank_services::hello::worker().run(config))
+                        .block_on(crank_worker::hello::worker().run(config))
                         .map_err(error::flat)
                 })
                 .context("crank worker")
@@ -219,7 +221,7 @@ fn main() -> ExitCode {
             client: flags,
         } => client_command("greet", &flags, |c| {
             Box::pin(async move {
-                let options = crank_services::hello::GreetOptions {
+                let options = crank_worker::hello::GreetOptions {
                     uppercase,
                     reverse,
                     exclamations: exclamations.into(),
@@ -255,14 +257,14 @@ fn client_command(
 
 fn certs(action: CertsCommand) -> anyhow::Result<()> {
     let written = match action {
-        CertsCommand::Init { dir, force } => crank_services::certs::init(&dir, force),
+        CertsCommand::Init { dir, force } => crank_net::certs::init(&dir, force),
         CertsCommand::Issue {
             role,
             name,
             dir,
             force,
             dns,
-        } => crank_services::certs::issue_with_dns(&dir, role, &name, &dns, force),
+        } => crank_net::certs::issue_with_dns(&dir, role, &name, &dns, force),
     }
     .map_err(error::flat)?;
     for path in &written {
@@ -273,7 +275,7 @@ fn certs(action: CertsCommand) -> anyhow::Result<()> {
         .find(|p| p.extension().is_some_and(|e| e == "p12"))
     {
         let dir = bundle.parent().unwrap_or(std::path::Path::new("."));
-        println!("{}", crank_services::bundle::import_hint(dir, bundle));
+        println!("{}", crank_net::bundle::import_hint(dir, bundle));
     }
     Ok(())
 }

@@ -72,16 +72,16 @@ fn spawn(name: &str, args: &[String]) -> Result<Child> {
 }
 
 fn ensure_certificates(dir: &Path, workers: u16, stream: bool) -> Result<()> {
-    use crank_services::identity::Role;
-    if !crank_services::certs::has_ca(dir) {
-        crank_services::certs::init(dir, false).map_err(flat)?;
+    use crank_net::identity::Role;
+    if !crank_net::certs::has_ca(dir) {
+        crank_net::certs::init(dir, false).map_err(flat)?;
         println!("created dev certificates in {}/", dir.display());
     }
     let hello = (1..=workers).map(|i| (Role::Worker, format!("hello-world-{i}")));
-    let services = stream.then(|| (Role::Service, crank_services::stream::SERVICE.to_owned()));
+    let services = stream.then(|| (Role::Service, crank_worker::stream::SERVICE.to_owned()));
     for (role, name) in hello.chain(services) {
         if !dir.join(format!("{name}.crt")).exists() {
-            crank_services::certs::issue(dir, role, &name, false).map_err(flat)?;
+            crank_net::certs::issue(dir, role, &name, false).map_err(flat)?;
         }
     }
     Ok(())
@@ -183,13 +183,8 @@ pub(crate) fn start_etcd(dir: &Path, data: &Path) -> Result<(Child, String)> {
         bail!("--controllers needs etcd on PATH (Debian: apt-get install -y etcd-server)");
     }
     if !dir.join("etcd.crt").exists() {
-        crank_services::certs::issue(
-            dir,
-            crank_services::identity::Role::Controller,
-            "etcd",
-            false,
-        )
-        .map_err(flat)?;
+        crank_net::certs::issue(dir, crank_net::identity::Role::Controller, "etcd", false)
+            .map_err(flat)?;
     }
     let free = || -> Result<u16> {
         Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -242,8 +237,8 @@ pub(crate) fn start_etcd(dir: &Path, data: &Path) -> Result<(Child, String)> {
 }
 
 pub async fn up(flags: UpFlags) -> Result<()> {
-    let mut signals = crank_services::process::ShutdownSignals::install()
-        .context("cannot install signal handlers")?;
+    let mut signals =
+        crank_net::process::ShutdownSignals::install().context("cannot install signal handlers")?;
     if flags.controllers == 0 {
         bail!("--controllers must be at least 1");
     }
@@ -378,7 +373,7 @@ pub async fn up(flags: UpFlags) -> Result<()> {
                 "--worker-id",
                 STREAM_ID,
                 "--cert",
-                crank_services::stream::SERVICE,
+                crank_worker::stream::SERVICE,
                 "--port",
                 &port,
                 "--controller-url",
@@ -466,7 +461,7 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     println!("  crank watch {flags_text}");
     println!(
         "  {controller_url}/ui in a browser, with {dir_arg}/client.p12 imported (password {})",
-        crank_services::bundle::PKCS12_PASSWORD
+        crank_net::bundle::PKCS12_PASSWORD
     );
     if stream {
         let port = flags.port + flags.controllers + flags.workers;

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use crank_controller::watch::{SseMessage, SseParser};
 use crank_proto::wire::watch::{RESYNC_EVENT, SNAPSHOT_EVENT};
 use crank_proto::wire::{Resync, WatchEvent, WatchKind, WatchSnapshot, WorkerList, WorkerSummary};
-use crank_services::watch::{SseMessage, SseParser};
 use futures_util::StreamExt;
 
 use crate::client::{Client, NoSuchStream};

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse};
 use common::{eventually, path_str, post, Fleet};
+use crank_net::identity::Role;
+use crank_net::server::{mtls_server, ServerLimits};
+use crank_net::tls::{client_config, server_config, TlsFiles};
 use crank_proto::wire::WorkerStatus;
-use crank_services::identity::Role;
-use crank_services::server::{mtls_server, ServerLimits};
-use crank_services::tls::{client_config, server_config, TlsFiles};
 use serde_json::json;
 
 const ID: &str = "worker-1a2b3c4d";
@@ -55,7 +55,7 @@ fn start_silent_worker(fleet: &Fleet, up: Arc<AtomicBool>) -> String {
 #[actix_rt::test]
 async fn a_worker_that_never_heartbeats_is_kept_alive_by_checks_then_stale_then_evicted() {
     let mut fleet = Fleet::new();
-    crank_services::certs::issue(&fleet.cert_dir(), Role::Service, "hello-world", false).unwrap();
+    crank_net::certs::issue(&fleet.cert_dir(), Role::Service, "hello-world", false).unwrap();
     let port = fleet.controller_port.to_string();
     let cert_dir = fleet.cert_dir();
     let _controller = fleet.spawn(
@@ -81,7 +81,7 @@ async fn a_worker_that_never_heartbeats_is_kept_alive_by_checks_then_stale_then_
     let up = Arc::new(AtomicBool::new(true));
     let worker_url = start_silent_worker(&fleet, up.clone());
     let files = TlsFiles::in_dir(&cert_dir, "hello-world");
-    let as_service = crank_services::link::mtls_client(
+    let as_service = crank_net::https::mtls_client(
         Arc::new(client_config(&files).unwrap()),
         Duration::from_secs(3),
     );

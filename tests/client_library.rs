@@ -10,12 +10,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use common::{eventually, free_port, greeting, Fleet};
+use crank_client::{CallOutcome, ClientError, Constraints, CrankClient, OutcomeSink, Request};
+use crank_net::tls::TlsFiles;
 use crank_proto::wire::{Capability, CapabilityList, RegisterRequest};
-use crank_services::client::{
-    CallOutcome, ClientError, Constraints, CrankClient, OutcomeSink, Request,
-};
-use crank_services::hello::GreetResponse;
-use crank_services::tls::TlsFiles;
+use crank_worker::hello::GreetResponse;
 
 /// Every outcome, in order.
 #[derive(Default)]

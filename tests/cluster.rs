@@ -463,9 +463,9 @@ async fn up_with_three_controllers_serves_the_fleet_from_each_and_stops_everythi
     );
     // Every controller answers for the whole fleet.
     let client = {
-        let files = crank_services::tls::TlsFiles::in_dir(&certs, "client");
-        let config = crank_services::tls::client_config(&files).unwrap();
-        crank_services::link::mtls_client(std::sync::Arc::new(config), Duration::from_secs(3))
+        let files = crank_net::tls::TlsFiles::in_dir(&certs, "client");
+        let config = crank_net::tls::client_config(&files).unwrap();
+        crank_net::https::mtls_client(std::sync::Arc::new(config), Duration::from_secs(3))
     };
     for offset in 0..3 {
         let url = format!("https://localhost:{}/workers", port + offset);

@@ -89,7 +89,7 @@ fn browser_home(cert_dir: &Path, home: &Path) {
             "-i",
             bundle.to_str().unwrap(),
             "-W",
-            crank_services::bundle::PKCS12_PASSWORD,
+            crank_net::bundle::PKCS12_PASSWORD,
         ],
     );
 }

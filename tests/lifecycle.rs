@@ -12,7 +12,7 @@ use common::{eventually, free_port, greeting, Fleet};
 use crank_proto::wire::{
     CapabilityCount, CapabilityList, ErrorBody, Health, RouteRequest, RouteResponse, WorkerStatus,
 };
-use crank_services::hello::GreetResponse;
+use crank_worker::hello::GreetResponse;
 use nix::sys::signal::Signal;
 
 const GREET: &str = "invoke:hello.greet";

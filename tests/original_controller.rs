@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use common::{eventually, free_port, path_str, run_cli, Fleet};
-use crank_services::server::{mtls_server, ServerLimits};
-use crank_services::tls::{server_config, TlsFiles};
+use crank_net::server::{mtls_server, ServerLimits};
+use crank_net::tls::{server_config, TlsFiles};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 

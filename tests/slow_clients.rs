@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, path_str, Fleet};
+use crank_net::tls::{self, TlsFiles};
 use crank_proto::wire::{Capability, HeartbeatRequest, RegisterRequest, RouteRequest, WorkerList};
-use crank_services::tls::{self, TlsFiles};
 
 fn registration(id: &str) -> RegisterRequest {
     RegisterRequest {

@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, free_port, path_str, run_cli, Fleet};
-use crank_services::client::{Constraints, CrankClient, Event, Request};
-use crank_services::stream::{PeriodicEvent, TextChunk, TextRequest};
-use crank_services::tls::TlsFiles;
+use crank_client::{Constraints, CrankClient, Event, Request};
+use crank_net::tls::TlsFiles;
+use crank_worker::stream::{PeriodicEvent, TextChunk, TextRequest};
 use futures_util::StreamExt;
 
 fn decode<T: serde::de::DeserializeOwned>(event: Result<Event, impl std::fmt::Debug>) -> T {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, free_port, greeting, path_str, run_cli, Fleet};
+use crank_net::certs::{self, CertificateAuthority, LeafSpec};
+use crank_net::identity::Role;
+use crank_net::tls::{self, TlsFiles};
 use crank_proto::wire::WorkerList;
-use crank_services::certs::{self, CertificateAuthority, LeafSpec};
-use crank_services::identity::Role;
-use crank_services::tls::{self, TlsFiles};
 
 fn anonymous_client(fleet: &Fleet) -> awc::Client {
     let mut roots = rustls::RootCertStore::empty();
@@ -26,7 +26,7 @@ fn anonymous_client(fleet: &Fleet) -> awc::Client {
         .unwrap()
         .with_root_certificates(Arc::new(roots))
         .with_no_client_auth();
-    crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+    crank_net::https::mtls_client(Arc::new(config), Duration::from_secs(3))
 }
 
 /// Writes a certificate from the fleet's CA (or another) and returns a client using it.
@@ -41,7 +41,7 @@ fn client_with(fleet: &Fleet, name: &str, spec: LeafSpec, foreign_ca: bool) -> a
     certs::write_minted(&dir, name, &ca.issue(&spec).unwrap()).unwrap();
     std::fs::copy(fleet.cert_dir().join("ca.crt"), dir.join("ca.crt")).unwrap();
     let config = tls::client_config(&TlsFiles::in_dir(&dir, name)).unwrap();
-    crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+    crank_net::https::mtls_client(Arc::new(config), Duration::from_secs(3))
 }
 
 #[actix_rt::test]
@@ -267,7 +267,7 @@ fn unchecked_client(fleet: &Fleet, name: &str) -> awc::Client {
             tls::load_key(&files.key).unwrap(),
         )
         .unwrap();
-    crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+    crank_net::https::mtls_client(Arc::new(config), Duration::from_secs(3))
 }
 
 #[actix_rt::test]

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use common::child::Child;
 use common::{eventually, free_port, path_str, run_cli, Fleet, CRANK};
+use crank_client::{Constraints, CrankClient, Request};
+use crank_net::tls::TlsFiles;
 use crank_proto::wire::WorkerDetail;
-use crank_services::client::{Constraints, CrankClient, Request};
-use crank_services::tls::TlsFiles;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use anyhow::{Context, Result};
+use crank_net::body::ApiJson;
+use crank_net::error::ApiError;
+use crank_net::server::{mtls_server, HandshakeCounter, ServerLimits};
+use crank_net::tls::{server_config, TlsFiles};
 use crank_proto::domain::WorkerId;
 use crank_proto::wire::{Health, HeartbeatRequest, Stats};
-use crank_services::body::ApiJson;
-use crank_services::error::ApiError;
-use crank_services::server::{mtls_server, HandshakeCounter, ServerLimits};
-use crank_services::tls::{server_config, TlsFiles};
 
 use crate::error::flat;
 

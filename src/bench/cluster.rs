@@ -19,9 +19,9 @@ mod with_etcd {
     use std::time::{Duration, Instant};
 
     use anyhow::{Context, Result};
+    use crank_controller::cluster::etcd_client;
+    use crank_controller::cluster::{connect, ClusterSettings};
     use crank_proto::wire::WorkerDetail;
-    use crank_services::cluster::etcd_client;
-    use crank_services::cluster::{connect, ClusterSettings};
 
     use super::super::calls::{heartbeat_calls, route_calls};
     use super::super::flags::Scenario;

@@ -66,7 +66,7 @@ pub struct BenchFlags {
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
     /// How long each load phase runs.
-    #[arg(long, default_value = "10s", value_parser = crank_services::config::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crank_net::config::parse_duration)]
     pub duration: Duration,
     /// Workers registered before heartbeat, route and mixed; the size of register-storm.
     #[arg(long, default_value_t = 10_000)]

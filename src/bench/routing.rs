@@ -17,11 +17,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use crank_client::{CallOutcome, Constraints, CrankClient, OutcomeSink, Request};
+use crank_net::identity::Role;
+use crank_net::tls::TlsFiles;
 use crank_proto::wire::WorkerStatus;
-use crank_services::client::{CallOutcome, Constraints, CrankClient, OutcomeSink, Request};
-use crank_services::hello::{GreetOptions, GreetRequest};
-use crank_services::identity::Role;
-use crank_services::tls::TlsFiles;
+use crank_worker::hello::{GreetOptions, GreetRequest};
 
 use super::flags::Scenario;
 use super::load::Load;
@@ -105,7 +105,7 @@ fn issue_service_certificate(dir: &Path) -> Result<()> {
     if dir.join(format!("{SERVICE}.crt")).exists() {
         return Ok(());
     }
-    crank_services::certs::issue(dir, Role::Service, SERVICE, false)
+    crank_net::certs::issue(dir, Role::Service, SERVICE, false)
         .map_err(flat)
         .with_context(|| format!("cannot issue service/{SERVICE} in {}", dir.display()))?;
     Ok(())

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use crank_client::{CrankClient, Request, RoutedWorker};
+use crank_net::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use crank_proto::wire::Stats;
-use crank_services::client::{CrankClient, Request, RoutedWorker};
-use crank_services::tls::{client_config, client_config_for, ExpectedPeer, TlsFiles};
 use rustls::ClientConfig;
 
 use super::flags::BenchFlags;
@@ -125,7 +125,7 @@ impl Bench {
             None => {
                 let temp = tempfile::tempdir().context("cannot make a temporary directory")?;
                 let dir = temp.path().join("certs");
-                crank_services::certs::init(&dir, false).map_err(flat)?;
+                crank_net::certs::init(&dir, false).map_err(flat)?;
                 (dir, Some(temp))
             }
         };

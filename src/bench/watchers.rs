@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crank_services::watch::SseParser;
+use crank_controller::watch::SseParser;
 use futures_util::StreamExt;
 use rustls::ClientConfig;
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use actix_web::web::Bytes;
 use anyhow::{anyhow, Context, Result};
 use crank_proto::wire::{WorkerList, WorkerSummary};
-use crank_services::hello::{GreetOptions, GreetRequest};
+use crank_worker::hello::{GreetOptions, GreetRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -245,9 +245,9 @@ impl Fleet {
 
     /// An mTLS client with the certificate `name` of this fleet.
     pub fn client(&self, name: &str) -> awc::Client {
-        let files = crank_services::tls::TlsFiles::in_dir(&self.cert_dir(), name);
-        let config = crank_services::tls::client_config(&files).unwrap();
-        crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+        let files = crank_net::tls::TlsFiles::in_dir(&self.cert_dir(), name);
+        let config = crank_net::tls::client_config(&files).unwrap();
+        crank_net::https::mtls_client(Arc::new(config), Duration::from_secs(3))
     }
 
     /// `GET` on the controller with the client certificate.

@@ -9,12 +9,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crank_services::tls::{client_config_for, ExpectedPeer, TlsFiles};
+use crank_net::tls::{client_config_for, ExpectedPeer, TlsFiles};
 
 /// An mTLS client with the certificate `cert` of `cert_dir` that talks only to
 /// the worker `worker_id`.
 pub fn worker_client(cert_dir: &Path, cert: &str, worker_id: &str) -> awc::Client {
     let files = TlsFiles::in_dir(cert_dir, cert);
     let config = client_config_for(&files, ExpectedPeer::Worker(worker_id.into())).unwrap();
-    crank_services::link::mtls_client(Arc::new(config), Duration::from_secs(3))
+    crank_net::https::mtls_client(Arc::new(config), Duration::from_secs(3))
 }

@@ -1,5 +1,5 @@
 //! `ControllerLink` is how the worker-side actors reach their controller. In
-//! production it is HTTPS with mutual TLS (`crank_services::link`); in actor tests
+//! production it is HTTPS with mutual TLS (`crank_worker::link`); in actor tests
 //! it is an in-memory controller. Futures are `'static` and not `Send` because each
 //! link lives on the actor's own thread, as awc's client does.
 

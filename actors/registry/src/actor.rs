@@ -1,6 +1,6 @@
 //! [`RegistryActor`]: the actor that owns the [`Registry`]. Nothing else holds or
 //! mutates worker state: HTTP handlers and the
-//! [`StalenessSweeper`] only send it messages,
+//! [`StalenessSweeper`](crate::sweeper::StalenessSweeper) only send it messages,
 //! so there are no locks and every change is ordered. Each handler reads the
 //! clock once and delegates to the core.
 
@@ -18,7 +18,6 @@ use super::observe::{FleetGauges, FleetSnapshot, GetGauges, Snapshot};
 use super::router::NoRoute;
 use super::store::ChangeSink;
 use super::RegistrySettings;
-use crate::sweeper::StalenessSweeper;
 use crank_proto::wire::CapabilityCount;
 
 /// Workers of one sweep named one by one in the log; the rest are summed up
@@ -102,23 +101,6 @@ impl RegistryActor {
     pub fn expecting_sweeps_every(mut self, interval: Duration) -> Self {
         self.sweep_interval = Some(interval);
         self
-    }
-
-    /// Starts a registry and its [`StalenessSweeper`] on the current thread's
-    /// actix system.
-    pub fn start_with_sweeper(
-        settings: RegistrySettings,
-        sweep_interval: Duration,
-    ) -> Addr<RegistryActor> {
-        RegistryActor::new(settings).start_swept(sweep_interval)
-    }
-
-    /// Starts this registry and a [`StalenessSweeper`] ticking every
-    /// `sweep_interval` on the current thread's actix system.
-    pub fn start_swept(self, sweep_interval: Duration) -> Addr<RegistryActor> {
-        let registry = self.expecting_sweeps_every(sweep_interval).start();
-        StalenessSweeper::new(registry.clone(), sweep_interval).start();
-        registry
     }
 
     /// Reads the clock, and begins a grace period if sweeps stopped arriving

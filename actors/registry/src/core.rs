@@ -15,17 +15,17 @@ use rand::SeedableRng;
 use super::deadlines::DeadlineQueue;
 use super::index::CapabilityIndex;
 use super::journal::Journal;
-use super::liveness::{GraceReason, Liveness};
+use super::liveness::Liveness;
 use super::messages::{
-    DeregisterOutcome, HeartbeatAck, RegisterAck, RegistryError, RegistryStats, ReportAck,
-    RouteChoice, WorkerDetailView, WorkerView,
+    DeregisterOutcome, RegisterAck, RegistryError, RegistryStats, ReportAck, RouteChoice,
+    WorkerDetailView, WorkerView,
 };
 use super::observe::FleetGauges;
 use super::record::Owner;
 use super::record::{CapabilitySets, WorkerRecord};
 use super::router::{self, Judge, NoRoute, Tally};
 use super::store::{ChangeKind, Origin, RegistryEvent};
-use super::{RegistrySettings, MIN_PROTECTED_FLEET};
+use super::RegistrySettings;
 use crank_proto::domain::{CallReport, Registration, RouteQuery, Strategy, WorkerLoad};
 use crank_proto::wire::{CapabilityCount, WorkerStatus};
 
@@ -38,33 +38,7 @@ use crank_proto::wire::{CapabilityCount, WorkerStatus};
 /// measured the longest step at 13 ms with 4,096 entries and 8 ms with 1,024.
 pub const SWEEP_STEP_ENTRIES: usize = 256;
 
-/// The clock, read once per message: monotonic time judges liveness, wall time
-/// is for people.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    pub mono: Instant,
-    pub wall: DateTime<Utc>,
-}
-
-impl Now {
-    pub fn read() -> Self {
-        Now {
-            mono: Instant::now(),
-            wall: Utc::now(),
-        }
-    }
-
-    /// The wall-clock time of the monotonic instant `at`, taking this reading
-    /// as the anchor between the two clocks.
-    pub fn wall_of(&self, at: Instant) -> DateTime<Utc> {
-        let delta = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
-        if at >= self.mono {
-            self.wall + delta(at - self.mono)
-        } else {
-            self.wall - delta(self.mono - at)
-        }
-    }
-}
+pub use super::now::Now;
 
 /// What one sweep step did.
 #[derive(Debug, Default)]
@@ -207,127 +181,6 @@ impl Registry {
             heartbeat_interval: self.settings.advised_heartbeat_interval(),
             stale_after: self.settings.stale_after,
         }
-    }
-
-    /// Records a heartbeat; a stale worker becomes healthy again.
-    pub fn heartbeat(
-        &mut self,
-        worker_id: &str,
-        instance: Option<&str>,
-        load: Option<WorkerLoad>,
-        now: Now,
-    ) -> Result<HeartbeatAck, RegistryError> {
-        let ack = self.note_alive(worker_id, instance, load, now)?;
-        if let Some(record) = self.workers.get_mut(worker_id) {
-            record.heartbeated = true;
-        }
-        Ok(ack)
-    }
-
-    /// The records this controller should check itself (`GET /health`), with
-    /// their URLs: those that asked for it, and with `silent` those that have
-    /// sent no heartbeat one advised interval after registering (the original
-    /// system's workers never do). Only records judged here.
-    pub fn due_checks(&self, silent: bool, now: Now) -> Vec<(String, String)> {
-        let interval = self.settings.advised_heartbeat_interval();
-        self.workers
-            .values()
-            .filter(|r| r.owner == Owner::Local)
-            .filter(|r| {
-                r.active_check
-                    || (silent
-                        && !r.heartbeated
-                        && now.mono.saturating_duration_since(r.registered_at) >= interval)
-            })
-            .map(|r| (r.id.to_string(), r.url.to_string()))
-            .collect()
-    }
-
-    /// A check of `worker_id` at `url` answered: it counts as a heartbeat
-    /// without a load, unless the record changed its URL meanwhile.
-    pub fn check_passed(&mut self, worker_id: &str, url: &str, now: Now) -> bool {
-        if self
-            .workers
-            .get(worker_id)
-            .is_none_or(|record| &*record.url != url)
-        {
-            return false;
-        }
-        self.note_alive(worker_id, None, None, now).is_ok()
-    }
-
-    /// A sign of life of `worker_id`: a heartbeat, or a passed check.
-    fn note_alive(
-        &mut self,
-        worker_id: &str,
-        instance: Option<&str>,
-        load: Option<WorkerLoad>,
-        now: Now,
-    ) -> Result<HeartbeatAck, RegistryError> {
-        let record = self
-            .workers
-            .get_mut(worker_id)
-            .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
-        if !record.is_current(instance) {
-            log::info!(
-                "heartbeat of worker {worker_id} from instance {} refused: instance {} registered it since",
-                instance.unwrap_or("?"),
-                record.instance.as_deref().unwrap_or("(none)")
-            );
-            return Err(RegistryError::Superseded {
-                worker_id: worker_id.to_owned(),
-                instance: instance.unwrap_or_default().to_owned(),
-            });
-        }
-        let was = self.liveness.status(record, now.mono);
-        let was_stale = was == WorkerStatus::Stale;
-        let adopted = matches!(record.owner, Owner::Remote { .. });
-        if let Owner::Remote { controller, .. } = &record.owner {
-            // It beats here now: this controller judges it from here on.
-            log::info!(
-                "worker {worker_id} now heartbeats here (it was owned by controller {controller}); this controller judges it from now on"
-            );
-        }
-        // Queued again where no entry of its own is left: one another
-        // controller judged (this one dropped its entry), or one marked stale
-        // with no eviction to wait for (marking dropped it; without this it
-        // would never be judged again: found by the simulation, seed 3).
-        let unqueued = matches!(record.owner, Owner::Remote { .. })
-            || (record.stale_since.is_some() && self.settings.evict_after.is_none());
-        if unqueued {
-            self.deadlines
-                .push(record.id.clone(), now.mono + self.settings.stale_after);
-        }
-        if record.counts_as_stale() {
-            self.marked_stale -= 1;
-        }
-        record.owner = Owner::Local;
-        record.stale_since = None;
-        record.last_seen = now.mono;
-        let with_load = load.is_some();
-        if with_load {
-            record.load = load;
-        }
-        if record.tally.note_heartbeat(now.mono, with_load) {
-            self.ejected.remove(worker_id);
-            log::info!(
-                "worker {worker_id} heartbeats after its ejection ended: routing to it resumes"
-            );
-        }
-        if was_stale {
-            log::info!(
-                "worker {worker_id} is healthy again: heartbeat received; routing to it resumes"
-            );
-            self.journal
-                .note(ChangeKind::Healthy, Origin::Local, record, self.anchor);
-        }
-        if adopted && !was_stale {
-            self.journal
-                .note(ChangeKind::Owned, Origin::Local, record, self.anchor);
-        }
-        Ok(HeartbeatAck {
-            revived: was != WorkerStatus::Healthy,
-        })
     }
 
     /// Removes a worker, unless `instance` names a process that another
@@ -522,148 +375,6 @@ impl Registry {
         )
     }
 
-    /// One sweep step: handles at most `budget` due deadlines, marking workers
-    /// stale at `stale_after` and evicting them `evict_after` later. A worker
-    /// that heartbeated since it was queued goes back in the queue at its true
-    /// deadline.
-    pub fn sweep_step(&mut self, now: Now, budget: usize) -> SweepStep {
-        let RegistrySettings {
-            stale_after,
-            evict_after,
-            protect_threshold,
-            ..
-        } = self.settings;
-        let mut step = SweepStep::default();
-        self.end_remote_ejections(now);
-        let mut evicted: HashSet<Rc<str>> = HashSet::new();
-        let mut due = Vec::new();
-        while due.len() < budget {
-            let Some(queued) = self.deadlines.pop_due(now.mono) else {
-                break;
-            };
-            step.examined += 1;
-            // Dropped if the worker is gone or registered again since (its new
-            // record has its own entry).
-            // Also dropped if another controller judges it now.
-            if let Some(record) = self.workers.get(&queued) {
-                if Rc::ptr_eq(&record.id, &queued) && record.owner == Owner::Local {
-                    due.push(queued);
-                }
-            }
-        }
-        let mut grace_until = self.liveness.grace_until(now.mono);
-        if grace_until.is_none() && self.liveness.may_protect(now.mono) {
-            let fleet = self.workers.len();
-            let going_stale = due
-                .iter()
-                .filter_map(|id| self.workers.get(id))
-                .filter(|r| r.stale_since.is_none() && self.liveness.is_silent(r, now.mono))
-                .count();
-            let share = (self.marked_stale + going_stale) as f64 / fleet.max(1) as f64;
-            if fleet >= MIN_PROTECTED_FLEET && going_stale > 0 && share > protect_threshold {
-                grace_until = Some(self.liveness.begin_grace(now.mono));
-                step.protected = Some(share);
-            }
-        }
-        for queued in due {
-            let Some(record) = self.workers.get_mut(&queued) else {
-                continue;
-            };
-            let silent = now.mono.saturating_duration_since(record.last_seen);
-            if record.stale_since.is_none() && silent >= stale_after {
-                if let Some(until) = grace_until {
-                    // Silent since before the grace period began: suspect, not
-                    // stale, until it ends.
-                    if self.liveness.status(record, now.mono) == WorkerStatus::Suspect {
-                        self.deadlines.push(queued, until);
-                        continue;
-                    }
-                }
-            }
-            match record.stale_since {
-                None if silent >= stale_after => {
-                    record.stale_since = Some(now.mono);
-                    self.marked_stale += 1;
-                    step.newly_stale.push((queued.clone(), silent));
-                    self.journal
-                        .note(ChangeKind::Stale, Origin::Local, record, self.anchor);
-                    if let Some(evict_after) = evict_after {
-                        self.deadlines.push(queued, now.mono + evict_after);
-                    }
-                }
-                None => self.deadlines.push(queued, record.last_seen + stale_after),
-                Some(since) => match evict_after {
-                    Some(evict_after) if now.mono.duration_since(since) >= evict_after => {
-                        evicted.insert(queued);
-                    }
-                    Some(evict_after) => self.deadlines.push(queued, since + evict_after),
-                    None => {}
-                },
-            }
-        }
-        step.more = self.deadlines.has_due(now.mono);
-        if let Some(share) = step.protected {
-            self.log_grace(GraceReason::MassExpiry { share });
-        }
-        if !evicted.is_empty() {
-            step.evicted = self.remove_many(&evicted, now);
-        }
-        step
-    }
-
-    /// Ends the ejections, their interval over, of records another
-    /// controller owns: their heartbeats go to their owner, so here the
-    /// owner still publishing them live is the evidence a heartbeat gives.
-    fn end_remote_ejections(&mut self, now: Now) {
-        let over: Vec<Rc<str>> = self
-            .ejected
-            .iter()
-            .filter(|id| {
-                self.workers.get(*id).is_some_and(|record| {
-                    matches!(record.owner, Owner::Remote { .. })
-                        && record
-                            .tally
-                            .ejected_until
-                            .is_some_and(|until| until <= now.mono)
-                })
-            })
-            .cloned()
-            .collect();
-        for id in over {
-            if let Some(record) = self.workers.get_mut(&id) {
-                record.tally.end_ejection();
-                log::info!("worker {id}'s ejection is over and its owner still publishes it live: routing to it resumes");
-            }
-            self.ejected.remove(&id);
-        }
-    }
-
-    /// Begins a grace period at `now` for `reason`: every worker silent since
-    /// before it is suspect, not stale, until it ends. Returns its end.
-    pub fn begin_grace(&mut self, now: Now, reason: GraceReason) -> Instant {
-        let until = self.liveness.begin_grace(now.mono);
-        self.log_grace(reason);
-        until
-    }
-
-    /// One line for the operator: why the registry holds back, and how long.
-    fn log_grace(&self, reason: GraceReason) {
-        let grace = self.liveness.grace_period();
-        match reason {
-            GraceReason::Paused { unseen_for } => log::warn!(
-                "the controller was not running for {:.1} s (no sweep since); workers get {:.1} s to heartbeat before any is judged stale, and are routed to as suspect meanwhile",
-                unseen_for.as_secs_f64(),
-                grace.as_secs_f64()
-            ),
-            GraceReason::MassExpiry { share } => log::warn!(
-                "{:.0} % of the fleet would be stale at once, more than the {:.0} % protect threshold; holding back for {:.1} s: silent workers are routed to as suspect until they heartbeat or the grace period ends",
-                share * 100.0,
-                self.settings.protect_threshold * 100.0,
-                grace.as_secs_f64()
-            ),
-        }
-    }
-
     /// Registry-wide counters, given the sweep timings the actor keeps.
     pub fn stats(&self, sweeps: u64, last_sweep: Duration, longest: Duration) -> RegistryStats {
         let (workers, healthy_workers, capabilities) = self.counts();
@@ -685,7 +396,7 @@ impl Registry {
     }
 
     /// Removes many workers at once, with one pass over each affected index list.
-    fn remove_many(
+    pub(super) fn remove_many(
         &mut self,
         ids: &HashSet<Rc<str>>,
         now: Now,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use actix::clock::Instant;
 use chrono::{DateTime, Utc};
 
-use super::core::Now;
+use super::now::Now;
 use super::record::{Owner, WorkerRecord};
 use super::store::{ChangeKind, Origin, RegistryEvent};
 use crank_proto::wire::{ReplicatedWorker, WorkerStatus};

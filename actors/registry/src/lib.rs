@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`messages`] | what the [`RegistryActor`] is asked and answers (its public contract) |
 //! | [`actor`] | [`RegistryActor`]: one short handler per message, delegating to the core |
-//! | [`core`] | [`Registry`]: state and algorithms, synchronous, the clock passed in |
+//! | [`core`] | [`Registry`]: state and algorithms, synchronous, the clock passed in (its heartbeats and checks in `beats.rs`, its sweep in `sweep.rs`) |
 //! | [`index`] | [`CapabilityIndex`]: providers per capability and the round-robin cursor |
 //! | [`router`] | which provider a route hands out: filters, strategies, estimated load, ejection |
 //! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
@@ -40,18 +40,22 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod actor;
+mod beats;
 pub mod core;
 pub mod deadlines;
 pub mod index;
 pub mod journal;
 pub mod liveness;
 pub mod messages;
+pub mod now;
 pub mod observe;
 pub mod record;
 pub mod replication;
 pub mod router;
 pub mod store;
+mod sweep;
 pub mod sweeper;
+pub mod tally;
 pub mod watch;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use actix::clock::Instant;
 use semver::{Version, VersionReq};
 
-use super::router::Tally;
+use super::tally::Tally;
 use crank_proto::domain::ServedCapability;
 use crank_proto::domain::WorkerLoad;
 use crank_proto::wire::Capability;

@@ -66,6 +66,7 @@ use rand::Rng;
 
 use super::liveness::Liveness;
 use super::record::{StoredCapability, WorkerRecord};
+pub use super::tally::{Tally, EJECT_AFTER_FAILURES, FIRST_EJECTION, MAX_EJECTION};
 use crank_proto::domain::{MeasuredCapability, WorkerLoad};
 use crank_proto::domain::{Requirement, RouteQuery, Strategy};
 
@@ -74,96 +75,6 @@ use crank_proto::domain::{Requirement, RouteQuery, Strategy};
 pub const RESERVE_SHARE: f64 = 0.2;
 /// How long a route counts as in flight when the provider reports no latency.
 pub const DEFAULT_SERVICE_TIME: Duration = Duration::from_secs(1);
-/// Failures reported in a row that eject a provider.
-pub const EJECT_AFTER_FAILURES: u16 = 3;
-/// The first ejection's length; each further one doubles it.
-pub const FIRST_EJECTION: Duration = Duration::from_secs(5);
-/// The longest ejection.
-pub const MAX_EJECTION: Duration = Duration::from_secs(300);
-
-/// What the router keeps of one worker besides its record: its own estimate of
-/// routes in flight, when the load was reported, and the outlier state.
-#[derive(Debug, Clone, Default)]
-pub struct Tally {
-    /// Routes handed out since the last load report, decayed to `routed_at`.
-    routed: f64,
-    routed_at: Option<Instant>,
-    /// When the record's load was reported.
-    pub load_at: Option<Instant>,
-    /// Failures reported in a row.
-    failures: u16,
-    /// Ejections since the last reported success.
-    ejections: u16,
-    /// Ejected from routing until then, and until a heartbeat after it.
-    pub ejected_until: Option<Instant>,
-}
-
-impl Tally {
-    /// The routes handed out since the last report still estimated in flight at `now`.
-    pub fn routed(&self, now: Instant, service_time: Duration) -> f64 {
-        match self.routed_at {
-            Some(at) if self.routed > 0.0 => {
-                let elapsed = now.saturating_duration_since(at).as_secs_f64();
-                self.routed * (-elapsed / service_time.as_secs_f64().max(1e-3)).exp()
-            }
-            _ => 0.0,
-        }
-    }
-
-    /// One more route handed out at `now`.
-    pub fn note_route(&mut self, now: Instant, service_time: Duration) {
-        self.routed = self.routed(now, service_time) + 1.0;
-        self.routed_at = Some(now);
-    }
-
-    /// A heartbeat at `now`, with a load report or not. Returns whether it
-    /// ended an ejection.
-    pub fn note_heartbeat(&mut self, now: Instant, with_load: bool) -> bool {
-        if with_load {
-            self.routed = 0.0;
-            self.routed_at = None;
-            self.load_at = Some(now);
-        }
-        match self.ejected_until {
-            Some(until) if until <= now => {
-                self.ejected_until = None;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// A caller's report. Returns the length of the ejection it began, if any.
-    pub fn note_outcome(&mut self, success: bool, now: Instant) -> Option<Duration> {
-        if success {
-            self.failures = 0;
-            self.ejections = 0;
-            self.ejected_until = None;
-            return None;
-        }
-        self.failures = self.failures.saturating_add(1);
-        if self.failures < EJECT_AFTER_FAILURES || self.ejected_until.is_some() {
-            return None;
-        }
-        let length = FIRST_EJECTION
-            .saturating_mul(1u32 << self.ejections.min(16))
-            .min(MAX_EJECTION);
-        self.ejections = self.ejections.saturating_add(1);
-        self.failures = 0;
-        self.ejected_until = Some(now + length);
-        Some(length)
-    }
-
-    pub fn is_ejected(&self) -> bool {
-        self.ejected_until.is_some()
-    }
-
-    /// Ends an ejection without a heartbeat: for a record another controller
-    /// judges, once its interval is over (see `Registry::sweep_step`).
-    pub fn end_ejection(&mut self) {
-        self.ejected_until = None;
-    }
-}
 
 /// Why a provider was skipped.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::{RegistryActor, Sweep};
+use crate::{RegistryActor, RegistrySettings, Sweep};
 
 /// Default time between sweeps. Staleness itself is exact (the registry checks
 /// `stale_after` on every read); the sweep only makes it visible in the log and
@@ -35,6 +35,25 @@ impl Actor for StalenessSweeper {
             let _handling = supervision::handling("staleness_sweeper", "tick");
             sweeper.registry.do_send(Sweep);
         });
+    }
+}
+
+impl RegistryActor {
+    /// Starts a registry and its [`StalenessSweeper`] on the current thread's
+    /// actix system.
+    pub fn start_with_sweeper(
+        settings: RegistrySettings,
+        sweep_interval: Duration,
+    ) -> Addr<RegistryActor> {
+        RegistryActor::new(settings).start_swept(sweep_interval)
+    }
+
+    /// Starts this registry and a [`StalenessSweeper`] ticking every
+    /// `sweep_interval` on the current thread's actix system.
+    pub fn start_swept(self, sweep_interval: Duration) -> Addr<RegistryActor> {
+        let registry = self.expecting_sweeps_every(sweep_interval).start();
+        StalenessSweeper::new(registry.clone(), sweep_interval).start();
+        registry
     }
 }
 

@@ -45,7 +45,7 @@ pub struct WorkerList {
 ///
 /// crank writes every field; it reads the original controller's rows too,
 /// which have no `status` (derived from `is_healthy`), no `registered_at`, and
-/// times without a zone (see [`WorkerSummaryV1`]).
+/// times without a zone (see `WorkerSummaryV1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "WorkerSummaryV1")]
 pub struct WorkerSummary {

@@ -1,0 +1,244 @@
+//! Calling workers: [`Request`], [`Reply`], [`CrankClient::send`] (one worker,
+//! its identity checked) and [`CrankClient::call`] (route, call, and once
+//! more on another provider if the first fails).
+
+use std::time::Instant;
+
+use actix_web::web::Bytes;
+use awc::http::Method;
+use crank_proto::wire::report::{Outcome, ReportRequest};
+use futures_util::stream::LocalBoxStream;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::{not_sent, refusal};
+use super::events::{events, Event};
+use super::{CallOutcome, ClientError, Constraints, CrankClient, RoutedWorker};
+
+/// Largest error answer read for its detail.
+const MAX_REFUSAL_BYTES: usize = 64 * 1024;
+/// Largest answer [`Reply::json`] and [`Reply::bytes`] read.
+const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// One request to a worker: a method, a path on the worker's URL, and a JSON
+/// body or none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    method: Method,
+    path: String,
+    body: Option<Bytes>,
+}
+
+impl Request {
+    /// `GET path`.
+    pub fn get(path: &str) -> Self {
+        Request {
+            method: Method::GET,
+            path: path.to_owned(),
+            body: None,
+        }
+    }
+
+    /// `POST path` with `body` as JSON.
+    pub fn post(path: &str, body: &impl Serialize) -> Result<Self, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Encode(e.to_string()))?;
+        Ok(Request {
+            method: Method::POST,
+            path: path.to_owned(),
+            body: Some(body.into()),
+        })
+    }
+}
+
+/// A worker's 2xx answer, its body not read yet: read it whole
+/// ([`Reply::json`], [`Reply::bytes`]) or as it streams ([`Reply::events`]).
+pub struct Reply {
+    /// Who answered.
+    pub worker: RoutedWorker,
+    pub status: u16,
+    url: String,
+    response: awc::ClientResponse,
+}
+
+impl Reply {
+    /// The whole body, read as `T`.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        let (url, status) = (self.url.clone(), self.status);
+        let bytes = self.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unreadable {
+            url,
+            status,
+            problem: e.to_string(),
+        })
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> Result<Bytes, ClientError> {
+        let url = self.url.clone();
+        self.response
+            .body()
+            .limit(MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url,
+                detail: format!("reading the answer: {e}"),
+            })
+    }
+
+    /// The body as Server-Sent Events, each as it arrives, until the worker
+    /// ends the stream (or the stream is dropped, which closes it).
+    pub fn events(self) -> LocalBoxStream<'static, Result<Event, ClientError>> {
+        events(self.response, self.url)
+    }
+}
+
+impl CrankClient {
+    /// Sends `request` to `worker`, over a connection whose server proved
+    /// with its certificate that it is that worker
+    /// ([`ExpectedPeer::Worker`](crank_net::tls::ExpectedPeer::Worker)). No route,
+    /// no retry. A 2xx is a [`Reply`]; anything else is a [`ClientError::Worker`].
+    pub async fn send(
+        &self,
+        worker: &RoutedWorker,
+        request: &Request,
+    ) -> Result<Reply, ClientError> {
+        let url = format!(
+            "{}{}",
+            worker.worker_url.trim_end_matches('/'),
+            request.path
+        );
+        let in_worker = |source: ClientError| ClientError::Worker {
+            worker_id: worker.worker_id.clone(),
+            source: Box::new(source),
+        };
+        let client = self.worker_client(&worker.worker_id).map_err(in_worker)?;
+        let outgoing = client.request(request.method.clone(), &url);
+        let sent = match &request.body {
+            Some(body) => {
+                outgoing
+                    .content_type("application/json")
+                    .send_body(body.clone())
+                    .await
+            }
+            None => outgoing.send().await,
+        };
+        let mut response = sent.map_err(|e| in_worker(not_sent(&url, self.timeout, e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response
+                .body()
+                .limit(MAX_REFUSAL_BYTES)
+                .await
+                .unwrap_or_default();
+            return Err(in_worker(refusal(&url, status, &body)));
+        }
+        Ok(Reply {
+            worker: worker.clone(),
+            status: status.as_u16(),
+            url,
+            response,
+        })
+    }
+
+    /// Routes `verb` `capability` under `constraints`, sends `request` to the
+    /// worker the controller names ([`CrankClient::send`]: its certificate
+    /// must be that worker's), and if that worker fails the call (unreachable,
+    /// not who the route named, too slow, a 5xx: see
+    /// [`ClientError::is_worker_failure`]) routes once more, asking the
+    /// controller to exclude it, and sends the request there. A 4xx is the
+    /// request's fault and is not retried.
+    ///
+    /// A controller that does not know `exclude` may name the failed worker
+    /// again; then there is no second call, and the first failure is returned.
+    /// Each attempt's [`CallOutcome`] goes to the sink given to
+    /// [`CrankClient::on_outcome`], if any.
+    pub async fn call(
+        &self,
+        verb: &str,
+        capability: &str,
+        constraints: &Constraints,
+        request: &Request,
+    ) -> Result<Reply, ClientError> {
+        let first = self.route(verb, capability, constraints).await?;
+        let failure = match self.attempt(&first, request, 1).await {
+            Ok(reply) => return Ok(reply),
+            Err(error) if !error.is_worker_failure() => return Err(error),
+            Err(error) => error,
+        };
+        let mut retry = constraints.clone();
+        retry.exclude.push(first.worker_id.clone());
+        let second = match self.route(verb, capability, &retry).await {
+            Ok(second) if !retry.exclude.contains(&second.worker_id) => second,
+            _ => return Err(failure),
+        };
+        log::debug!(
+            "worker {} failed a call of {}; trying worker {}",
+            first.worker_id,
+            first.capability,
+            second.worker_id
+        );
+        self.attempt(&second, request, 2).await
+    }
+
+    /// [`CrankClient::send`], its outcome recorded.
+    async fn attempt(
+        &self,
+        worker: &RoutedWorker,
+        request: &Request,
+        attempt: u8,
+    ) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        let result = self.send(worker, request).await;
+        let (status, failure) = match &result {
+            Ok(reply) => (Some(reply.status), None),
+            Err(error) => (
+                error.status(),
+                error.is_worker_failure().then(|| error.to_string()),
+            ),
+        };
+        let outcome = CallOutcome {
+            worker_id: worker.worker_id.clone(),
+            capability: worker.capability.clone(),
+            attempt,
+            status,
+            latency: started.elapsed(),
+            failure,
+        };
+        // A worker at capacity is busy, not failing: its heartbeat tells the
+        // controller so, and ejecting it would only shift its load.
+        let busy = result.as_ref().is_err_and(ClientError::is_at_capacity);
+        if self.reports && !busy {
+            self.report(&outcome);
+        }
+        if let Some(sink) = &self.outcomes {
+            sink.record(&outcome);
+        }
+        result
+    }
+
+    /// Tells the controller how the attempt went (`POST /report`), without
+    /// waiting: a worker that keeps failing its callers is ejected from
+    /// routing. A controller that does not know the endpoint answers 404, which
+    /// changes nothing.
+    fn report(&self, outcome: &CallOutcome) {
+        let report = ReportRequest {
+            worker_id: outcome.worker_id.clone(),
+            outcome: if outcome.succeeded() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            latency_ms: Some(outcome.latency.as_secs_f64() * 1000.0),
+        };
+        let sent = self
+            .controller
+            .post(format!("{}/report", self.controller_url))
+            .send_json(&report);
+        actix_rt::spawn(async move {
+            if let Ok(mut answer) = sent.await {
+                // Read to the end, so the connection goes back to the pool.
+                let _ = answer.body().await;
+            }
+        });
+    }
+}

@@ -1,0 +1,261 @@
+//! [`CrankClient`]: a fleet's client, bound to its controller. This file has
+//! what asks the controller: [`CrankClient::route`], the fleet's lists, and
+//! plain `GET`/`POST`; calling workers is in [`super::call`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crank_proto::wire::{CapabilityList, RouteRequest, RouteResponse, WorkerList};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::{not_sent, refusal};
+use super::{ClientError, OutcomeSink};
+use crank_net::https::mtls_client;
+use crank_net::tls::{client_config_for, ExpectedPeer, TlsFiles};
+
+/// Time allowed for each call unless [`CrankClient::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer read whole.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Workers whose connections a client keeps at once; past it they are all
+/// dropped and made again as needed.
+const MAX_WORKER_CLIENTS: usize = 256;
+
+/// What a route asks for besides the capability.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// A semver requirement such as `^1` or `>=1.2, <2`.
+    pub version: Option<String>,
+    /// Workers the caller would rather not be handed (a hint the controller
+    /// may not know; [`CrankClient::call`] adds the provider that failed it).
+    pub exclude: Vec<String>,
+    /// How the controller chooses among the providers: `least_loaded`,
+    /// `round_robin` or `cheapest`; `None`: the controller's default.
+    pub strategy: Option<String>,
+}
+
+impl Constraints {
+    /// Any version of the capability, from any provider.
+    pub fn any() -> Self {
+        Constraints::default()
+    }
+
+    /// Versions that satisfy the semver requirement `requirement`.
+    pub fn version(requirement: &str) -> Self {
+        Constraints {
+            version: Some(requirement.to_owned()),
+            ..Constraints::default()
+        }
+    }
+}
+
+/// The worker a route named: who it must be, where it is, and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedWorker {
+    pub worker_id: String,
+    pub worker_url: String,
+    /// `<verb>:<name>`.
+    pub capability: String,
+    /// The version of the capability it serves.
+    pub version: Option<String>,
+}
+
+impl RoutedWorker {
+    /// A worker known without a route (its id and URL), for calling it directly.
+    pub fn at(worker_id: &str, worker_url: &str) -> Self {
+        RoutedWorker {
+            worker_id: worker_id.to_owned(),
+            worker_url: worker_url.to_owned(),
+            capability: String::new(),
+            version: None,
+        }
+    }
+}
+
+impl From<RouteResponse> for RoutedWorker {
+    fn from(route: RouteResponse) -> Self {
+        RoutedWorker {
+            worker_id: route.worker_id,
+            worker_url: route.worker_url,
+            capability: route.capability,
+            version: route.version,
+        }
+    }
+}
+
+/// A client of one fleet: its controller at a URL, the client certificate of
+/// a cert directory, and one keep-alive connection pool per worker it calls.
+///
+/// It talks only to a controller (a server whose certificate is
+/// `controller/*`) at the controller URL, and to a routed worker only if its
+/// certificate is that worker's ([`ExpectedPeer::Worker`]). Like awc's
+/// client, it lives on one thread.
+pub struct CrankClient {
+    pub(super) controller: awc::Client,
+    pub(super) controller_url: String,
+    pub(super) files: TlsFiles,
+    pub(super) timeout: Duration,
+    pub(super) workers: RefCell<HashMap<String, awc::Client>>,
+    pub(super) outcomes: Option<Rc<dyn OutcomeSink>>,
+    /// Whether each attempt's outcome is reported to the controller.
+    pub(super) reports: bool,
+}
+
+impl CrankClient {
+    /// A client of the controller at `controller_url` with the certificate of
+    /// `files`, allowing [`DEFAULT_TIMEOUT`] for each call.
+    pub fn new(controller_url: &str, files: TlsFiles) -> Result<Self, ClientError> {
+        Self::with_timeout(controller_url, files, DEFAULT_TIMEOUT)
+    }
+
+    /// [`CrankClient::new`], allowing `timeout` for each call (to the head of
+    /// the answer; a stream's events may take as long as they take).
+    pub fn with_timeout(
+        controller_url: &str,
+        files: TlsFiles,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let tls = client_config_for(&files, ExpectedPeer::Controller { name: None })?;
+        Ok(CrankClient {
+            controller: mtls_client(Arc::new(tls), timeout),
+            controller_url: controller_url.trim_end_matches('/').to_owned(),
+            files,
+            timeout,
+            workers: RefCell::new(HashMap::new()),
+            outcomes: None,
+            reports: true,
+        })
+    }
+
+    /// Hands the outcome of every attempt of [`CrankClient::call`] to `sink`.
+    pub fn on_outcome(mut self, sink: Rc<dyn OutcomeSink>) -> Self {
+        self.outcomes = Some(sink);
+        self
+    }
+
+    /// Stops reporting outcomes to the controller (`POST /report`), which
+    /// then ejects no provider on this client's word: for callers whose
+    /// failures say nothing of the provider, and to measure what the reports
+    /// are worth.
+    pub fn without_reports(mut self) -> Self {
+        self.reports = false;
+        self
+    }
+
+    /// The HTTP client that reaches the controller (it checks the server is a
+    /// controller), for requests the library does not make itself, such as a
+    /// `GET /watch` stream.
+    pub fn controller_http(&self) -> &awc::Client {
+        &self.controller
+    }
+
+    /// The controller's URL, without a trailing `/`.
+    pub fn controller_url(&self) -> &str {
+        &self.controller_url
+    }
+
+    /// `GET` of `path` on the controller, the answer read as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.controller_url);
+        let sent = self.controller.get(&url).send().await;
+        read(sent, &url, self.timeout).await
+    }
+
+    /// `POST` of `body` as JSON to `path` on the controller, the answer read as `T`.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.controller_url);
+        let sent = self.controller.post(&url).send_json(body).await;
+        read(sent, &url, self.timeout).await
+    }
+
+    /// Every registered worker.
+    pub async fn workers(&self) -> Result<WorkerList, ClientError> {
+        self.get("/workers").await
+    }
+
+    /// Every capability, with how many workers serve it.
+    pub async fn capabilities(&self) -> Result<CapabilityList, ClientError> {
+        self.get("/capabilities").await
+    }
+
+    /// Asks the controller which worker serves `verb` `capability` under
+    /// `constraints`.
+    pub async fn route(
+        &self,
+        verb: &str,
+        capability: &str,
+        constraints: &Constraints,
+    ) -> Result<RoutedWorker, ClientError> {
+        let request = RouteRequest {
+            version: constraints.version.clone(),
+            exclude: constraints.exclude.clone(),
+            strategy: constraints.strategy.clone(),
+            ..RouteRequest::new(verb, capability)
+        };
+        match self.post::<RouteResponse>("/route", &request).await {
+            Ok(route) => Ok(route.into()),
+            Err(ClientError::Refused {
+                status: 404,
+                code: Some(code),
+                detail,
+                ..
+            }) if code == "no_worker_available" => Err(ClientError::NoWorkerAvailable {
+                capability: format!("{verb}:{capability}"),
+                detail,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The connection pool for worker `worker_id`, made on first use: it
+    /// completes a TLS handshake only with that worker's certificate.
+    pub(super) fn worker_client(&self, worker_id: &str) -> Result<awc::Client, ClientError> {
+        let mut workers = self.workers.borrow_mut();
+        if let Some(client) = workers.get(worker_id) {
+            return Ok(client.clone());
+        }
+        if workers.len() >= MAX_WORKER_CLIENTS {
+            workers.clear();
+        }
+        let tls = client_config_for(&self.files, ExpectedPeer::Worker(worker_id.to_owned()))?;
+        let client = mtls_client(Arc::new(tls), self.timeout);
+        workers.insert(worker_id.to_owned(), client.clone());
+        Ok(client)
+    }
+}
+
+/// The answer `sent` by `url`: a 2xx read as `T`, anything else the error it
+/// says (its [`ErrorBody`](crank_proto::wire::ErrorBody) detail, if it has one).
+async fn read<T: DeserializeOwned>(
+    sent: Result<awc::ClientResponse, awc::error::SendRequestError>,
+    url: &str,
+    timeout: Duration,
+) -> Result<T, ClientError> {
+    let mut response = sent.map_err(|e| not_sent(url, timeout, e))?;
+    let status = response.status();
+    let body =
+        response
+            .body()
+            .limit(MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.to_owned(),
+                detail: format!("reading the answer: {e}"),
+            })?;
+    if !status.is_success() {
+        return Err(refusal(url, status, &body));
+    }
+    serde_json::from_slice(&body).map_err(|e| ClientError::Unreadable {
+        url: url.to_owned(),
+        status: status.as_u16(),
+        problem: e.to_string(),
+    })
+}
