@@ -475,19 +475,28 @@ mod documented {
     }
 
     #[test]
-    fn the_readme_tables_list_every_setting_with_its_env_flag_and_default() {
-        let readme = repository_file("README.md");
+    fn the_configuration_tables_list_every_setting_with_its_env_flag_and_default() {
+        let tables = repository_file("docs/configuration.md");
         readme_documents(
-            &readme,
-            "### Controller (`crank controller`)",
+            &tables,
+            "## Controller (`crank controller`)",
             ControllerConfig::SETTINGS,
         );
         readme_documents(
-            &readme,
-            "### Worker (`crank worker`)",
+            &tables,
+            "## Worker (`crank worker`)",
             WorkerConfig::SETTINGS,
         );
-        // Anywhere else in the README, a CONTROLLER_/WORKER_ variable is a setting's.
+        // Anywhere else in the README and the manual, a CONTROLLER_/WORKER_
+        // variable is a setting's.
+        let mut readme = repository_file("README.md");
+        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")).unwrap()
+        {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                readme.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
         let read: HashSet<&str> = [ControllerConfig::SETTINGS, WorkerConfig::SETTINGS]
             .concat()
             .iter()

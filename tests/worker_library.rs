@@ -58,9 +58,9 @@ fn start_replica(fleet: &Fleet, n: u16, port: u16) -> Child {
 }
 
 #[test]
-fn the_readme_shows_the_example_as_it_is() {
+fn the_manual_shows_the_example_as_it_is() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/libraries.md")).unwrap();
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/echo_worker.rs"
@@ -68,7 +68,7 @@ fn the_readme_shows_the_example_as_it_is() {
     .unwrap();
     assert!(
         readme.contains(&format!("```rust\n{example}```")),
-        "README.md's \"Write a worker\" must show examples/echo_worker.rs verbatim"
+        "docs/libraries.md's \"Write a worker\" must show examples/echo_worker.rs verbatim"
     );
     let lines = example.lines().filter(|l| !l.trim().is_empty()).count();
     assert!(

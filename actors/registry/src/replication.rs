@@ -1,6 +1,6 @@
 //! The cluster store's side of the [`Registry`]: records learned from other
 //! controllers, who owns what, and adopting the workers of a controller that
-//! is gone. See the README's "Cluster" section for the whole design.
+//! is gone. See docs/cluster.md for the whole design.
 //!
 //! Every controller holds every record. A record is judged by one controller,
 //! its owner, the one its worker heartbeats to; the others show and route by

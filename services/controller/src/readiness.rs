@@ -1,7 +1,7 @@
 //! What `GET /health` and `GET /ready` of the controller ask: whether its
 //! registry answers (liveness), and whether it should be sent traffic
 //! (readiness: the registry answers, the store is loaded, it is not shutting
-//! down). See the README's "Failure and supervision".
+//! down). See docs/reliability.md.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -119,7 +119,7 @@ pub async fn health(context: web::Data<WorkerContext>) -> HttpResponse {
 /// `GET /ready`: 200 while the worker is registered with its controller (or
 /// serves on its own), 503 while it registers or once another process took
 /// its id over. Its liveness is `/health`: a worker whose registration or
-/// heartbeat actor failed has exited (see the README's "Failure and
+/// heartbeat actor failed has exited (see docs/reliability.md, "Failure and
 /// supervision"), so a worker that answers is one whose actors run.
 pub async fn ready(context: web::Data<WorkerContext>) -> HttpResponse {
     let not_ready = match context.registration() {

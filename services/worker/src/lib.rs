@@ -17,7 +17,7 @@
 //! - configuration as `crank worker` reads it, file < environment < flags,
 //!   with the same keys ([`WorkerConfig`](crate::config::WorkerConfig)).
 //!
-//! `examples/echo_worker.rs`, which the README shows:
+//! `examples/echo_worker.rs`, which docs/libraries.md shows:
 //!
 //! ```no_run
 //! use actix_web::{web, HttpResponse};

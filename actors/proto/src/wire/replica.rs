@@ -1,7 +1,7 @@
 //! What controllers share through the cluster store: each worker's record
 //! ([`ReplicatedWorker`]) and each live controller ([`ControllerAnnouncement`]).
-//! They are stored as JSON under the store's prefix; see the README's
-//! "Cluster" section for the keys.
+//! They are stored as JSON under the store's prefix; see docs/cluster.md
+//! for the keys.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! The cluster store: several controllers share one registry through etcd.
 //! The design (keys, leases, who owns what, what happens on each failure) is
-//! in the README's "Cluster" section; in short:
+//! in docs/cluster.md; in short:
 //!
 //! - every controller holds every record in its own registry and answers
 //!   reads and routes from it, fed by an etcd watch (`watcher`);
