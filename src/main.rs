@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         action: CertsCommand,
     },
+    /// Check or repair a controller's durable store (--store file).
+    Store {
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
     /// Start a controller and N hello-world workers, live (dev certificates made if missing).
     Up(up::UpFlags),
     /// List the registered workers.
@@ -96,6 +101,24 @@ enum Command {
         exclamations: u8,
         #[command(flatten)]
         client: client::ClientFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Read the data directory as a controller would start on it, and say
+    /// what it holds and whether it is whole.
+    Check {
+        #[arg(long, default_value = "state/controller")]
+        data_dir: PathBuf,
+    },
+    /// Keep the records before the first damaged one, drop the rest.
+    Repair {
+        #[arg(long, default_value = "state/controller")]
+        data_dir: PathBuf,
+        /// Required: the changes after the damage are lost.
+        #[arg(long)]
+        discard_after_corruption: bool,
     },
 }
 
@@ -176,6 +199,7 @@ fn main() -> ExitCode {
                 .context("crank worker")
         }
         Command::Certs { action } => certs(action).context("crank certs"),
+        Command::Store { action } => store(action).context("crank store"),
         Command::Up(flags) => {
             init_logging();
             actix_rt::System::new()
@@ -252,6 +276,38 @@ fn client_command(
         .and_then(|client| actix_rt::System::new().block_on(run(client)))
         .with_context(|| format!("crank {name}"))?;
     println!("{text}");
+    Ok(())
+}
+
+fn store(action: StoreCommand) -> anyhow::Result<()> {
+    use crank_controller::file_store;
+    match action {
+        StoreCommand::Check { data_dir } => {
+            let loaded = file_store::read(&data_dir)?;
+            let tail = match loaded.dropped_torn_record_at {
+                Some(offset) => format!("; its last change (at byte {offset}) was cut short by a crash and is dropped at the next start"),
+                None => String::new(),
+            };
+            println!(
+                "{}: {} workers, readable{tail}",
+                data_dir.display(),
+                loaded.workers.len()
+            );
+        }
+        StoreCommand::Repair {
+            data_dir,
+            discard_after_corruption,
+        } => {
+            if !discard_after_corruption {
+                anyhow::bail!("repair drops every change after the first damaged one: pass --discard-after-corruption to do it");
+            }
+            let cut = file_store::repair(&data_dir)?;
+            println!(
+                "{}: dropped {cut} bytes after the first damaged record",
+                data_dir.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -297,6 +297,21 @@ pub async fn up(flags: UpFlags) -> Result<()> {
         } else {
             format!("controller-{}", i + 1)
         };
+        if store_args.is_empty() {
+            // The durable store, in a directory of this fleet's own (beside
+            // its certificates), so `up` never takes a standalone
+            // controller's state/controller.
+            let data_dir = dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("state")
+                .join("up")
+                .join(&name);
+            args.extend([
+                "--data-dir".to_owned(),
+                data_dir.to_string_lossy().into_owned(),
+            ]);
+        }
         let controller = spawn(&name, &args)?;
         println!(
             "{name:<14} pid {:<7} {}",

@@ -188,6 +188,7 @@ fn controller_start_line(fleet: &Fleet, env: &[(&str, &str)]) -> String {
         .envs(env.iter().copied())
         .env("CONTROLLER_HTTPS_PORT", free_port().to_string())
         .env("CERT_DIR", fleet.cert_dir())
+        .env("CONTROLLER_DATA_DIR", fleet.dir.path().join("state"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -280,8 +281,10 @@ async fn a_capability_named_with_a_terminal_escape_is_refused_naming_the_field()
 /// Runs `crank <args>` and waits `deadline` for it to exit: its exit success and
 /// stderr; panics if it is still running then (it accepted the settings).
 fn exits_at_once(args: &[&str], deadline: Duration) -> (bool, String) {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(CRANK)
         .args(args)
+        .env("CONTROLLER_DATA_DIR", data.path())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -183,7 +183,10 @@ async fn after_a_controller_restart_every_worker_registers_again_on_its_own() {
     let mut fleet = Fleet::new();
     // stale_after 4 s: the controller advises a 1 s heartbeat. The workers are
     // configured for 30 s, so only that advice can bring them back in time.
-    let controller = fleet.start_controller("4s");
+    // The in-memory store: the restarted controller knows no worker, and each
+    // finds out at its next heartbeat's 404 (the durable store's restart, with
+    // nothing to find out, is tests/file_store.rs).
+    let controller = fleet.start_controller_with("4s", &["--store", "memory"]);
     let mut workers = Vec::new();
     for id in ["hello-world-1", "hello-world-2", "hello-world-3"] {
         fleet.issue_worker(id);
@@ -198,7 +201,7 @@ async fn after_a_controller_restart_every_worker_registers_again_on_its_own() {
 
     controller.signal(Signal::SIGKILL);
     drop(controller);
-    let _controller = fleet.start_controller("4s");
+    let _controller = fleet.start_controller_with("4s", &["--store", "memory"]);
     eventually(
         "the new controller answers",
         Duration::from_secs(10),

@@ -258,6 +258,8 @@ mod documented {
             "capacity" => ["8", "16"],
             "protect_threshold" => ["0.25", "0.75"],
             "store" => ["etcd", "memory"],
+            "data_dir" => ["/var/lib/crank-a", "/var/lib/crank-b"],
+            "fsync" => ["always", "never"],
             "route_strategy" => ["round_robin", "cheapest"],
             "etcd_endpoints" => [
                 "https://e1.example:2379",

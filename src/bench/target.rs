@@ -183,7 +183,17 @@ impl Bench {
         }
         let port = free_port()?;
         let (port_arg, cert_dir) = (port.to_string(), self.cert_dir.to_string_lossy());
-        let mut args = vec!["controller", "--port", &port_arg, "--cert-dir", &cert_dir];
+        // The in-memory store, as the benchmarks have always measured; the
+        // durable store's cost has no scenario of its own yet.
+        let mut args = vec![
+            "controller",
+            "--port",
+            &port_arg,
+            "--cert-dir",
+            &cert_dir,
+            "--store",
+            "memory",
+        ];
         args.extend_from_slice(extra);
         self.start("controller", &args, port)
     }

@@ -179,6 +179,12 @@ impl Fleet {
             .env_remove("WORKER_HTTPS_PORT")
             .env_remove("CONTROLLER_HTTPS_PORT")
             .env("RUST_LOG", "info")
+            // A controller's durable store, per process name: a restart of
+            // the same name finds its data, and no test shares another's.
+            .env(
+                "CONTROLLER_DATA_DIR",
+                self.dir.path().join("state").join(name),
+            )
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -190,22 +196,26 @@ impl Fleet {
 
     /// A controller with short timings: stale after `stale_after`, sweeping every 100 ms.
     pub fn start_controller(&mut self, stale_after: &str) -> Proc {
+        self.start_controller_with(stale_after, &[])
+    }
+
+    /// [`Fleet::start_controller`] with `extra` arguments.
+    pub fn start_controller_with(&mut self, stale_after: &str, extra: &[&str]) -> Proc {
         let port = self.controller_port.to_string();
         let cert_dir = self.cert_dir();
-        self.spawn(
+        let mut args = vec![
             "controller",
-            &[
-                "controller",
-                "--cert-dir",
-                cert_dir.to_str().unwrap(),
-                "--port",
-                &port,
-                "--stale-after",
-                stale_after,
-                "--sweep-interval",
-                "100ms",
-            ],
-        )
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--port",
+            &port,
+            "--stale-after",
+            stale_after,
+            "--sweep-interval",
+            "100ms",
+        ];
+        args.extend_from_slice(extra);
+        self.spawn("controller", &args)
     }
 
     /// A hello-world worker registering with this fleet's controller.

@@ -10,6 +10,7 @@ use crank_proto::domain::Strategy;
 use crank_registry::{RegistrySettings, MIN_STALE_AFTER};
 
 use crate::checker::ActiveChecks;
+use crate::file_store::Fsync;
 use crank_net::config::parse::{
     at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,
 };
@@ -77,8 +78,24 @@ pub(super) const STORE: Setting = Setting {
     flag: "store",
     env: "CONTROLLER_STORE",
     value_name: "STORE",
-    default: Some("memory"),
-    help: "Where the registry lives: memory (this process alone) or etcd (shared by several controllers)",
+    default: Some("file"),
+    help: "Where the registry lives: file (this process's data directory, kept across restarts), memory (this process alone, lost on restart) or etcd (shared by several controllers)",
+};
+pub(super) const DATA_DIR: Setting = Setting {
+    key: "data_dir",
+    flag: "data-dir",
+    env: "CONTROLLER_DATA_DIR",
+    value_name: "DIR",
+    default: Some("state/controller"),
+    help: "With --store file: the directory the registry is kept in (one controller at a time)",
+};
+pub(super) const FSYNC: Setting = Setting {
+    key: "fsync",
+    flag: "fsync",
+    env: "CONTROLLER_FSYNC",
+    value_name: "WHEN",
+    default: Some("batch"),
+    help: "With --store file: always (sync each change; a power cut loses nothing acknowledged), batch (one sync per group of changes; loses the last few ms), never (the kernel's write-back; loses up to ~30 s)",
 };
 pub(super) const ETCD_ENDPOINTS: Setting = Setting {
     key: "etcd_endpoints",
@@ -209,6 +226,10 @@ pub struct ControllerConfig {
     pub protect_threshold: f64,
     /// Where the registry lives.
     pub store: StoreKind,
+    /// With [`StoreKind::File`]: where.
+    pub data_dir: PathBuf,
+    /// With [`StoreKind::File`]: how writes are synced.
+    pub fsync: Fsync,
     /// etcd client URLs, with the etcd store.
     pub etcd_endpoints: Vec<String>,
     /// TLS files for etcd; unset: the cert dir's CA and the controller's own.
@@ -246,6 +267,8 @@ impl Layered for ControllerConfig {
         EVICT_AFTER,
         PROTECT_THRESHOLD,
         STORE,
+        DATA_DIR,
+        FSYNC,
         ETCD_ENDPOINTS,
         ETCD_CA,
         ETCD_CERT,
@@ -283,6 +306,8 @@ impl Layered for ControllerConfig {
             evict_after: layers.value(&EVICT_AFTER, parse_duration)?,
             protect_threshold: layers.value(&PROTECT_THRESHOLD, share)?,
             store: layers.value(&STORE, store_kind)?,
+            data_dir: layers.value(&DATA_DIR, path)?,
+            fsync: layers.value(&FSYNC, |text| text.parse())?,
             etcd_endpoints: layers.value(&ETCD_ENDPOINTS, url_list)?,
             etcd_ca: layers.optional(&ETCD_CA, path)?,
             etcd_cert: layers.optional(&ETCD_CERT, path)?,
@@ -304,7 +329,10 @@ impl Layered for ControllerConfig {
 /// Where the registry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// In this process's memory: the embedded default, nothing else to run.
+    /// In this process's memory, written to its data directory: the
+    /// default, kept across restarts.
+    File,
+    /// In this process's memory only: for tests and throwaway runs.
     Memory,
     /// In etcd, shared by every controller that points at it.
     Etcd,
@@ -314,7 +342,8 @@ fn store_kind(text: &str) -> Result<StoreKind, String> {
     match text.trim() {
         "memory" => Ok(StoreKind::Memory),
         "etcd" => Ok(StoreKind::Etcd),
-        other => Err(format!("{other:?} is not a store: memory or etcd")),
+        "file" => Ok(StoreKind::File),
+        other => Err(format!("{other:?} is not a store: file, memory or etcd")),
     }
 }
 

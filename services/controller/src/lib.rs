@@ -12,6 +12,7 @@
 //! | [`watch`], [`ui`] | `GET /watch` (SSE) and the dashboard |
 //! | [`metrics`] | what the controller counts, and its `GET /metrics` |
 //! | [`checker`], [`readiness`] | active health checks of workers; `/health` and `/ready` |
+//! | [`file_store`] | the durable embedded store: a checksummed log and snapshots in a data directory |
 //! | [`cluster`] | the etcd store: writer, watcher, session |
 //! | [`config`], [`process`] | `crank controller`'s settings and wiring |
 
@@ -20,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod controller_state;
+pub mod file_store;
 pub mod metrics;
 pub mod process;
 pub mod readiness;

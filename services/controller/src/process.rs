@@ -13,6 +13,7 @@ use crate::checker::CheckerSettings;
 use crate::cluster::{StoreHealth, StoreState};
 use crate::config::{ControllerConfig, StoreKind};
 use crate::controller::controller_app;
+use crate::file_store::FileStore;
 use crate::readiness::Lifecycle;
 use crate::registry_host::RegistryHost;
 
@@ -23,6 +24,8 @@ pub enum ControllerError {
     Start(#[from] StartError),
     #[error("cluster store: {0}")]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error("file store: {0}")]
+    File(#[from] crate::file_store::StoreError),
 }
 
 impl From<crank_net::tls::TlsError> for ControllerError {
@@ -44,8 +47,24 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
     let address = format!("{}:{}", config.bind, config.port);
+    // Held for the life of the process: its lock keeps the directory ours.
+    let mut file_store = None;
     let (health, cluster) = match config.store {
         StoreKind::Memory => (StoreHealth::new(StoreState::Memory), None),
+        StoreKind::File => {
+            let (store, loaded) = FileStore::open(&config.data_dir, config.fsync)?;
+            let health = StoreHealth::new(StoreState::File);
+            health.attach_file(store.stats.clone());
+            log::info!(
+                "loaded {} workers from {} (--store file, --fsync {:?}); they are judged as after a pause: stale unless they heartbeat within {:?}",
+                loaded.workers.len(),
+                config.data_dir.display(),
+                config.fsync,
+                config.stale_after
+            );
+            file_store = Some((store, loaded.workers));
+            (health, None)
+        }
         StoreKind::Etcd => {
             let start = crate::cluster::start(&config, &files).await?;
             (StoreHealth::new(StoreState::Ok), Some(start))
@@ -67,6 +86,10 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
         cluster,
     )
     .with_checker(checker);
+    let (registry, _store) = match file_store {
+        Some((store, loaded)) => (registry.with_file(store.sink(), loaded), Some(store)),
+        None => (registry, None),
+    };
     raise_open_file_limit();
     let limits = ServerLimits {
         client_timeout: config.client_timeout,

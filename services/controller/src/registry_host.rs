@@ -14,9 +14,16 @@ use std::time::Duration;
 
 use crank_registry::RegistrySettings;
 
+use crank_proto::wire::ReplicatedWorker;
+use crank_registry::LoadReplicas;
+
 use crate::checker::CheckerSettings;
 use crate::cluster::{ClusterStart, StoreHealth};
 use crate::controller_state::{ControllerState, WatchLimits};
+use crate::file_store::{FileSink, LOCAL_OWNER};
+
+/// The durable store's sink, and the workers it loaded.
+type StoredFleet = (FileSink, Vec<ReplicatedWorker>);
 
 /// Starts the registry once, on the first thread that asks.
 #[derive(Clone)]
@@ -28,6 +35,9 @@ pub struct RegistryHost {
     cluster: Arc<Mutex<Option<ClusterStart>>>,
     state: Arc<Mutex<Option<ControllerState>>>,
     checker: Option<CheckerSettings>,
+    /// The durable store's sink and what it loaded, taken by the first
+    /// registry started.
+    file: Arc<Mutex<Option<StoredFleet>>>,
 }
 
 impl RegistryHost {
@@ -46,7 +56,15 @@ impl RegistryHost {
             cluster: Arc::new(Mutex::new(cluster)),
             state: Arc::new(Mutex::new(None)),
             checker: None,
+            file: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Keeps the registry in the durable store: `sink` receives its changes,
+    /// and `loaded` is handed to it before it answers anything.
+    pub fn with_file(self, sink: FileSink, loaded: Vec<ReplicatedWorker>) -> Self {
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some((sink, loaded));
+        self
     }
 
     /// Also runs active health checks beside the registry (see [`checker`](crate::checker)).
@@ -75,9 +93,24 @@ impl RegistryHost {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let state = match cluster {
-            None => ControllerState::start(self.settings, Some(self.sweep_interval), self.watch),
-            Some(start) => self.start_clustered(start),
+        let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let state = match (cluster, file) {
+            (Some(start), _) => self.start_clustered(start),
+            (None, Some((sink, loaded))) => {
+                let state = ControllerState::start_with(
+                    self.settings,
+                    Some(self.sweep_interval),
+                    self.watch,
+                    |actor| actor.replicating_as(LOCAL_OWNER).with_sink(Box::new(sink)),
+                );
+                // The first message in its mailbox: nothing is answered
+                // before the stored fleet is back, judged as after a pause.
+                state.address().do_send(LoadReplicas(loaded));
+                state
+            }
+            (None, None) => {
+                ControllerState::start(self.settings, Some(self.sweep_interval), self.watch)
+            }
         };
         if let Some(checker) = &self.checker {
             actix_rt::spawn(crank_supervision::supervised(

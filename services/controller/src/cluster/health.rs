@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub enum StoreState {
     /// The embedded in-memory registry: nothing to reach.
     Memory,
+    /// The durable embedded store: a data directory of this controller's.
+    File,
     /// etcd answers.
     Ok,
     /// etcd does not answer: routes and heartbeats go on from the replica,
@@ -20,11 +22,17 @@ pub enum StoreState {
 
 impl StoreState {
     /// Every state, in the order `/metrics` lists them.
-    pub const ALL: [StoreState; 3] = [StoreState::Memory, StoreState::Ok, StoreState::Unreachable];
+    pub const ALL: [StoreState; 4] = [
+        StoreState::Memory,
+        StoreState::File,
+        StoreState::Ok,
+        StoreState::Unreachable,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             StoreState::Memory => "memory",
+            StoreState::File => "file",
             StoreState::Ok => "ok",
             StoreState::Unreachable => "unreachable",
         }
@@ -34,6 +42,7 @@ impl StoreState {
         match value {
             0 => StoreState::Memory,
             1 => StoreState::Ok,
+            3 => StoreState::File,
             _ => StoreState::Unreachable,
         }
     }
@@ -43,6 +52,7 @@ impl StoreState {
             StoreState::Memory => 0,
             StoreState::Ok => 1,
             StoreState::Unreachable => 2,
+            StoreState::File => 3,
         }
     }
 }
@@ -57,6 +67,8 @@ struct Shared {
     store_revision: AtomicI64,
     /// Changes of this controller's workers not yet written to etcd.
     pending_writes: AtomicUsize,
+    /// With the durable embedded store: what it did.
+    file: std::sync::OnceLock<Arc<crate::file_store::StoreStats>>,
 }
 
 /// The store's state, readable from any thread.
@@ -107,7 +119,19 @@ impl StoreHealth {
 
     /// Changes waiting to be written.
     pub fn waiting_writes(&self) -> usize {
-        self.0.pending_writes.load(Ordering::Relaxed)
+        match self.file() {
+            Some(file) => file.pending.load(Ordering::Relaxed) as usize,
+            None => self.0.pending_writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The durable embedded store's figures, once it is open.
+    pub fn attach_file(&self, stats: Arc<crate::file_store::StoreStats>) {
+        let _ = self.0.file.set(stats);
+    }
+
+    pub fn file(&self) -> Option<&Arc<crate::file_store::StoreStats>> {
+        self.0.file.get()
     }
 }
 

@@ -33,6 +33,16 @@ where
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
 impl Collector for FleetCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let g = &self.gauges;
@@ -103,7 +113,7 @@ impl Collector for FleetCollector {
             let now = store.get();
             let mut states = encoder.encode_descriptor(
                 "crank_store_state",
-                "The registry's store: memory (embedded), or etcd's ok or unreachable (1 for the current one)",
+                "The registry's store: memory (embedded, not kept), file (embedded, durable), or etcd's ok or unreachable (1 for the current one)",
                 None,
                 ConstGauge::new(0i64).metric_type(),
             )?;
@@ -111,7 +121,36 @@ impl Collector for FleetCollector {
                 ConstGauge::new(i64::from(state == now))
                     .encode(states.encode_family(&[("state", state.as_str())])?)?;
             }
-            if now != StoreState::Memory {
+            if let Some(file) = store.file() {
+                use std::sync::atomic::Ordering::Relaxed;
+                counter(&mut encoder, "crank_store_writes", "Appends of the durable store's log (one per group of changes, or per change with --fsync always)", file.writes.load(Relaxed))?;
+                counter(
+                    &mut encoder,
+                    "crank_store_fsyncs",
+                    "fsyncs of the durable store's log",
+                    file.fsyncs.load(Relaxed),
+                )?;
+                counter(&mut encoder, "crank_store_write_errors", "Writes of the durable store that failed (a full disk, an I/O error); the controller serves on from memory", file.write_errors.load(Relaxed))?;
+                gauge(
+                    &mut encoder,
+                    "crank_store_bytes",
+                    "Bytes of the durable store's snapshot and log on disk",
+                    file.bytes_on_disk.load(Relaxed) as i64,
+                )?;
+                gauge(
+                    &mut encoder,
+                    "crank_store_pending_writes",
+                    "Changes handed to the durable store and not yet written",
+                    file.pending.load(Relaxed) as i64,
+                )?;
+                gauge(
+                    &mut encoder,
+                    "crank_store_last_write_timestamp_seconds",
+                    "When the durable store last wrote (Unix time; 0 before any write)",
+                    file.last_write_ms.load(Relaxed) as f64 / 1000.0,
+                )?;
+            }
+            if now != StoreState::Memory && now != StoreState::File {
                 gauge(
                     &mut encoder,
                     "crank_store_watch_revision",
