@@ -30,6 +30,7 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "watch",
         "heterogeneous",
         "failing-worker",
+        "restart",
         "--watchers",
         "10",
         "--scrapes",
@@ -63,7 +64,8 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "metrics-scrape",
             "watch",
             "heterogeneous",
-            "failing-worker"
+            "failing-worker",
+            "restart"
         ]
     );
     for row in &rows {

@@ -35,6 +35,8 @@ pub enum Scenario {
     Heterogeneous,
     /// Real calls to four workers, one killed but still registered: the share of attempts that hit it without outcome reports and with them.
     FailingWorker,
+    /// The durable store: --workers registrations and heartbeats against the memory and the file store (fsyncs per registration, disk bytes per heartbeat), then a SIGKILL and a restart: time to a first /workers answer listing all, routes and heartbeats answered 404 after it.
+    Restart,
 }
 
 impl Scenario {
@@ -53,6 +55,7 @@ impl Scenario {
             Scenario::Watch => "watch",
             Scenario::Heterogeneous => "heterogeneous",
             Scenario::FailingWorker => "failing-worker",
+            Scenario::Restart => "restart",
         }
     }
 }

@@ -33,6 +33,7 @@ mod load;
 mod observe;
 mod probe;
 mod report;
+mod restart;
 mod routing;
 mod row;
 mod run;

@@ -54,6 +54,32 @@ pub struct Row {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<u64>,
 
+    // restart.
+    /// Seconds from the restart to its first `/workers` answer listing every worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_to_full_answer_s: Option<f64>,
+    /// Routes answered other than 2xx after the restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes_404_after_restart: Option<u64>,
+    /// Heartbeats answered other than 2xx (404: a re-registration each) after the restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeats_404_after_restart: Option<u64>,
+    /// Registration throughput with the file store over the memory store's, same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_ratio_file_to_memory: Option<f64>,
+    /// fsyncs the file store counted, per registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsyncs_per_registration: Option<f64>,
+    /// Heartbeat throughput with the file store over the memory store's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ratio_file_to_memory: Option<f64>,
+    /// Bytes the controller's process wrote to disk per heartbeat (`/proc/<pid>/io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_heartbeat: Option<f64>,
+    /// The store's snapshot and log on disk, per registered worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_worker: Option<f64>,
+
     // register-storm.
     /// Workers the controller counts once the storm is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]

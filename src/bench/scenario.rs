@@ -67,6 +67,7 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Watch => super::observe::watch(bench),
         Scenario::Heterogeneous => super::routing::heterogeneous(bench),
         Scenario::FailingWorker => super::routing::failing_worker(bench),
+        Scenario::Restart => super::restart::restart(bench),
     }
 }
 

@@ -46,6 +46,15 @@ impl Target {
         self.child.as_ref().map(Child::pid)
     }
 
+    /// Bytes it has caused to be written to storage (`write_bytes` of
+    /// `/proc/<pid>/io`).
+    pub fn written_bytes(&self) -> Option<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid()?)).ok()?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("write_bytes: "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// CPU time it has used so far, in seconds.
     pub fn cpu_seconds(&self) -> Option<f64> {
         self.pid().and_then(process_cpu_seconds)
@@ -185,15 +194,10 @@ impl Bench {
         let (port_arg, cert_dir) = (port.to_string(), self.cert_dir.to_string_lossy());
         // The in-memory store, as the benchmarks have always measured; the
         // durable store's cost has no scenario of its own yet.
-        let mut args = vec![
-            "controller",
-            "--port",
-            &port_arg,
-            "--cert-dir",
-            &cert_dir,
-            "--store",
-            "memory",
-        ];
+        let mut args = vec!["controller", "--port", &port_arg, "--cert-dir", &cert_dir];
+        if !extra.contains(&"--store") {
+            args.extend(["--store", "memory"]);
+        }
         args.extend_from_slice(extra);
         self.start("controller", &args, port)
     }

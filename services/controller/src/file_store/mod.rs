@@ -283,3 +283,93 @@ fn apply(workers: &mut Workers, record: Record) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crank_proto::wire::{Capability, WorkerStatus};
+
+    fn worker(id: &str) -> ReplicatedWorker {
+        ReplicatedWorker {
+            worker_id: id.into(),
+            worker_url: format!("https://{id}.local:8500"),
+            capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
+            instance: None,
+            registered_by: "worker/x".into(),
+            registered_at: chrono::Utc::now(),
+            owner: LOCAL_OWNER.into(),
+            status: WorkerStatus::Healthy,
+        }
+    }
+
+    fn drained(stats: &StoreStats) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while stats.pending.load(Ordering::Relaxed) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never drained"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn churn_is_compacted_and_what_remains_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, loaded) = FileStore::open(dir.path(), Fsync::Never).unwrap();
+        assert!(loaded.workers.is_empty());
+        // 50,000 register/deregister cycles of 100 ids, then 10 left registered.
+        for i in 0..50_000u32 {
+            let id = format!("w{}", (i / 2) % 100);
+            // Each id registered, then deregistered.
+            let record = if i % 2 == 0 {
+                Record::Put {
+                    worker: Box::new(worker(&id)),
+                }
+            } else {
+                Record::Delete { worker_id: id }
+            };
+            store.stats.pending.fetch_add(1, Ordering::Relaxed);
+            store.sender.send(record).unwrap();
+        }
+        for i in 0..10 {
+            store.stats.pending.fetch_add(1, Ordering::Relaxed);
+            store
+                .sender
+                .send(Record::Put {
+                    worker: Box::new(worker(&format!("kept-{i}"))),
+                })
+                .unwrap();
+        }
+        drained(&store.stats);
+        // The last group's compaction may still run: poll, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let on_disk = store.stats.bytes_on_disk.load(Ordering::Relaxed);
+            if on_disk < 2 * 1024 * 1024 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{on_disk} bytes after the churn: not compacted"
+            );
+            std::thread::yield_now();
+        }
+        drop(store);
+        let (_store, loaded) = FileStore::open(dir.path(), Fsync::Never).unwrap();
+        let mut ids: Vec<String> = loaded.workers.into_iter().map(|w| w.worker_id).collect();
+        ids.sort();
+        let expected: Vec<String> = (0..10).map(|i| format!("kept-{i}")).collect();
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn a_second_open_of_a_directory_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_first, _) = FileStore::open(dir.path(), Fsync::Batch).unwrap();
+        assert!(matches!(
+            FileStore::open(dir.path(), Fsync::Batch),
+            Err(StoreError::Locked { .. })
+        ));
+    }
+}

@@ -139,7 +139,7 @@ mod tests {
                 capabilities: vec![Capability::new("invoke", "hello.greet", "1.0.0")],
                 instance: None,
                 registered_by: "worker/x".into(),
-                registered_at: chrono::Utc::now(),
+                registered_at: chrono::DateTime::from_timestamp_millis(1_780_000_000_123).unwrap(),
                 owner: "local".into(),
                 status: WorkerStatus::Healthy,
             }),

@@ -17,6 +17,9 @@ use super::{apply, io, Fsync, StoreError, StoreStats, LOG, SNAPSHOT};
 
 /// The log is compacted once it is larger than this and than the snapshot.
 const COMPACT_AFTER_BYTES: u64 = 1024 * 1024;
+/// Most changes in one group: a storm is written in appends of bounded size,
+/// with a chance to compact between them.
+const MAX_GROUP: usize = 4096;
 
 struct Writer {
     dir: PathBuf,
@@ -75,7 +78,7 @@ impl Writer {
         // One group: the first change, and every one that arrived meanwhile.
         while let Ok(first) = receiver.recv() {
             let mut group = vec![first];
-            group.extend(receiver.try_iter());
+            group.extend(receiver.try_iter().take(MAX_GROUP - 1));
             let count = group.len() as u64;
             self.write_group(group);
             self.stats.pending.fetch_sub(count, Ordering::Relaxed);
