@@ -284,6 +284,22 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(capabilities, "2");
+    // The header names the store: the durable one, by default.
+    eventually(
+        "the header shows the store",
+        Duration::from_secs(10),
+        || async {
+            let text = page
+                .find(Locator::Id("store"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.starts_with("store: file").then_some(())
+        },
+    )
+    .await;
     // Some routes for the chart, over a few of its 2 s polls.
     let client = fleet.client("client");
     let route = crank_proto::wire::RouteRequest::new("invoke", "hello.greet");

@@ -136,9 +136,23 @@ async function pollMetrics() {
         drawChart();
       }
       previous = now;
+      showStore(text);
     }
   } catch (_) { /* try again on the next tick */ }
   setTimeout(pollMetrics, METRICS_EVERY_MS);
+}
+
+// The registry's store in the header: which one, and for the durable store
+// its size on disk and the changes waiting to be written.
+function showStore(text) {
+  const state = (text.match(/^crank_store_state\{state="([a-z]+)"\} 1$/m) || [])[1];
+  if (!state) return;
+  let label = `store: ${state}`;
+  if (state === 'file') {
+    const kib = sumOf(text, 'crank_store_bytes') / 1024;
+    label += ` · ${kib.toFixed(kib < 10 ? 1 : 0)} KiB on disk · ${sumOf(text, 'crank_store_pending_writes')} pending`;
+  }
+  $('store').textContent = label;
 }
 
 function drawChart() {
