@@ -9,7 +9,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
-mod child;
 mod client;
 mod error;
 mod up;

@@ -15,9 +15,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use crank_proto::wire::{WorkerList, WorkerStatus};
 use futures_util::future::{self, FutureExt};
 
-use crate::child::Child;
 use crate::client::{Client, ClientFlags};
 use crate::error::flat;
+use crank_fleet::child::Child;
 
 /// How long `up` waits for the fleet to be registered and routable.
 const START_DEADLINE: Duration = Duration::from_secs(60);

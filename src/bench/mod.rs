@@ -23,7 +23,7 @@
 //! | How is it shown: table, details, targets, BENCHMARKS.md (`report.md`)? | [`report`] |
 //! | What is the `baseline` endpoint? [`serve_baseline`] | [`baseline`] |
 //!
-//! Child processes are [`crate::child::Child`]ren, as everywhere in crank.
+//! Child processes are [`crank_fleet::child::Child`]ren, as everywhere in crank.
 
 mod baseline;
 mod calls;

@@ -18,8 +18,8 @@ use rustls::ClientConfig;
 use super::flags::BenchFlags;
 use super::load::{client, run_load, without_resumption, Load, MakeCall, Until};
 use super::probe::{proc_status_kb, process_cpu_seconds};
-use crate::child::Child;
 use crate::error::flat;
+use crank_fleet::child::Child;
 
 /// How long a started process has to answer `GET /health`.
 const READY_DEADLINE: Duration = Duration::from_secs(20);
@@ -75,10 +75,10 @@ impl Target {
     }
 }
 
-/// A free loopback port (the OS picks it; it is used at once).
+/// A free loopback port, never one handed out before (the harness's rule:
+/// the OS readily gives a just-released port again).
 pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
-    Ok(listener.local_addr().context("no free port")?.port())
+    Ok(crank_fleet::ports::free_port())
 }
 
 /// How the bench knows a process it started is ready.

@@ -3,15 +3,15 @@
 
 #![allow(dead_code)]
 
-/// The binary's own child-process wrapper, shared rather than copied: the
-/// root package is a binary, so its modules can only be included by path.
-#[path = "../../src/child.rs"]
-pub mod child;
 pub mod etcd;
+
+/// The harness's processes and ports, shared with `crank up` and the bench.
+pub use crank_fleet::child;
+#[allow(unused_imports)] // each test binary uses what it needs
+pub use crank_fleet::ports::{free_port, free_ports_in_a_row};
 
 use std::fmt;
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -27,49 +27,6 @@ use serde::Serialize;
 use child::Child;
 
 pub const CRANK: &str = env!("CARGO_BIN_EXE_crank");
-
-/// Every port [`free_port`] and [`free_ports_in_a_row`] handed out.
-static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
-/// A free loopback port, never one this test binary handed out before: the
-/// OS readily gives a just-released port again, and a controller and a worker
-/// of one test, both not yet listening, were seen to get the same one.
-pub fn free_port() -> u16 {
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
-/// The first of `count` consecutive free loopback ports (`crank up --port P`
-/// takes P and the ports after it), each bound at once to check it, and
-/// none handed out before by [`free_port`] or this.
-pub fn free_ports_in_a_row(count: u16) -> u16 {
-    loop {
-        let first = free_port();
-        let Some(last) = first.checked_add(count - 1) else {
-            continue;
-        };
-        let held: Vec<TcpListener> = (first..=last)
-            .map_while(|port| TcpListener::bind(("127.0.0.1", port)).ok())
-            .collect();
-        if held.len() == usize::from(count) {
-            let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-            if (first + 1..=last).all(|port| !given.contains(&port)) {
-                given.extend(first + 1..=last);
-                return first;
-            }
-        }
-    }
-}
 
 /// A `crank` process with its output in a log file; killed when dropped.
 pub struct Proc {

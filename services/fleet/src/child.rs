@@ -1,6 +1,5 @@
 //! [`Child`]: the one wrapper around a child process that `crank up`, `crank
-//! bench` and the end-to-end tests (which include this file with `#[path]`) all
-//! use.
+//! bench` and the end-to-end tests all use.
 //!
 //! A child is started in a process group of its own, so the terminal's Ctrl-C
 //! reaches only its parent, which then stops its children in the order it
