@@ -25,7 +25,7 @@ fn sample(text: &str, name: &str) -> f64 {
 #[actix_rt::test]
 async fn a_controller_killed_and_restarted_serves_its_whole_fleet_from_the_first_answer() {
     let mut fleet = Fleet::new();
-    let controller = fleet.start_controller("4s");
+    let mut controller = fleet.start_controller("4s");
     let ids = ["hello-world-1", "hello-world-2", "hello-world-3"];
     let mut workers = Vec::new();
     for id in ids {
@@ -43,6 +43,8 @@ async fn a_controller_killed_and_restarted_serves_its_whole_fleet_from_the_first
     .await;
 
     controller.signal(Signal::SIGKILL);
+    // Gone before the next one starts: its lock and port are free.
+    controller.exits_within(Duration::from_secs(10)).await;
     drop(controller);
     let _controller = fleet.start_controller("4s");
     // Its first answer: the store was loaded before it listened.
@@ -91,7 +93,7 @@ async fn a_controller_killed_and_restarted_serves_its_whole_fleet_from_the_first
 #[actix_rt::test]
 async fn a_torn_last_record_is_dropped_and_a_damaged_one_stops_the_start() {
     let mut fleet = Fleet::new();
-    let controller = fleet.start_controller("4s");
+    let mut controller = fleet.start_controller("4s");
     for id in ["hello-world-1", "hello-world-2"] {
         fleet.issue_worker(id);
     }
@@ -104,6 +106,8 @@ async fn a_torn_last_record_is_dropped_and_a_damaged_one_stops_the_start() {
     )
     .await;
     controller.signal(Signal::SIGKILL);
+    // Gone before the next one starts: its lock and port are free.
+    controller.exits_within(Duration::from_secs(10)).await;
     drop(controller);
     let log = fleet.dir.path().join("state/controller/registry.log");
     let whole = std::fs::read(&log).unwrap();
@@ -113,7 +117,7 @@ async fn a_torn_last_record_is_dropped_and_a_damaged_one_stops_the_start() {
     let mut torn = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     torn.write_all(&[40, 0, 0, 0, 1, 2, 3]).unwrap();
     drop(torn);
-    let controller = fleet.start_controller("4s");
+    let mut controller = fleet.start_controller("4s");
     let listed = eventually("it starts on the rest", Duration::from_secs(20), || async {
         fleet.workers().await
     })
@@ -121,6 +125,8 @@ async fn a_torn_last_record_is_dropped_and_a_damaged_one_stops_the_start() {
     assert_eq!(listed.len(), 2);
     assert!(controller.log_text().contains("cut short by a crash"));
     controller.signal(Signal::SIGKILL);
+    // Gone before the next one starts: its lock and port are free.
+    controller.exits_within(Duration::from_secs(10)).await;
     drop(controller);
 
     // Damage before the end: the start stops, naming the file and offset.

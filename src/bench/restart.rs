@@ -83,7 +83,7 @@ pub fn restart(bench: &Bench) -> Result<Row> {
         "--data-dir",
         dir.as_str(),
     ];
-    let target = bench.controller_with(&file_args)?;
+    let mut target = bench.controller_with(&file_args)?;
     let (file_storm, cpu) = measured(&target, || {
         Ok(bench.fresh_load(&target, Until::Requests(n), storm("w")))
     })?;
@@ -114,7 +114,7 @@ pub fn restart(bench: &Bench) -> Result<Row> {
         .next()
         .and_then(|p| p.parse().ok())
         .context("the controller's URL names no port")?;
-    target.kill()?;
+    target.crash(bench)?;
     drop(target);
     let started = Instant::now();
     let port_arg = port.to_string();

@@ -42,6 +42,16 @@ impl Target {
         Ok(())
     }
 
+    /// Kills the target's process (SIGKILL) and waits until it is gone, so
+    /// its port and its data directory's lock are free again.
+    pub fn crash(&mut self, bench: &Bench) -> Result<()> {
+        if let Some(child) = &mut self.child {
+            child.signal(nix::sys::signal::Signal::SIGKILL)?;
+            bench.block_on(child.wait())?;
+        }
+        Ok(())
+    }
+
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::pid)
     }
