@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
 
-use crate::certs::{write_bytes, CertError};
+use crate::cert_files::{write_bytes, CertError};
 use crate::tls::{load_certs, load_key, TlsFiles};
 
 /// The password of every bundle crank writes. Not a secret (the key sits

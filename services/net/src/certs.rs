@@ -2,10 +2,7 @@
 //! certificates whose identity is the URI SAN `spiffe://crank.local/<role>/<name>`
 //! (the CN carries the name too, for tools that only show subjects).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -23,29 +20,8 @@ pub const DEV_SET: [(Role, &str); 4] = [
     (Role::Admin, "admin"),
 ];
 
-/// Why certificates could not be made or written.
-#[derive(Debug, thiserror::Error)]
-pub enum CertError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{} already exists; pass --force to replace it", path.display())]
-    Exists { path: PathBuf },
-    #[error("{what}: {source}")]
-    Rcgen { what: String, source: rcgen::Error },
-    #[error("{0:?} is not a valid certificate name: use 1-128 of [A-Za-z0-9._-], and not \"ca\"")]
-    BadName(String),
-    #[error("{0:?} is not a valid service name: use 1-128 of [A-Za-z0-9_-], without '.' (a '.' separates a service from its replicas' suffixes: service hello runs as hello, hello.1, hello.2…)")]
-    BadServiceName(String),
-    #[error("the PKCS#12 bundle: {0}")]
-    Bundle(String),
-    #[error("{0:?} is not a DNS name: use labels of [A-Za-z0-9-] separated by '.', at most 253 characters")]
-    BadDnsName(String),
-    #[error("--dns names a host a certificate serves on; a {0} certificate serves nothing")]
-    DnsForClient(Role),
-}
+use crate::cert_files::write_bytes;
+pub use crate::cert_files::CertError;
 
 fn rcgen_error(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> CertError {
     let what = what.into();
@@ -225,28 +201,6 @@ impl CertificateAuthority {
 /// Writes `contents` to `path`, readable by the owner only when `private`.
 fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), CertError> {
     write_bytes(path, contents.as_bytes(), private)
-}
-
-/// Writes `contents` to `path`, readable by the owner only when `private`.
-pub(crate) fn write_bytes(path: &Path, contents: &[u8], private: bool) -> Result<(), CertError> {
-    let io = |source| CertError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
-        .open(path)
-        .map_err(io)?;
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        // `mode` applies only when the file is created; tighten an existing one.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
-    }
-    file.write_all(contents).map_err(io)
 }
 
 /// Writes `<dir>/<name>.crt` and `<dir>/<name>.key` (0600).

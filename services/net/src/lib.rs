@@ -5,7 +5,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`tls`], [`identity`], [`caller`], [`certs`], [`bundle`], [`service_ids`] | certificates, who a peer is, what it may act for |
+//! | [`tls`], [`identity`], [`caller`], [`certs`], [`cert_files`], [`bundle`], [`service_ids`] | certificates, who a peer is, what it may act for |
 //! | [`server`], [`connections`], [`on_demand`], [`https`] | the mTLS server with its limits, and the HTTPS client |
 //! | [`body`], [`error`], [`fallback`] | JSON bodies in, errors out (one table from error to status and code) |
 //! | [`config`] | each setting declared once: file < env < flags |
@@ -16,6 +16,7 @@
 pub mod body;
 pub mod bundle;
 pub mod caller;
+pub mod cert_files;
 pub mod certs;
 pub mod config;
 pub mod connections;
