@@ -10,6 +10,13 @@ use super::messages::{HeartbeatAck, RegistryError};
 use super::record::Owner;
 use super::store::{ChangeKind, Origin};
 
+/// Which sign of life: only a heartbeat shows the worker can send them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sign {
+    Heartbeat,
+    CheckPassed,
+}
+
 impl Registry {
     /// Records a heartbeat; a stale worker becomes healthy again.
     pub fn heartbeat(
@@ -19,11 +26,7 @@ impl Registry {
         load: Option<WorkerLoad>,
         now: Now,
     ) -> Result<HeartbeatAck, RegistryError> {
-        let ack = self.note_alive(worker_id, instance, load, now)?;
-        if let Some(record) = self.workers.get_mut(worker_id) {
-            record.heartbeated = true;
-        }
-        Ok(ack)
+        self.note_alive(worker_id, instance, load, Sign::Heartbeat, now)
     }
 
     /// The records this controller should check itself (`GET /health`), with
@@ -55,7 +58,8 @@ impl Registry {
         {
             return false;
         }
-        self.note_alive(worker_id, None, None, now).is_ok()
+        self.note_alive(worker_id, None, None, Sign::CheckPassed, now)
+            .is_ok()
     }
 
     /// A sign of life of `worker_id`: a heartbeat, or a passed check.
@@ -64,6 +68,7 @@ impl Registry {
         worker_id: &str,
         instance: Option<&str>,
         load: Option<WorkerLoad>,
+        sign: Sign,
         now: Now,
     ) -> Result<HeartbeatAck, RegistryError> {
         let record = self
@@ -106,6 +111,9 @@ impl Registry {
         record.owner = Owner::Local;
         record.stale_since = None;
         record.last_seen = now.mono;
+        if sign == Sign::Heartbeat {
+            record.heartbeated = true;
+        }
         let with_load = load.is_some();
         if with_load {
             record.load = load;

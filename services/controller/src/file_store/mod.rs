@@ -152,12 +152,7 @@ pub fn repair(dir: &Path) -> Result<u64, StoreError> {
     let scan = records::scan(&bytes);
     let cut = bytes.len() as u64 - scan.valid_len;
     if cut > 0 {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
-        file.set_len(scan.valid_len).map_err(io(&log_path))?;
-        file.sync_all().map_err(io(&log_path))?;
+        truncate(&log_path, scan.valid_len)?;
     }
     Ok(cut)
 }
@@ -175,12 +170,7 @@ impl FileStore {
                 "{}: the last change (at byte {offset}) was cut short by a crash; it is dropped and the rest loaded",
                 log_path.display()
             );
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&log_path)
-                .map_err(io(&log_path))?;
-            file.set_len(offset).map_err(io(&log_path))?;
-            file.sync_all().map_err(io(&log_path))?;
+            truncate(&log_path, offset)?;
         }
         let stats = Arc::new(StoreStats::default());
         let sender = writer::start(dir, fsync, &loaded.workers, stats.clone())?;
@@ -241,6 +231,16 @@ fn lock(dir: &Path) -> Result<Flock<File>, StoreError> {
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| StoreError::Locked {
         dir: dir.to_owned(),
     })
+}
+
+/// Cuts the file at `path` to `len` bytes, synced.
+fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    file.set_len(len).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, StoreError> {

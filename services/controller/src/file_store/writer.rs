@@ -92,22 +92,20 @@ impl Writer {
 
     fn write_group(&mut self, group: Vec<Record>) {
         let mut bytes = Vec::new();
-        let mut synced = 0;
         for record in group {
             encode(&record, &mut bytes);
             apply(&mut self.workers, record);
             if self.fsync == Fsync::Always {
-                synced += self.append(&std::mem::take(&mut bytes), true);
+                self.append(&std::mem::take(&mut bytes), true);
             }
         }
         if !bytes.is_empty() {
-            synced += self.append(&bytes, self.fsync == Fsync::Batch);
+            self.append(&bytes, self.fsync == Fsync::Batch);
         }
-        let _ = synced;
     }
 
-    /// Appends `bytes` (and syncs them if `sync`); 1 when it synced.
-    fn append(&mut self, bytes: &[u8], sync: bool) -> u64 {
+    /// Appends `bytes`, and syncs them if `sync`.
+    fn append(&mut self, bytes: &[u8], sync: bool) {
         let result =
             self.log
                 .write_all(bytes)
@@ -130,7 +128,6 @@ impl Writer {
                 self.stats
                     .last_write_ms
                     .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
-                u64::from(sync)
             }
             Err(e) => {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -141,7 +138,6 @@ impl Writer {
                         self.dir.join(LOG).display()
                     );
                 }
-                0
             }
         }
     }
