@@ -161,7 +161,6 @@ impl Bench {
     }
 
     /// The certificates the bench and its targets use.
-    #[cfg(feature = "etcd")]
     pub fn cert_dir(&self) -> &Path {
         &self.cert_dir
     }
