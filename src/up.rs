@@ -18,6 +18,7 @@ use futures_util::future::{self, FutureExt};
 use crate::client::{Client, ClientFlags};
 use crate::error::flat;
 use crank_fleet::child::Child;
+use crank_fleet::etcd::{Etcd, EtcdConfig};
 
 /// How long `up` waits for the fleet to be registered and routable.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -170,72 +171,6 @@ async fn stop_all(services: &mut [Child], workers: &mut [Child]) {
     }
 }
 
-/// A local etcd for `--controllers N`: the `etcd` of Debian's `etcd-server`,
-/// on a free port, with a temporary data directory, serving a certificate of
-/// the dev CA and trusting that CA's clients.
-pub(crate) fn start_etcd(dir: &Path, data: &Path) -> Result<(Child, String)> {
-    let found = Command::new("etcd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !found.is_ok_and(|s| s.success()) {
-        bail!("--controllers needs etcd on PATH (Debian: apt-get install -y etcd-server)");
-    }
-    if !dir.join("etcd.crt").exists() {
-        crank_net::certs::issue(dir, crank_net::identity::Role::Controller, "etcd", false)
-            .map_err(flat)?;
-    }
-    let free = || -> Result<u16> {
-        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port())
-    };
-    let client = format!("https://127.0.0.1:{}", free()?);
-    let peer = format!("http://127.0.0.1:{}", free()?);
-    let mut command = Command::new("etcd");
-    command
-        .args(["--name", "crank-up", "--data-dir"])
-        .arg(data)
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("crank-up={peer}")])
-        .arg("--cert-file")
-        .arg(dir.join("etcd.crt"))
-        .arg("--key-file")
-        .arg(dir.join("etcd.key"))
-        .arg("--trusted-ca-file")
-        .arg(dir.join("ca.crt"))
-        .args(["--client-cert-auth", "--log-level", "error"])
-        .stdin(Stdio::null());
-    // etcd's own chatter goes to a file beside its data, not over the fleet's.
-    let log_path = data.with_extension("log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
-    command.stdout(log.try_clone()?).stderr(log);
-    let child = Child::spawn("etcd", command).context("cannot start etcd")?;
-    // The controllers load the store before they serve: let etcd listen first.
-    let address = client.trim_start_matches("https://").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&address).is_err() {
-        if Instant::now() > deadline {
-            bail!("etcd did not listen on {client} within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((child, client))
-}
-
 pub async fn up(flags: UpFlags) -> Result<()> {
     let mut signals =
         crank_net::process::ShutdownSignals::install().context("cannot install signal handlers")?;
@@ -266,14 +201,16 @@ pub async fn up(flags: UpFlags) -> Result<()> {
     let etcd_data = tempfile::tempdir().context("cannot make etcd's data directory")?;
     let mut store_args = Vec::new();
     if flags.controllers > 1 {
-        let data = etcd_data.path().join("etcd");
-        let (etcd, client_url) = start_etcd(&dir, &data)?;
+        let mut config = EtcdConfig::in_dir("crank-up", &dir, etcd_data.path());
+        config.log_level = "error";
+        let etcd = Etcd::start(config).await?;
+        let client_url = etcd.client_url().to_owned();
         println!(
             "etcd           pid {:<7} {client_url} (log: {})",
-            etcd.pid(),
-            data.with_extension("log").display()
+            etcd.pid().unwrap_or_default(),
+            etcd.log().display()
         );
-        services.push(etcd);
+        services.extend(etcd.into_child());
         store_args = vec![
             "--store".to_owned(),
             "etcd".to_owned(),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::etcd::Etcd;
+use common::etcd::{self, Etcd};
 use common::{eventually, free_port, free_ports_in_a_row, Fleet, Proc};
 use crank_proto::wire::{
     Health, RouteRequest, RouteResponse, WorkerDetail, WorkerList, WorkerStatus,
@@ -38,7 +38,7 @@ fn start_controller(
             "--store",
             "etcd",
             "--etcd-endpoints",
-            &etcd.client_url,
+            etcd.client_url(),
             "--stale-after",
             stale_after,
             "--evict-after",
@@ -142,7 +142,7 @@ async fn all_healthy_everywhere(fleet: &Fleet, ports: &[u16], ids: &[&str]) {
 #[actix_rt::test]
 async fn a_controller_killed_loses_no_route_and_its_workers_move_to_a_survivor() {
     let mut fleet = Fleet::new();
-    let etcd = Etcd::start(&fleet).await;
+    let etcd = etcd::start(&fleet).await;
     let ports = [free_port(), free_port(), free_port()];
     let controllers: Vec<Proc> = ports
         .iter()
@@ -207,7 +207,7 @@ async fn a_controller_killed_loses_no_route_and_its_workers_move_to_a_survivor()
 #[actix_rt::test]
 async fn a_worker_that_dies_with_its_controller_is_still_judged_and_evicted() {
     let mut fleet = Fleet::new();
-    let etcd = Etcd::start(&fleet).await;
+    let etcd = etcd::start(&fleet).await;
     let ports = [free_port(), free_port()];
     let first = start_controller(&mut fleet, &etcd, ports[0], "8s", "3s");
     let _second = start_controller(&mut fleet, &etcd, ports[1], "8s", "3s");
@@ -254,7 +254,7 @@ async fn a_worker_that_dies_with_its_controller_is_still_judged_and_evicted() {
 #[actix_rt::test]
 async fn a_restarted_controller_serves_the_whole_fleet_as_soon_as_it_answers() {
     let mut fleet = Fleet::new();
-    let etcd = Etcd::start(&fleet).await;
+    let etcd = etcd::start(&fleet).await;
     let ports = [free_port(), free_port()];
     let mut first = start_controller(&mut fleet, &etcd, ports[0], "4s", "60s");
     let _second = start_controller(&mut fleet, &etcd, ports[1], "4s", "60s");
@@ -288,7 +288,7 @@ async fn a_restarted_controller_serves_the_whole_fleet_as_soon_as_it_answers() {
 #[actix_rt::test]
 async fn controllers_ride_out_an_etcd_outage_and_converge_after_it() {
     let mut fleet = Fleet::new();
-    let mut etcd = Etcd::start(&fleet).await;
+    let mut etcd = etcd::start(&fleet).await;
     let ports = [free_port(), free_port()];
     let _controllers = [
         start_controller(&mut fleet, &etcd, ports[0], "4s", "60s"),
@@ -345,7 +345,7 @@ async fn controllers_ride_out_an_etcd_outage_and_converge_after_it() {
         },
     )
     .await;
-    etcd.restart().await;
+    etcd::restart(&mut etcd).await;
     for port in ports {
         eventually(
             "/health says the store is ok again",
@@ -377,7 +377,7 @@ async fn controllers_ride_out_an_etcd_outage_and_converge_after_it() {
 #[actix_rt::test]
 async fn a_worker_flapping_between_controllers_ends_with_one_owner_and_one_record() {
     let mut fleet = Fleet::new();
-    let etcd = Etcd::start(&fleet).await;
+    let etcd = etcd::start(&fleet).await;
     let ports = [free_port(), free_port()];
     let _controllers = [
         start_controller(&mut fleet, &etcd, ports[0], "4s", "60s"),

@@ -21,6 +21,7 @@ mod with_etcd {
     use anyhow::{Context, Result};
     use crank_controller::cluster::etcd_client;
     use crank_controller::cluster::{connect, ClusterSettings};
+    use crank_fleet::etcd::{Etcd, EtcdConfig};
     use crank_proto::wire::WorkerDetail;
 
     use super::super::calls::{heartbeat_calls, route_calls};
@@ -68,9 +69,12 @@ mod with_etcd {
         let flags = &bench.flags;
         let until = Until::Elapsed(flags.duration);
         let data = tempfile::tempdir().context("cannot make etcd's data directory")?;
-        let (_etcd, endpoint) = bench.block_on(async {
-            crate::up::start_etcd(bench.cert_dir(), &data.path().join("etcd"))
-        })?;
+        let store = bench.block_on(Etcd::start(EtcdConfig::in_dir(
+            "crank-bench",
+            bench.cert_dir(),
+            data.path(),
+        )))?;
+        let endpoint = store.client_url().to_owned();
         let dir = bench.cert_dir().to_string_lossy().into_owned();
         let mut controllers = Vec::new();
         for i in 0..3 {
