@@ -9,6 +9,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod call;
 mod client;
 mod error;
 mod up;
@@ -76,6 +77,9 @@ enum Command {
         #[command(flatten)]
         client: client::ClientFlags,
     },
+    /// Call a capability through the client library: the answer and who gave
+    /// it, or with --count a latency summary.
+    Call(call::CallFlags),
     /// Print the registry's changes as they happen (GET /watch), one line each.
     Watch(client::ClientFlags),
     /// Load a controller over mTLS and print throughput and latency per scenario.
@@ -212,6 +216,10 @@ fn main() -> ExitCode {
                 .block_on(bench::serve_baseline(port, cert_dir))
                 .context("crank bench-baseline")
         }
+        Command::Call(flags) => actix_rt::System::new()
+            .block_on(call::call(flags))
+            .map(|text| println!("{text}"))
+            .context("crank call"),
         Command::Watch(flags) => client::Client::new(&flags)
             .and_then(|client| actix_rt::System::new().block_on(watch::watch(client)))
             .context("crank watch"),

@@ -35,6 +35,14 @@ pub enum Scenario {
     Heterogeneous,
     /// Real calls to four workers, one killed but still registered: the share of attempts that hit it without outcome reports and with them.
     FailingWorker,
+    /// Real calls to four workers of the same announced capacity, one 10x slower by its service time alone: p50/p99/throughput under round_robin, the default strategy through the controller, and local mode, in one run.
+    EqualCapacity,
+    /// Real calls to four workers of the same small capacity, one 10x slower, with more callers than the fast ones have room for: throughput and the load split per strategy and mode.
+    Saturated,
+    /// Real calls to four fast workers, through the controller and then in local mode: calls per second and controller CPU per call.
+    LocalMode,
+    /// Local-mode callers while the controller is down (SIGKILL, --outage long): calls that fail while every worker lives.
+    ControllerOutage,
     /// The durable store: --workers registrations and heartbeats against the memory and the file store (fsyncs per registration, disk bytes per heartbeat), then a SIGKILL and a restart: time to a first /workers answer listing all, routes and heartbeats answered 404 after it.
     Restart,
 }
@@ -56,6 +64,10 @@ impl Scenario {
             Scenario::Heterogeneous => "heterogeneous",
             Scenario::FailingWorker => "failing-worker",
             Scenario::Restart => "restart",
+            Scenario::EqualCapacity => "equal-capacity",
+            Scenario::Saturated => "saturated",
+            Scenario::LocalMode => "local-mode",
+            Scenario::ControllerOutage => "controller-outage",
         }
     }
 }
@@ -86,6 +98,9 @@ pub struct BenchFlags {
     /// Scrapes in the metrics-scrape scenario.
     #[arg(long, default_value_t = 200)]
     pub scrapes: usize,
+    /// How long the controller stays down in controller-outage.
+    #[arg(long, default_value = "30s", value_parser = crank_net::config::parse_duration)]
+    pub outage: Duration,
     /// Client threads generating load.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,

@@ -13,7 +13,7 @@
 //! |---|---|
 //! | What can it be asked to do? [`BenchFlags`], [`Scenario`](flags::Scenario) | [`flags`] |
 //! | How is it run: rounds, baselines, medians, output? [`bench()`] | [`run`] |
-//! | What does each scenario start, load and measure? | [`scenario`], [`observe`] for `metrics-scrape` and `watch`, [`routing`] for `heterogeneous` and `failing-worker` |
+//! | What does each scenario start, load and measure? | [`scenario`], [`observe`] for `metrics-scrape` and `watch`, [`routing`] for `heterogeneous` and `failing-worker`, [`balancing`] for `equal-capacity`, `saturated`, `local-mode` and `controller-outage` |
 //! | How are `GET /watch` streams held and checked? [`watchers::Watchers`] | [`watchers`] |
 //! | What requests does a scenario send? | [`calls`] |
 //! | How is load generated and tallied? [`load::run_load`], [`load::Load`] | [`load`] |
@@ -25,6 +25,7 @@
 //!
 //! Child processes are [`crank_fleet::child::Child`]ren, as everywhere in crank.
 
+mod balancing;
 mod baseline;
 mod calls;
 mod cluster;

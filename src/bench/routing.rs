@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use crank_client::{CallOutcome, Constraints, CrankClient, OutcomeSink, Request};
+use crank_client::{Balance, CallOutcome, Constraints, CrankClient, OutcomeSink, Request};
 use crank_net::identity::Role;
 use crank_net::tls::TlsFiles;
 use crank_proto::wire::WorkerStatus;
@@ -33,24 +33,27 @@ use crate::error::flat;
 /// Concurrent callers, each making one call after another: enough to keep the
 /// fast workers busy, few enough that the client, the controller and four
 /// workers share two cores without the client being the bottleneck.
-const CALLERS: usize = 16;
+pub const CALLERS: usize = 16;
 /// The service certificate (`service/bench-routing`) the workers share; their
 /// ids are `bench-routing.1` to `.4`.
 const SERVICE: &str = "bench-routing";
-const WORKERS: usize = 4;
+pub const WORKERS: usize = 4;
 /// A hello-world-like worker: each answer held 10 ms, 32 at once.
-const FAST: (&str, &str) = ("10ms", "32");
+const FAST: Profile = ("10ms", "32");
 /// Ten times slower, with room for 4 at once.
-const SLOW: (&str, &str) = ("100ms", "4");
+const SLOW: Profile = ("100ms", "4");
+
+/// A worker's `--service-time` and `--capacity`.
+pub type Profile = (&'static str, &'static str);
 /// Heartbeats every second, so that load reports are fresh: what the router
 /// knows between them is its own estimate.
 const HEARTBEAT: &str = "1s";
 
 /// The controller and its workers.
-struct RoutingFleet {
-    controller: Target,
-    workers: Vec<Target>,
-    ids: Vec<String>,
+pub struct RoutingFleet {
+    pub controller: Target,
+    pub workers: Vec<Target>,
+    pub ids: Vec<String>,
 }
 
 fn worker_id(index: usize) -> String {
@@ -61,13 +64,21 @@ fn worker_id(index: usize) -> String {
 /// [`SLOW`]'s service time and capacity, the others [`FAST`]; returns once
 /// every worker is registered and healthy.
 fn start_fleet(bench: &Bench, slow: Option<usize>) -> Result<RoutingFleet> {
+    let profiles: Vec<Profile> = (0..WORKERS)
+        .map(|index| if slow == Some(index) { SLOW } else { FAST })
+        .collect();
+    start_fleet_of(bench, &profiles)
+}
+
+/// A controller and one worker per profile; returns once every worker is
+/// registered and healthy.
+pub fn start_fleet_of(bench: &Bench, profiles: &[Profile]) -> Result<RoutingFleet> {
     issue_service_certificate(&bench.cert_dir)?;
     let controller = bench.controller()?;
     let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
     let mut workers = Vec::new();
-    let ids: Vec<String> = (0..WORKERS).map(worker_id).collect();
-    for (index, id) in ids.iter().enumerate() {
-        let (service_time, capacity) = if slow == Some(index) { SLOW } else { FAST };
+    let ids: Vec<String> = (0..profiles.len()).map(worker_id).collect();
+    for (id, (service_time, capacity)) in ids.iter().zip(profiles) {
         let port = free_port()?;
         let port_arg = port.to_string();
         let args = [
@@ -139,10 +150,10 @@ fn all_registered(bench: &Bench, fleet: &RoutingFleet) -> Result<()> {
 }
 
 /// One attempt of a call: when, to whom, and whether the worker did its part.
-struct Attempt {
-    at: Duration,
-    worker_id: String,
-    succeeded: bool,
+pub struct Attempt {
+    pub at: Duration,
+    pub worker_id: String,
+    pub succeeded: bool,
 }
 
 /// Every attempt of a phase, in order.
@@ -163,15 +174,15 @@ impl OutcomeSink for Attempts {
 
 /// How a phase of calls went: the calls (a [`Load`]: each call's end-to-end
 /// latency, route and retry included) and every attempt.
-struct Calls {
-    load: Load,
-    attempts: Vec<Attempt>,
+pub struct Calls {
+    pub load: Load,
+    pub attempts: Vec<Attempt>,
 }
 
 impl Calls {
     /// The share of attempts that went to `worker_id`, of those made from
     /// `from` on.
-    fn share_of(&self, worker_id: &str, from: Duration) -> f64 {
+    pub fn share_of(&self, worker_id: &str, from: Duration) -> f64 {
         let later: Vec<&Attempt> = self.attempts.iter().filter(|a| a.at >= from).collect();
         let hits = later.iter().filter(|a| a.worker_id == worker_id).count();
         hits as f64 / later.len().max(1) as f64
@@ -208,8 +219,32 @@ impl Calls {
     }
 
     /// Attempts that failed.
-    fn failed_attempts(&self) -> u64 {
+    pub fn failed_attempts(&self) -> u64 {
         self.attempts.iter().filter(|a| !a.succeeded).count() as u64
+    }
+}
+
+/// How one phase of calls is made.
+pub struct Phase<'a> {
+    /// `None`: the controller's default (or local mode's own rule).
+    pub strategy: Option<&'a str>,
+    /// Outcomes reported to the controller (controller mode).
+    pub reports: bool,
+    pub balance: Balance,
+    pub callers: usize,
+    pub duration: Duration,
+}
+
+impl Phase<'_> {
+    /// [`CALLERS`] callers through the controller, reporting.
+    pub fn routed(strategy: Option<&str>, duration: Duration) -> Phase<'_> {
+        Phase {
+            strategy,
+            reports: true,
+            balance: Balance::Controller,
+            callers: CALLERS,
+            duration,
+        }
     }
 }
 
@@ -223,12 +258,31 @@ fn calls(
     reports: bool,
     duration: Duration,
 ) -> Result<Calls> {
+    let phase = Phase {
+        reports,
+        ..Phase::routed(strategy, duration)
+    };
+    calls_in(bench, controller, &phase, None)
+}
+
+/// `phase.callers` callers calling `invoke:hello.greet` for
+/// `phase.duration` as `phase` says, all through one client; `during`, if
+/// given, runs beside them (a fault to inject).
+pub fn calls_in(
+    bench: &Bench,
+    controller: &Target,
+    phase: &Phase<'_>,
+    during: Option<futures_util::future::LocalBoxFuture<'_, ()>>,
+) -> Result<Calls> {
+    let (strategy, duration) = (phase.strategy, phase.duration);
     let sink = Rc::new(Attempts {
         started: Instant::now(),
         log: RefCell::new(Vec::new()),
     });
-    let mut client = admin_client(bench, controller)?.on_outcome(sink.clone());
-    if !reports {
+    let mut client = admin_client(bench, controller)?
+        .on_outcome(sink.clone())
+        .with_balance(phase.balance);
+    if !phase.reports {
         client = client.without_reports();
     }
     let constraints = Constraints {
@@ -259,9 +313,13 @@ fn calls(
         }
         load
     };
-    let loads = bench.block_on(futures_util::future::join_all(
-        (0..CALLERS).map(|_| caller()),
-    ));
+    let callers = futures_util::future::join_all((0..phase.callers).map(|_| caller()));
+    let loads = bench.block_on(async {
+        match during {
+            Some(fault) => futures_util::future::join(callers, fault).await.0,
+            None => callers.await,
+        }
+    });
     let mut load = Load::default();
     for one in loads {
         load.merge(one);

@@ -277,6 +277,48 @@ pub struct Row {
     /// 1 % of its attempts to the dead worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_under_1pct_after_s: Option<f64>,
+
+    // equal-capacity and saturated (the columns: the default strategy
+    // through the controller; the round-robin fields above too).
+    /// The default strategy's p50 over round-robin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ratio_to_round_robin: Option<f64>,
+    /// Local mode's p50, p99 and throughput over round-robin's (through
+    /// the controller), in the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_p50_ratio_to_round_robin: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_p99_ratio_to_round_robin: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_throughput_ratio_to_round_robin: Option<f64>,
+    /// Share of local mode's attempts that went to the slow worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_worker_share_local: Option<f64>,
+
+    // local-mode (the columns: local mode's calls).
+    /// Calls per second through the controller (route, then call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_mode_throughput: Option<f64>,
+    /// Local mode's calls per second over controller mode's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_throughput_ratio_to_controller: Option<f64>,
+    /// Controller CPU per call, in microseconds, in each mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_cpu_us_per_call: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_cpu_us_per_call_local: Option<f64>,
+
+    // controller-outage (the columns: the calls made while it was down).
+    /// How long every controller was down (SIGKILL to the end of the phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage_s: Option<f64>,
+    /// Attempts made while it was down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_during_outage: Option<u64>,
+    /// Calls that failed in the phase (before and during the outage), every
+    /// worker alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_calls_during_outage: Option<u64>,
 }
 
 impl Row {

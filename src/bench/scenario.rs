@@ -68,6 +68,10 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Heterogeneous => super::routing::heterogeneous(bench),
         Scenario::FailingWorker => super::routing::failing_worker(bench),
         Scenario::Restart => super::restart::restart(bench),
+        Scenario::EqualCapacity => super::balancing::equal_capacity(bench),
+        Scenario::Saturated => super::balancing::saturated(bench),
+        Scenario::LocalMode => super::balancing::local_mode(bench),
+        Scenario::ControllerOutage => super::balancing::controller_outage(bench),
     }
 }
 

@@ -278,6 +278,25 @@ impl Registry {
             .get_mut(worker_id)
             .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
         let was_ejected = record.tally.is_ejected();
+        // A route counts in flight for about the worker's service time; any
+        // capability's serves here, as the tally is the worker's.
+        let service_time = record
+            .capabilities
+            .capabilities
+            .first()
+            .map_or(router::DEFAULT_SERVICE_TIME, |c| {
+                router::service_time(record, &c.key)
+            });
+        record
+            .tally
+            // A failure's latency says nothing of the provider's speed (a
+            // refused connection is fast): only successes feed the estimate.
+            .note_call(
+                report.latency.filter(|_| report.success),
+                report.load,
+                now.mono,
+                service_time,
+            );
         let ejected_for = record.tally.note_outcome(report.success, now.mono);
         if let Some(length) = ejected_for {
             self.ejected.insert(record.id.clone());

@@ -456,6 +456,7 @@ fn an_ejection_of_a_record_owned_elsewhere_ends_with_its_interval() {
             worker_id: crank_proto::domain::WorkerId::parse("worker_id", "w1").unwrap(),
             success: false,
             latency: None,
+            load: None,
         };
         registry.report(&report, clock.at(1)).unwrap();
     }

@@ -61,6 +61,7 @@ impl Journal {
             kind,
             origin,
             worker_id: record.id.clone(),
+            worker_url: record.url.clone(),
             capabilities: record.capabilities.clone(),
             replica,
         });

@@ -63,6 +63,8 @@ mod core_tests;
 #[cfg(test)]
 mod router_tests;
 #[cfg(test)]
+mod router_wait_tests;
+#[cfg(test)]
 mod simulation;
 #[cfg(test)]
 mod test_clock;

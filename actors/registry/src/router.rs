@@ -11,14 +11,20 @@
 //!
 //! Then it **chooses**:
 //!
-//! - `least_loaded` (default): power of two choices. The provider due in
-//!   round-robin order is compared with one other drawn at random; the one with
-//!   more estimated free capacity wins, the due one on a tie or when either's
-//!   load is unknown (so a fleet that reports no load is routed round-robin at
-//!   round-robin's cost: the second draw is skipped). When a filter rejects
-//!   both draws, or the winner has no free capacity left by the estimate, all
-//!   providers are scanned for the one with the most: a provider full by the
-//!   estimate is never chosen while another has room.
+//! - `least_loaded` (default): power of two choices by **expected wait**. The
+//!   provider due in round-robin order is compared with one other drawn at
+//!   random, and the one a new call is expected to wait less at wins
+//!   ([`crank_balance::expected_wait`]: its latency estimate times the rounds
+//!   of its capacity already in flight), the due one on a tie. The latency is
+//!   the Peak-EWMA of what callers report (`POST /report`'s `latency_ms`, of
+//!   successes only), else the service time the worker's answers or
+//!   heartbeats state. While either's latency is unknown, the one with more
+//!   estimated free capacity wins; while both loads are unknown too, the due
+//!   one (a fleet that reports nothing is routed round-robin at round-robin's
+//!   cost: the second draw is skipped). When a filter rejects both draws, or
+//!   the winner has no free capacity left by the estimate, all providers are
+//!   scanned for the least expected wait: a provider full by the estimate is
+//!   never chosen while another has room.
 //! - `round_robin`: the first provider in rotation order that passes the
 //!   filters, load not looked at.
 //! - `cheapest`: every provider is scanned; providers with room by the
@@ -30,14 +36,17 @@
 //! worker's reported `capacity`, and the capability's `max_concurrency` if
 //! announced, whichever leaves less) minus what is in flight: the last
 //! reported `in_flight` (the capability's own when the worker reports it per
-//! capability) plus the routes this controller handed it since that report.
-//! Those routes are the controller's estimate between heartbeats, so a burst
-//! does not all land on the worker that looked idle at its last beat; each
-//! counts as in flight for about the capability's reported median latency
-//! (the count decays with that time constant, [`DEFAULT_SERVICE_TIME`] when
-//! none is reported: by Little's law it settles at rate × latency), and a
-//! heartbeat with a load resets it. A report older than half of `stale_after`
-//! (two advised heartbeats) is ignored as unknown.
+//! capability) plus the routes this controller handed it since that report
+//! and not yet reported back. Those routes are the controller's estimate
+//! between reports, so a burst does not all land on the worker that looked
+//! idle; each counts as in flight until a caller reports the call, or for
+//! about the capability's reported median latency when none does (the count
+//! decays with that time constant, [`DEFAULT_SERVICE_TIME`] when none is
+//! reported: by Little's law it settles at rate × latency). A heartbeat with
+//! a load resets it, and so does a report carrying the load the worker's
+//! answer stated (its `crank-load` header, which then stands for the
+//! worker's figures until the next heartbeat). A load older than half of
+//! `stale_after` (two advised heartbeats) is ignored as unknown.
 //!
 //! The estimate **ranks, it never refuses** a provider as full: only the
 //! worker's own report does (the one refusal it makes is a low bid's, out of
@@ -67,7 +76,7 @@ use rand::Rng;
 use super::liveness::Liveness;
 use super::record::{StoredCapability, WorkerRecord};
 pub use super::tally::{Tally, EJECT_AFTER_FAILURES, FIRST_EJECTION, MAX_EJECTION};
-use crank_proto::domain::{MeasuredCapability, WorkerLoad};
+use crank_proto::domain::{MeasuredCapability, ObservedLoad, WorkerLoad};
 use crank_proto::domain::{Requirement, RouteQuery, Strategy};
 
 /// Share of a provider's capacity kept for routes that bid at least its
@@ -216,6 +225,9 @@ pub struct Accepted<'a> {
     /// Estimated free slots (below zero when the estimate overshoots);
     /// `None` when its capacity is unknown.
     pub free: Option<f64>,
+    /// The expected wait of a call to it, in milliseconds
+    /// ([`crank_balance::expected_wait`]); `None` while its latency is unknown.
+    pub wait: Option<f64>,
 }
 
 /// What the router reads besides the candidate itself.
@@ -246,6 +258,30 @@ pub fn service_time(record: &WorkerRecord, key: &str) -> Duration {
 }
 
 impl Judge<'_> {
+    /// The load the worker's last reported answer carried, if recent enough.
+    fn fresh_observed(&self, record: &WorkerRecord) -> Option<ObservedLoad> {
+        let (load, at) = record.tally.observed?;
+        (self.now.saturating_duration_since(at) <= self.load_max_age).then_some(load)
+    }
+
+    /// The latency a call to `record` for `key` is expected to take, in
+    /// milliseconds: what callers report (Peak-EWMA), else what the worker
+    /// says of its service time (its last answer's, then its heartbeat's).
+    fn latency_ms(&self, record: &WorkerRecord, key: &str) -> Option<f64> {
+        let reported = record.tally.latency.estimate_ms(self.now);
+        reported
+            .or_else(|| {
+                self.fresh_observed(record)
+                    .map(|load| load.service_time.as_secs_f64() * 1000.0)
+            })
+            .or_else(|| {
+                self.fresh_load(record)
+                    .and_then(|load| capability_load(load, key))
+                    .and_then(|c| c.p50)
+                    .map(|p50| p50.as_secs_f64() * 1000.0)
+            })
+    }
+
     /// The record's load if it is recent enough to go by.
     fn fresh_load<'r>(&self, record: &'r WorkerRecord) -> Option<&'r WorkerLoad> {
         let at = record.tally.load_at?;
@@ -258,13 +294,24 @@ impl Judge<'_> {
     /// capability's `max_concurrency`), if any.
     fn occupancy(&self, record: &WorkerRecord, capability: &StoredCapability) -> Option<Occupancy> {
         let key = &*capability.key;
+        let routed_since =
+            |record: &WorkerRecord| record.tally.routed(self.now, service_time(record, key));
+        if let Some(observed) = self.fresh_observed(record) {
+            // The worker's word with its last reported answer: newer than
+            // any heartbeat (a heartbeat with a load clears it).
+            return Some(Occupancy {
+                reported: f64::from(observed.in_flight),
+                routed: routed_since(record),
+                capacity: f64::from(observed.capacity),
+            });
+        }
         let load = self.fresh_load(record);
         let max_concurrency = capability.announced().and_then(|c| c.max_concurrency);
         if load.is_none() && max_concurrency.is_none() {
             // No limit known: the estimate has nothing to count against.
             return None;
         }
-        let routed = record.tally.routed(self.now, service_time(record, key));
+        let routed = routed_since(record);
         let mut tightest: Option<Occupancy> = None;
         let mut consider = |reported: u32, capacity: u32| {
             let limit = Occupancy {
@@ -338,6 +385,7 @@ impl Judge<'_> {
             return Ok(Accepted {
                 capability,
                 free: None,
+                wait: None,
             });
         }
         let occupancy = self.occupancy(record, capability);
@@ -357,10 +405,35 @@ impl Judge<'_> {
                 return Err(Rejection::Reserved { bid: provider_bid });
             }
         }
+        let wait = self.latency_ms(record, &capability.key).map(|latency| {
+            let (in_flight, capacity) = match occupancy {
+                Some(limit) => (limit.reported + limit.routed, Some(limit.capacity)),
+                None => (
+                    record
+                        .tally
+                        .routed(self.now, service_time(record, &capability.key)),
+                    None,
+                ),
+            };
+            crank_balance::expected_wait(latency, in_flight, capacity)
+        });
         Ok(Accepted {
             capability,
             free: occupancy.map(|limit| limit.free()),
+            wait,
         })
+    }
+}
+
+/// Whether `theirs` beats `ours` in a power-of-two choice: by expected wait
+/// when both are known, else by estimated free capacity; never on a tie.
+fn prefers(theirs: &Accepted<'_>, ours: &Accepted<'_>) -> bool {
+    match (theirs.wait, ours.wait) {
+        (Some(theirs), Some(ours)) => crank_balance::better(theirs, ours),
+        _ => theirs
+            .free
+            .zip(ours.free)
+            .is_some_and(|(theirs, ours)| theirs > ours),
     }
 }
 
@@ -399,18 +472,13 @@ pub fn choose<'a>(
     if strategy == Strategy::LeastLoaded {
         let first = at(due);
         if let Some((record, Ok(accepted))) = first {
-            if accepted.free.is_none() || count == 1 {
+            if (accepted.free.is_none() && accepted.wait.is_none()) || count == 1 {
                 // Unknown load: round-robin order, at round-robin's cost.
                 return Ok(chosen(due, record, accepted));
             }
             let other = (due + 1 + rng.random_range(0..count - 1)) % count;
             let winner = match at(other) {
-                Some((other_record, Ok(other_accepted)))
-                    if other_accepted
-                        .free
-                        .zip(accepted.free)
-                        .is_some_and(|(theirs, ours)| theirs > ours) =>
-                {
+                Some((other_record, Ok(other_accepted))) if prefers(&other_accepted, &accepted) => {
                     (other, other_record, other_accepted)
                 }
                 _ => (due, record, accepted),
@@ -443,7 +511,8 @@ pub fn choose<'a>(
                 .announced()
                 .and_then(|c| c.cost_tokens_per_invocation)
                 .unwrap_or(f64::INFINITY),
-            _ => 0.0,
+            // Unknown latency ranks first: a call measures it.
+            _ => accepted.wait.unwrap_or(0.0),
         };
         // Room by the estimate first: full ones only when none has room.
         let full = accepted.free.is_some_and(|free| free <= 0.0);

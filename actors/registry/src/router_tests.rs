@@ -460,6 +460,7 @@ fn report(registry: &mut Registry, id: &str, success: bool, now: Now) {
         worker_id: WorkerId::parse("worker_id", id).unwrap(),
         success,
         latency: None,
+        load: None,
     };
     registry.report(&report, now).unwrap();
 }
@@ -558,6 +559,7 @@ fn a_report_for_an_unknown_worker_is_refused() {
         worker_id: WorkerId::parse("worker_id", "ghost").unwrap(),
         success: false,
         latency: None,
+        load: None,
     };
     assert!(registry.report(&report, clock.at(0.0)).is_err());
 }

@@ -59,6 +59,8 @@ pub struct RegistryEvent {
     pub kind: ChangeKind,
     pub origin: Origin,
     pub worker_id: Rc<str>,
+    /// Where it serves, so a watcher can call it without asking.
+    pub worker_url: Box<str>,
     pub capabilities: Rc<CapabilitySet>,
     /// The record as it now stands, for a replicated store to write: set in
     /// cluster mode for local changes that leave a record.

@@ -5,13 +5,10 @@
 use std::time::Duration;
 
 use actix::clock::Instant;
+use crank_balance::PeakEwma;
+use crank_proto::domain::ObservedLoad;
 
-/// Failures reported in a row that eject a provider.
-pub const EJECT_AFTER_FAILURES: u16 = 3;
-/// The first ejection's length; each further one doubles it.
-pub const FIRST_EJECTION: Duration = Duration::from_secs(5);
-/// The longest ejection.
-pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+pub use crank_balance::ejection::{EJECT_AFTER_FAILURES, FIRST_EJECTION, MAX_EJECTION};
 
 /// What the router keeps of one worker besides its record: its own estimate of
 /// routes in flight, when the load was reported, and the outlier state.
@@ -28,6 +25,10 @@ pub struct Tally {
     ejections: u16,
     /// Ejected from routing until then, and until a heartbeat after it.
     pub ejected_until: Option<Instant>,
+    /// The latency callers report, as the router weighs it.
+    pub latency: PeakEwma,
+    /// The load the worker's last reported answer carried, and when.
+    pub observed: Option<(ObservedLoad, Instant)>,
 }
 
 impl Tally {
@@ -55,6 +56,7 @@ impl Tally {
             self.routed = 0.0;
             self.routed_at = None;
             self.load_at = Some(now);
+            self.observed = None;
         }
         match self.ejected_until {
             Some(until) if until <= now => {
@@ -62,6 +64,29 @@ impl Tally {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A caller's report of one call: it is no longer in flight, its
+    /// latency feeds the estimate, and the load its answer carried replaces
+    /// the routes counted since (as a heartbeat's does).
+    pub fn note_call(
+        &mut self,
+        latency: Option<Duration>,
+        load: Option<ObservedLoad>,
+        now: Instant,
+        service_time: Duration,
+    ) {
+        if let Some(latency) = latency {
+            self.latency.observe(latency, now);
+        }
+        if let Some(load) = load {
+            self.observed = Some((load, now));
+            self.routed = 0.0;
+            self.routed_at = None;
+        } else if self.routed_at.is_some() {
+            self.routed = (self.routed(now, service_time) - 1.0).max(0.0);
+            self.routed_at = Some(now);
         }
     }
 
@@ -77,9 +102,7 @@ impl Tally {
         if self.failures < EJECT_AFTER_FAILURES || self.ejected_until.is_some() {
             return None;
         }
-        let length = FIRST_EJECTION
-            .saturating_mul(1u32 << self.ejections.min(16))
-            .min(MAX_EJECTION);
+        let length = crank_balance::ejection::ejection_length(self.ejections);
         self.ejections = self.ejections.saturating_add(1);
         self.failures = 0;
         self.ejected_until = Some(now + length);

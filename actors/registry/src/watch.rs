@@ -151,6 +151,7 @@ impl WatchHub {
                 id: state.last_id,
                 kind: kind(change.kind),
                 worker_id: change.worker_id.to_string(),
+                worker_url: Some(change.worker_url.to_string()),
                 capabilities: change
                     .capabilities
                     .keys

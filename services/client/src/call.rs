@@ -2,18 +2,23 @@
 //! its identity checked) and [`CrankClient::call`] (route, call, and once
 //! more on another provider if the first fails).
 
-use std::time::Instant;
+use std::rc::Rc;
+
+use tokio::time::Instant;
 
 use actix_web::web::Bytes;
 use awc::http::Method;
+use crank_proto::domain::ObservedLoad;
 use crank_proto::wire::report::{Outcome, ReportRequest};
+use crank_proto::wire::{AnswerLoad, CRANK_LOAD_HEADER};
 use futures_util::stream::LocalBoxStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{not_sent, refusal};
 use super::events::{events, Event};
-use super::{CallOutcome, ClientError, Constraints, CrankClient, RoutedWorker};
+use super::watcher::{self, LocalView};
+use super::{Balance, CallOutcome, ClientError, Constraints, CrankClient, RoutedWorker};
 
 /// Largest error answer read for its detail.
 const MAX_REFUSAL_BYTES: usize = 64 * 1024;
@@ -56,6 +61,8 @@ pub struct Reply {
     /// Who answered.
     pub worker: RoutedWorker,
     pub status: u16,
+    /// The worker's load as its `crank-load` header stated it, if it sent one.
+    pub load: Option<ObservedLoad>,
     url: String,
     response: awc::ClientResponse,
 }
@@ -132,9 +139,16 @@ impl CrankClient {
                 .unwrap_or_default();
             return Err(in_worker(refusal(&url, status, &body)));
         }
+        let load = response
+            .headers()
+            .get(CRANK_LOAD_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(AnswerLoad::parse_header)
+            .and_then(|load| ObservedLoad::try_from(&load).ok());
         Ok(Reply {
             worker: worker.clone(),
             status: status.as_u16(),
+            load,
             url,
             response,
         })
@@ -159,6 +173,11 @@ impl CrankClient {
         constraints: &Constraints,
         request: &Request,
     ) -> Result<Reply, ClientError> {
+        if self.balance == Balance::Local && constraints.version.is_none() {
+            return self
+                .call_locally(verb, capability, constraints, request)
+                .await;
+        }
         let first = self.route(verb, capability, constraints).await?;
         let failure = match self.attempt(&first, request, 1).await {
             Ok(reply) => return Ok(reply),
@@ -180,6 +199,76 @@ impl CrankClient {
         self.attempt(&second, request, 2).await
     }
 
+    /// [`CrankClient::call`] in local mode: the worker chosen from the watch
+    /// stream's providers, and once more on another if it fails.
+    async fn call_locally(
+        &self,
+        verb: &str,
+        capability: &str,
+        constraints: &Constraints,
+        request: &Request,
+    ) -> Result<Reply, ClientError> {
+        let key = format!("{verb}:{capability}");
+        let view = self.local_view().await;
+        let round_robin = constraints.strategy.as_deref() == Some("round_robin");
+        let mut exclude = constraints.exclude.clone();
+        let mut failure = None;
+        for attempt in 1..=2 {
+            let chosen =
+                view.providers
+                    .borrow_mut()
+                    .choose(&key, &exclude, round_robin, Instant::now());
+            let Some(worker) = chosen else {
+                return Err(failure.unwrap_or_else(|| ClientError::NoWorkerAvailable {
+                    capability: key.clone(),
+                    detail: format!(
+                        "no live provider of {key} among the {} the watch stream announced",
+                        view.providers.borrow().len()
+                    ),
+                }));
+            };
+            match self.attempt(&worker, request, attempt).await {
+                Ok(reply) => return Ok(reply),
+                Err(error) if !error.is_worker_failure() => return Err(error),
+                Err(error) => {
+                    exclude.push(worker.worker_id.clone());
+                    failure = Some(error);
+                }
+            }
+        }
+        Err(failure.unwrap_or_else(|| ClientError::NoWorkerAvailable {
+            capability: key,
+            detail: "no provider answered".to_owned(),
+        }))
+    }
+
+    /// Local mode's view, its watcher started with the first call, which
+    /// waits up to the call timeout for the first snapshot.
+    async fn local_view(&self) -> Rc<LocalView> {
+        let existing = self.local.borrow().clone();
+        let view = match existing {
+            Some(view) => view,
+            None => {
+                let view = Rc::new(LocalView::default());
+                *self.local.borrow_mut() = Some(view.clone());
+                actix_rt::spawn(watcher::follow(
+                    Rc::downgrade(&view),
+                    self.controller.clone(),
+                    self.controller_urls.clone(),
+                ));
+                view
+            }
+        };
+        if !watcher::loaded(&view, self.timeout).await {
+            log::warn!(
+                "no watch snapshot from {} within {:?}: no provider is known yet",
+                self.controller_urls.join(", "),
+                self.timeout
+            );
+        }
+        view
+    }
+
     /// [`CrankClient::send`], its outcome recorded.
     async fn attempt(
         &self,
@@ -188,7 +277,16 @@ impl CrankClient {
         attempt: u8,
     ) -> Result<Reply, ClientError> {
         let started = Instant::now();
+        let local = self
+            .local
+            .borrow()
+            .clone()
+            .filter(|_| self.balance == Balance::Local);
+        if let Some(view) = &local {
+            view.providers.borrow_mut().started(&worker.worker_id);
+        }
         let result = self.send(worker, request).await;
+        let load = result.as_ref().ok().and_then(|reply| reply.load);
         let (status, failure) = match &result {
             Ok(reply) => (Some(reply.status), None),
             Err(error) => (
@@ -203,11 +301,36 @@ impl CrankClient {
             status,
             latency: started.elapsed(),
             failure,
+            load,
         };
         // A worker at capacity is busy, not failing: its heartbeat tells the
         // controller so, and ejecting it would only shift its load.
         let busy = result.as_ref().is_err_and(ClientError::is_at_capacity);
-        if self.reports && !busy {
+        if let Some(view) = &local {
+            // Local mode judges providers itself and leaves the controller
+            // out of the call altogether.
+            let mut providers = view.providers.borrow_mut();
+            let ejected = if busy {
+                providers.refused_busy(&worker.worker_id);
+                None
+            } else {
+                providers.finished(
+                    &worker.worker_id,
+                    outcome.latency,
+                    outcome.succeeded(),
+                    load,
+                    Instant::now(),
+                )
+            };
+            if let Some(length) = ejected {
+                log::warn!(
+                    "worker {} failed {} calls in a row: this client leaves it out for {} s",
+                    worker.worker_id,
+                    crank_balance::ejection::EJECT_AFTER_FAILURES,
+                    length.as_secs()
+                );
+            }
+        } else if self.reports && !busy {
             self.report(&outcome);
         }
         if let Some(sink) = &self.outcomes {
@@ -229,6 +352,11 @@ impl CrankClient {
                 Outcome::Failure
             },
             latency_ms: Some(outcome.latency.as_secs_f64() * 1000.0),
+            load: outcome.load.map(|load| AnswerLoad {
+                in_flight: load.in_flight,
+                capacity: load.capacity,
+                service_ms: load.service_time.as_secs_f64() * 1000.0,
+            }),
         };
         let sent = self
             .controller

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{not_sent, refusal};
+use super::watcher::LocalView;
 use super::{ClientError, OutcomeSink};
 use crank_net::https::mtls_client;
 use crank_net::tls::{client_config_for, ExpectedPeer, TlsFiles};
@@ -87,6 +88,20 @@ impl From<RouteResponse> for RoutedWorker {
     }
 }
 
+/// How a [`CrankClient`] chooses the worker of a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Balance {
+    /// Ask the controller (`POST /route`) for every call: the default, and
+    /// what a simple caller wants.
+    #[default]
+    Controller,
+    /// Choose locally from the providers the controller's `GET /watch`
+    /// stream announces, by this client's own measurements
+    /// ([`Providers`](super::providers::Providers)): one round trip per call
+    /// instead of two, and calls go on while every controller is down.
+    Local,
+}
+
 /// A client of one fleet: its controller at a URL, the client certificate of
 /// a cert directory, and one keep-alive connection pool per worker it calls.
 ///
@@ -103,11 +118,20 @@ pub struct CrankClient {
     pub(super) outcomes: Option<Rc<dyn OutcomeSink>>,
     /// Whether each attempt's outcome is reported to the controller.
     pub(super) reports: bool,
+    pub(super) balance: Balance,
+    /// Every controller given, the first one the one asked in controller
+    /// mode; in local mode the watch stream is resumed on each in turn.
+    pub(super) controller_urls: Vec<String>,
+    /// Local mode's view of the fleet, made with the first call.
+    pub(super) local: RefCell<Option<Rc<LocalView>>>,
 }
 
 impl CrankClient {
     /// A client of the controller at `controller_url` with the certificate of
-    /// `files`, allowing [`DEFAULT_TIMEOUT`] for each call.
+    /// `files`, allowing [`DEFAULT_TIMEOUT`] for each call. `controller_url`
+    /// may be a comma-separated list of a cluster's controllers: the first is
+    /// asked, and a local-mode client ([`Balance::Local`]) follows the watch
+    /// stream of any of them.
     pub fn new(controller_url: &str, files: TlsFiles) -> Result<Self, ClientError> {
         Self::with_timeout(controller_url, files, DEFAULT_TIMEOUT)
     }
@@ -120,15 +144,33 @@ impl CrankClient {
         timeout: Duration,
     ) -> Result<Self, ClientError> {
         let tls = client_config_for(&files, ExpectedPeer::Controller { name: None })?;
+        let controller_urls: Vec<String> = controller_url
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
         Ok(CrankClient {
             controller: mtls_client(Arc::new(tls), timeout),
-            controller_url: controller_url.trim_end_matches('/').to_owned(),
+            controller_url: controller_urls.first().cloned().unwrap_or_default(),
             files,
             timeout,
             workers: RefCell::new(HashMap::new()),
             outcomes: None,
             reports: true,
+            balance: Balance::Controller,
+            controller_urls,
+            local: RefCell::new(None),
         })
+    }
+
+    /// Chooses workers as `balance` says ([`Balance::Controller`] unless set).
+    pub fn with_balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+
+    pub fn balance(&self) -> Balance {
+        self.balance
     }
 
     /// Hands the outcome of every attempt of [`CrankClient::call`] to `sink`.

@@ -21,15 +21,19 @@
 //! ```
 //!
 //! [`CrankClient::call`] routes, calls, and on a worker's failure routes once
-//! more excluding it and calls the next provider; each attempt's
-//! [`CallOutcome`] goes to an [`OutcomeSink`] if one is given (the hook for a
-//! controller's `POST /report`, which does not exist yet).
+//! more excluding it and calls the next provider; each attempt is reported
+//! to the controller (`POST /report`, with the latency and the `crank-load`
+//! header the worker answered with), and its [`CallOutcome`] goes to an
+//! [`OutcomeSink`] if one is given. With [`Balance::Local`] the client
+//! chooses the worker itself, from the controller's watch stream.
 //!
 //! | file | what |
 //! |---|---|
 //! | [`fleet`] | [`CrankClient`], [`CrankClient::route`], [`Constraints`], [`RoutedWorker`], the fleet's lists |
 //! | [`call`] | [`CrankClient::call`], [`CrankClient::send`], [`Request`], [`Reply`] |
 //! | [`events`] | [`Event`]: a streaming answer's Server-Sent Events |
+//! | [`providers`] | [`Providers`](providers::Providers): local mode's view of the fleet and its choice ([`Balance::Local`]) |
+//! | `watcher` | the task that keeps local mode's view live from `GET /watch` |
 //! | [`outcome`] | [`CallOutcome`], [`OutcomeSink`] |
 //! | [`error`] | [`ClientError`] |
 
@@ -38,9 +42,11 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod outcome;
+pub mod providers;
+mod watcher;
 
 pub use call::{Reply, Request};
 pub use error::ClientError;
 pub use events::Event;
-pub use fleet::{Constraints, CrankClient, RoutedWorker, DEFAULT_TIMEOUT};
+pub use fleet::{Balance, Constraints, CrankClient, RoutedWorker, DEFAULT_TIMEOUT};
 pub use outcome::{CallOutcome, OutcomeSink};

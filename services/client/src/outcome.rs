@@ -25,6 +25,8 @@ pub struct CallOutcome {
     /// timed out, a 5xx); `None` if it answered, a 4xx included, which is the
     /// request's fault.
     pub failure: Option<String>,
+    /// The worker's load as its answer's `crank-load` header stated it.
+    pub load: Option<crank_proto::domain::ObservedLoad>,
 }
 
 impl CallOutcome {

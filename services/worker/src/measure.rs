@@ -10,6 +10,12 @@
 //! error in place of one, counts as a failure; a 4xx is the caller's. A
 //! refusal at capacity is neither: it is not counted in the window at all.
 //!
+//! Every answer that reaches the handler carries the capability's load in a
+//! `crank-load` header ([`AnswerLoad`](crank_proto::wire::AnswerLoad)): the
+//! calls in flight besides it, the capability's limit, and the moving
+//! average of its service time, so a caller learns the worker's load with
+//! every call instead of every heartbeat.
+//!
 //! A worker given a service time (`--service-time`) holds every answer that
 //! long before sending it, in flight all along: a slower worker, played by
 //! any worker, for tests and benchmarks of routing.
@@ -22,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{Error, ResponseError};
+use crank_proto::wire::CRANK_LOAD_HEADER;
 use futures_util::future::LocalBoxFuture;
 
 use super::meter::{CapabilityMeter, InFlight};
@@ -95,7 +103,13 @@ where
                 .as_ref()
                 .map_or(true, |answer| answer.status().is_server_error());
             in_flight.meter().record(started.elapsed(), failed);
-            answer.map(|answer| {
+            let load = in_flight.meter().answer_load().to_string();
+            answer.map(|mut answer| {
+                if let Ok(value) = HeaderValue::from_str(&load) {
+                    answer
+                        .headers_mut()
+                        .insert(HeaderName::from_static(CRANK_LOAD_HEADER), value);
+                }
                 answer
                     .map_body(|_, body| MeasuredBody { body, in_flight })
                     .map_into_left_body()

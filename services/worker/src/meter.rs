@@ -76,7 +76,14 @@ pub struct CapabilityMeter {
     failures: AtomicU64,
     latencies: Box<[AtomicU32]>,
     window_started: Mutex<Instant>,
+    /// The moving average of its service time, in microseconds (an `f64`'s
+    /// bits; 0 before the first answer), for the `crank-load` header.
+    service_micros: AtomicU64,
 }
+
+/// The weight of each new answer in [`CapabilityMeter::service_time_ms`]:
+/// about the last twenty answers count.
+const SERVICE_WEIGHT: f64 = 0.05;
 
 impl CapabilityMeter {
     /// A meter for the capability `<verb>:<name>` admitting `limit` requests
@@ -89,6 +96,23 @@ impl CapabilityMeter {
             failures: AtomicU64::new(0),
             latencies: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
             window_started: Mutex::new(Instant::now()),
+            service_micros: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    /// The moving average of its service time, in milliseconds (0 before
+    /// the first answer).
+    pub fn service_time_ms(&self) -> f64 {
+        f64::from_bits(self.service_micros.load(Ordering::Relaxed)) / 1000.0
+    }
+
+    /// What the `crank-load` header of an answer says now: the requests in
+    /// flight besides the one answered.
+    pub fn answer_load(&self) -> crank_proto::wire::AnswerLoad {
+        crank_proto::wire::AnswerLoad {
+            in_flight: self.in_flight().saturating_sub(1),
+            capacity: self.limit,
+            service_ms: self.service_time_ms(),
         }
     }
 
@@ -123,6 +147,19 @@ impl CapabilityMeter {
     pub fn record(&self, latency: Duration, failed: bool) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.latencies[bucket(micros)].fetch_add(1, Ordering::Relaxed);
+        let sample = micros as f64;
+        // A lost race drops one sample from the average, never corrupts it.
+        let _ = self
+            .service_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let average = f64::from_bits(bits);
+                let next = if average == 0.0 {
+                    sample
+                } else {
+                    average + (sample - average) * SERVICE_WEIGHT
+                };
+                Some(next.to_bits())
+            });
         if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -56,6 +56,32 @@ impl MeasuredCapability {
     }
 }
 
+/// A worker's load as one of its answers reported it (a checked
+/// [`AnswerLoad`](crate::wire::AnswerLoad), the `crank-load` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservedLoad {
+    pub in_flight: u32,
+    /// At least 1.
+    pub capacity: u32,
+    pub service_time: Duration,
+}
+
+impl TryFrom<&crate::wire::AnswerLoad> for ObservedLoad {
+    type Error = FieldError;
+
+    fn try_from(load: &crate::wire::AnswerLoad) -> Result<Self, FieldError> {
+        let capacity = count("load.capacity", load.capacity)?;
+        if capacity == 0 {
+            return Err(FieldError::new("load.capacity", "0 is not a capacity"));
+        }
+        Ok(ObservedLoad {
+            in_flight: count("load.in_flight", load.in_flight)?,
+            capacity,
+            service_time: latency_ms("load.service_ms", load.service_ms)?,
+        })
+    }
+}
+
 /// A count of at most [`MAX_COUNT`].
 pub fn count(field: &str, value: u32) -> Result<u32, FieldError> {
     if value > MAX_COUNT {

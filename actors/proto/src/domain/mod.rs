@@ -19,7 +19,7 @@ pub mod route;
 
 pub use field::FieldError;
 pub use id::{InstanceId, WorkerId};
-pub use load::{MeasuredCapability, WorkerLoad};
+pub use load::{MeasuredCapability, ObservedLoad, WorkerLoad};
 pub use registration::{CapabilityKey, Registration, ServedCapability, WorkerUrl};
 pub use report::CallReport;
 pub use route::{Constraints, Requirement, RouteQuery, Strategy};

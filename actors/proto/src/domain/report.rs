@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::load::latency_ms;
+use super::load::{latency_ms, ObservedLoad};
 use super::{FieldError, WorkerId};
 use crate::wire::{Outcome, ReportRequest};
 
@@ -12,6 +12,8 @@ pub struct CallReport {
     pub worker_id: WorkerId,
     pub success: bool,
     pub latency: Option<Duration>,
+    /// What the worker's answer said of its load.
+    pub load: Option<ObservedLoad>,
 }
 
 impl TryFrom<&ReportRequest> for CallReport {
@@ -27,6 +29,11 @@ impl TryFrom<&ReportRequest> for CallReport {
             worker_id,
             success: request.outcome == Outcome::Success,
             latency,
+            load: request
+                .load
+                .as_ref()
+                .map(ObservedLoad::try_from)
+                .transpose()?,
         })
     }
 }
@@ -41,10 +48,29 @@ mod tests {
             worker_id: "w1".into(),
             outcome: Outcome::Failure,
             latency_ms: Some(-1.0),
+            load: None,
         };
         assert_eq!(
             CallReport::try_from(&request).unwrap_err().field,
             "latency_ms"
+        );
+    }
+
+    #[test]
+    fn an_absurd_load_names_its_field() {
+        let request = ReportRequest {
+            worker_id: "w1".into(),
+            outcome: Outcome::Success,
+            latency_ms: Some(1.0),
+            load: Some(crate::wire::AnswerLoad {
+                in_flight: 1,
+                capacity: 8,
+                service_ms: f64::INFINITY,
+            }),
+        };
+        assert_eq!(
+            CallReport::try_from(&request).unwrap_err().field,
+            "load.service_ms"
         );
     }
 }

@@ -19,6 +19,7 @@
 //! | [`error`] | [`ErrorBody`], every error answer |
 //! | [`replica`] | [`ReplicatedWorker`], [`ControllerAnnouncement`]: what controllers share through etcd |
 
+pub mod answer_load;
 pub mod capability;
 pub mod deregister;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod route;
 mod timestamp;
 pub mod watch;
 
+pub use answer_load::{AnswerLoad, CRANK_LOAD_HEADER};
 pub use capability::{capability_key, Capability};
 pub use deregister::{DeregisterQuery, DeregisterResponse, DeregisterStatus};
 pub use error::ErrorBody;

@@ -20,6 +20,10 @@ pub struct ReportRequest {
     /// How long the call took, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// The worker's load as its answer's `crank-load` header said it
+    /// ([`AnswerLoad`](super::AnswerLoad)); absent when it sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::AnswerLoad>,
 }
 
 /// The `status` of a [`ReportResponse`].
@@ -53,6 +57,7 @@ mod tests {
             serde_json::from_str(r#"{"worker_id":"w1","outcome":"failure"}"#).unwrap();
         assert_eq!(read.outcome, Outcome::Failure);
         assert_eq!(read.latency_ms, None);
+        assert_eq!(read.load, None);
         assert_eq!(
             serde_json::to_string(&ReportResponse::recorded()).unwrap(),
             r#"{"status":"recorded"}"#

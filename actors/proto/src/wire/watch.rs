@@ -73,6 +73,10 @@ pub struct WatchEvent {
     pub id: u64,
     pub kind: WatchKind,
     pub worker_id: String,
+    /// Where the worker serves (absent from older controllers' events),
+    /// so a client balancing on its own can call it without asking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_url: Option<String>,
     /// `<verb>:<name>` of each capability the worker serves.
     pub capabilities: Vec<String>,
     /// When the controller published it (wall clock).

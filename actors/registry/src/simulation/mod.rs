@@ -267,6 +267,7 @@ fn apply(
                     Outcome::Failure
                 },
                 latency_ms: *latency_ms,
+                load: None,
             };
             let Ok(report) = CallReport::try_from(&request) else {
                 return Ok(());
