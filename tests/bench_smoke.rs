@@ -31,6 +31,12 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "heterogeneous",
         "failing-worker",
         "restart",
+        "equal-capacity",
+        "saturated",
+        "local-mode",
+        "controller-outage",
+        "--outage",
+        "300ms",
         "--watchers",
         "10",
         "--scrapes",
@@ -65,10 +71,19 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "watch",
             "heterogeneous",
             "failing-worker",
-            "restart"
+            "restart",
+            "equal-capacity",
+            "saturated",
+            "local-mode",
+            "controller-outage"
         ]
     );
     for row in &rows {
+        if row.scenario == "saturated" {
+            // More callers than the fast workers have room for: a call both
+            // of whose providers are full is refused, by design.
+            continue;
+        }
         assert_eq!(row.errors, 0, "{row:?}");
         assert_eq!(row.first_error, None, "{row:?}");
         assert!(row.controller_rss_mb.is_some_and(|mb| mb > 0.0), "{row:?}");
@@ -150,5 +165,25 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         failing.failing_share_without_reports.is_some()
             && failing.failing_hits_with_reports.is_some(),
         "{failing:?}"
+    );
+    let (equal, saturated, local, outage) = (&rows[12], &rows[13], &rows[14], &rows[15]);
+    for row in [equal, saturated] {
+        assert!(
+            row.p50_ratio_to_round_robin.is_some()
+                && row.local_p99_ratio_to_round_robin.is_some()
+                && row.slow_worker_share_local.is_some(),
+            "three phases compared: {row:?}"
+        );
+    }
+    assert!(
+        local.requests > 0
+            && local.controller_mode_throughput.is_some_and(|t| t > 0.0)
+            && local.controller_cpu_us_per_call.is_some(),
+        "{local:?}"
+    );
+    assert!(
+        outage.calls_during_outage.is_some_and(|n| n > 0)
+            && outage.failed_calls_during_outage == Some(0),
+        "calls went on while the controller was down: {outage:?}"
     );
 }

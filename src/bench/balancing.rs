@@ -30,8 +30,9 @@ use super::target::Bench;
 const EQUAL_CALLERS: usize = 12;
 /// The same capacity for every worker of `equal-capacity`.
 const EQUAL: [Profile; 4] = [("10ms", "8"), ("10ms", "8"), ("10ms", "8"), ("100ms", "8")];
-/// Callers of `saturated`: twice what the fast workers have room for.
-const SATURATED_CALLERS: usize = 24;
+/// Callers of `saturated`: more than the fast workers have room for (12),
+/// fewer than the whole fleet has (16): the slow one must take some.
+const SATURATED_CALLERS: usize = 14;
 const SATURATED: [Profile; 4] = [("10ms", "4"), ("10ms", "4"), ("10ms", "4"), ("100ms", "4")];
 /// The slow worker of both: the last.
 const SLOW: usize = 3;
@@ -165,9 +166,11 @@ pub fn controller_outage(bench: &Bench) -> Result<Row> {
     let controller = &fleet.controller;
     let started = Instant::now();
     let killed_at = Cell::new(None);
+    let rss_mb = Cell::new(None);
     let fault = async {
         actix_rt::time::sleep(BEFORE_OUTAGE).await;
         killed_at.set(Some(started.elapsed()));
+        rss_mb.set(controller.peak_rss_mb());
         if let Err(error) = controller.kill() {
             log::warn!("could not kill the controller: {error:#}");
         }
@@ -181,6 +184,7 @@ pub fn controller_outage(bench: &Bench) -> Result<Row> {
         calls_during_outage: Some(during.clone().count() as u64),
         failed_calls_during_outage: Some(calls.load.errors),
         failed_attempts: Some(during.filter(|a| !a.succeeded).count() as u64),
+        controller_rss_mb: rss_mb.get(),
         ..row(Scenario::ControllerOutage, &calls.load, controller, None)
     })
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
-use crank_proto::wire::{Capability, HeartbeatRequest, Load, RegisterRequest, RouteRequest};
+use crank_proto::wire::{
+    Capability, HeartbeatRequest, Load, Outcome, RegisterRequest, ReportRequest, RouteRequest,
+};
 use serde::Serialize;
 
 use super::load::{Call, MakeCall};
@@ -74,6 +76,25 @@ pub fn loaded_heartbeat_calls(prefix: &str, workers: usize) -> MakeCall {
                 &format!("{prefix}-{}", n as usize % workers.max(1)),
                 Some(load),
             ),
+        )
+    })
+}
+
+/// One successful call reported per worker (`POST /report`), its latency 5
+/// to 14 ms: every provider then has a latency estimate, so the default
+/// strategy computes an expected wait for each, as in a fleet whose callers
+/// report.
+pub fn latency_report_calls(prefix: &str, workers: usize) -> MakeCall {
+    let prefix = prefix.to_owned();
+    Arc::new(move |n| {
+        Call::Post(
+            "/report".into(),
+            body(&ReportRequest {
+                worker_id: format!("{prefix}-{}", n as usize % workers.max(1)),
+                outcome: Outcome::Success,
+                latency_ms: Some(5.0 + (n % 10) as f64),
+                load: None,
+            }),
         )
     })
 }

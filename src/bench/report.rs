@@ -218,6 +218,68 @@ pub fn targets(rows: &[Row]) -> String {
         |s| s <= 5.0,
         " s",
     );
+    let equal = find("equal-capacity");
+    check(
+        "equal-capacity: the default strategy's p99 ≤ 1/3 × round-robin's".into(),
+        equal.and_then(|r| r.p99_ratio_to_round_robin),
+        |r| r <= 1.0 / 3.0,
+        "×",
+    );
+    check(
+        "equal-capacity: the default strategy's p50 ≤ 1.1 × round-robin's".into(),
+        equal.and_then(|r| r.p50_ratio_to_round_robin),
+        |r| r <= 1.1,
+        "×",
+    );
+    check(
+        "equal-capacity: the default strategy's throughput ≥ round-robin's".into(),
+        equal.and_then(|r| r.throughput_ratio_to_round_robin),
+        |r| r >= 1.0,
+        "×",
+    );
+    check(
+        "equal-capacity: local mode's p99 ≤ 1/3 × round-robin's".into(),
+        equal.and_then(|r| r.local_p99_ratio_to_round_robin),
+        |r| r <= 1.0 / 3.0,
+        "×",
+    );
+    check(
+        "equal-capacity: local mode's p50 ≤ 1.1 × round-robin's".into(),
+        equal.and_then(|r| r.local_p50_ratio_to_round_robin),
+        |r| r <= 1.1,
+        "×",
+    );
+    check(
+        "equal-capacity: local mode's throughput ≥ round-robin's".into(),
+        equal.and_then(|r| r.local_throughput_ratio_to_round_robin),
+        |r| r >= 1.0,
+        "×",
+    );
+    let saturated = find("saturated");
+    check(
+        "saturated: the default strategy's throughput ≥ round-robin's".into(),
+        saturated.and_then(|r| r.throughput_ratio_to_round_robin),
+        |r| r >= 1.0,
+        "×",
+    );
+    check(
+        "saturated: local mode's throughput ≥ round-robin's".into(),
+        saturated.and_then(|r| r.local_throughput_ratio_to_round_robin),
+        |r| r >= 1.0,
+        "×",
+    );
+    check(
+        "local-mode: calls per second ≥ 1.5 × through the controller".into(),
+        find("local-mode").and_then(|r| r.local_throughput_ratio_to_controller),
+        |r| r >= 1.5,
+        "×",
+    );
+    check(
+        "controller-outage: no call to a live worker failed while the controller was down".into(),
+        find("controller-outage").and_then(|r| r.failed_calls_during_outage.map(|n| n as f64)),
+        |n| n == 0.0,
+        "",
+    );
     lines.join("\n") + "\n"
 }
 

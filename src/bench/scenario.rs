@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use crank_proto::wire::Stats;
 
 use super::calls::{
-    heartbeat_calls, loaded_heartbeat_calls, mixed_calls, registration, route_calls,
-    route_calls_with,
+    heartbeat_calls, latency_report_calls, loaded_heartbeat_calls, mixed_calls, registration,
+    route_calls, route_calls_with,
 };
 use super::flags::Scenario;
 use super::load::{Call, Load, MakeCall, Until};
@@ -85,7 +85,8 @@ struct StrategyCost {
 /// Route throughput with the default strategy and with `round_robin`, the
 /// same routes, for the same time (`--duration` each), once every worker has
 /// reported a load (so that the default strategy compares two providers'
-/// loads, as it does in a fleet of real workers): in four alternating halves,
+/// loads and expected waits, as it does in a fleet of real workers whose
+/// callers report): in four alternating halves,
 /// default, round-robin, round-robin, default, so that a machine whose speed
 /// drifts during the run weighs on both alike.
 fn strategy_cost(bench: &Bench, target: &Target) -> Result<StrategyCost> {
@@ -98,6 +99,14 @@ fn strategy_cost(bench: &Bench, target: &Target) -> Result<StrategyCost> {
     );
     if let Some(e) = reported.first_error {
         bail!("reporting the workers' loads: {e}");
+    }
+    let latencies = bench.load(
+        target,
+        reports,
+        latency_report_calls("bench", flags.workers),
+    );
+    if let Some(e) = latencies.first_error {
+        bail!("reporting the workers' latencies: {e}");
     }
     let half = Until::Elapsed(flags.duration / 2);
     // (routes, seconds, controller CPU seconds) of one half.

@@ -223,6 +223,32 @@ impl Providers {
                 }
             }
         }
+        // Full by its own last word: another may have room, as the
+        // controller's scan finds (plain rotation skips full ones too).
+        if candidates.get(slot).is_some_and(|(_, p)| p.full(now)) {
+            let mut best: Option<usize> = None;
+            for step in 0..count {
+                let at = (due + step) % count;
+                let Some((_, candidate)) = candidates.get(at) else {
+                    continue;
+                };
+                if candidate.full(now) {
+                    continue;
+                }
+                let beats = |current: usize| {
+                    candidates
+                        .get(current)
+                        .is_some_and(|(_, b)| candidate.prefers_over(b, now))
+                };
+                if round_robin || best.is_none_or(beats) {
+                    best = Some(at);
+                    if round_robin {
+                        break;
+                    }
+                }
+            }
+            slot = best.unwrap_or(slot);
+        }
         let (id, provider) = candidates.get(slot)?;
         let chosen = RoutedWorker {
             worker_id: (*id).clone(),

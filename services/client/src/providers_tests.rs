@@ -171,3 +171,24 @@ async fn failures_in_a_row_eject_until_the_ejection_ends() {
             == "b"
     }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_full_by_its_own_word_is_passed_over_while_another_has_room() {
+    let mut providers = fleet(&["a", "b", "c"]);
+    let now = Instant::now();
+    let room = |in_flight| ObservedLoad {
+        in_flight,
+        capacity: 4,
+        service_time: Duration::from_millis(10),
+    };
+    // a and b said they were full with their last answers; c is slower but
+    // has room: whichever two are drawn, c is chosen.
+    providers.finished("a", Duration::from_millis(10), true, Some(room(4)), now);
+    providers.finished("b", Duration::from_millis(10), true, Some(room(4)), now);
+    providers.finished("c", Duration::from_millis(100), true, Some(room(0)), now);
+    assert!((0..12).all(|_| choose(&mut providers, now) == "c"));
+    for round_robin in [false, true] {
+        let chosen = providers.choose(GREET, &[], round_robin, now).unwrap();
+        assert_eq!(chosen.worker_id, "c");
+    }
+}
