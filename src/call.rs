@@ -39,6 +39,10 @@ pub struct CallFlags {
     /// knows round_robin and its own least-wait rule).
     #[arg(long)]
     pub strategy: Option<String>,
+    /// low, normal or high: while the capability breaches its SLO, the
+    /// controller sheds low routes.
+    #[arg(long)]
+    pub priority: Option<String>,
     /// Calls to make; more than one prints a summary instead of answers.
     #[arg(long, default_value_t = 1)]
     pub count: u32,
@@ -105,6 +109,7 @@ fn target(flags: &CallFlags) -> Result<Target> {
         request,
         constraints: Constraints {
             strategy: flags.strategy.clone(),
+            priority: flags.priority.clone(),
             ..Constraints::any()
         },
     })

@@ -271,6 +271,10 @@ mod documented {
             "watch_backlog" => ["64", "128"],
             "service_ids" => ["hello-world=worker-*", "a=x-*,b=y-*"],
             "active_checks" => ["silent", "off"],
+            "policy" => ["/etc/crank/policy-a.toml", "/etc/crank/policy-b.toml"],
+            "slo_dir" => ["/etc/crank/slos-a", "/etc/crank/slos-b"],
+            "route_rate" | "register_rate" | "report_rate" => ["10/s", "30/m"],
+            "rate_burst" => ["5", "50"],
             "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
             "cert" => ["name-a", "name-b"],
             "controller_name" => ["ctl-a", "ctl-b"],
@@ -285,7 +289,8 @@ mod documented {
             | "registration_backoff_max"
             | "deregister_timeout"
             | "controller_timeout"
-            | "service_time" => ["3s", "7s"],
+            | "service_time"
+            | "slo_window" => ["3s", "7s"],
             other => panic!("no samples for `{other}`: add two to this test"),
         }
     }

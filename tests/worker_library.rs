@@ -116,10 +116,16 @@ async fn the_echo_example_registers_serves_over_mtls_reports_load_and_deregister
     )
     .unwrap();
     let mut answered_by = Vec::new();
+    // Round-robin, so each replica takes two (the default strategy would
+    // favour whichever answered its first call faster).
+    let round_robin = Constraints {
+        strategy: Some("round_robin".into()),
+        ..Constraints::any()
+    };
     for i in 0..4 {
         let request = Request::post("/echo", &json!({"n": i})).unwrap();
         let reply = client
-            .call("invoke", "echo.say", &Constraints::any(), &request)
+            .call("invoke", "echo.say", &round_robin, &request)
             .await
             .unwrap();
         answered_by.push(reply.worker.worker_id.clone());

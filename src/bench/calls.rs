@@ -94,6 +94,7 @@ pub fn latency_report_calls(prefix: &str, workers: usize) -> MakeCall {
                 outcome: Outcome::Success,
                 latency_ms: Some(5.0 + (n % 10) as f64),
                 load: None,
+                capability: None,
             }),
         )
     })

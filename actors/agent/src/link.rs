@@ -20,6 +20,13 @@ pub enum LinkError {
     /// The controller answered, but refused the request.
     #[error("the controller refused the request with HTTP {status}: {detail}")]
     Rejected { status: u16, detail: String },
+    /// The controller asked to come back later (`429`, or `503` with
+    /// `Retry-After`): the next attempt waits at least `retry_after`.
+    #[error("the controller asked to retry after {retry_after:?}: {detail}")]
+    Throttled {
+        retry_after: std::time::Duration,
+        detail: String,
+    },
     /// The controller could not be reached (connection, TLS, DNS).
     #[error("the controller is unreachable: {0}")]
     Unreachable(String),

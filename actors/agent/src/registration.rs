@@ -219,7 +219,11 @@ impl RegistrationActor {
     }
 
     fn retry_later(&mut self, controller: &str, error: LinkError, ctx: &mut Context<Self>) {
-        let delay = self.backoff.delay(self.failed_attempts);
+        let mut delay = self.backoff.delay(self.failed_attempts);
+        if let LinkError::Throttled { retry_after, .. } = &error {
+            // The controller said when: sooner would only be refused again.
+            delay = delay.max(*retry_after);
+        }
         self.failed_attempts += 1;
         let failing_for = self
             .failing_since

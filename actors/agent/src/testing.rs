@@ -20,6 +20,7 @@ struct State {
     heartbeats: Vec<Instant>,
     deregistrations: Vec<String>,
     failing_registrations: u32,
+    throttled_registrations: Option<(u32, Duration)>,
     failing_heartbeats: u32,
     advised_interval: Option<Duration>,
     registration_delay: Option<Duration>,
@@ -39,6 +40,12 @@ impl InMemoryController {
     /// The next `n` registrations fail as if the controller were down.
     pub fn fail_next_registrations(&self, n: u32) {
         self.state.borrow_mut().failing_registrations = n;
+    }
+
+    /// The next `n` registrations are refused as over the caller's rate,
+    /// asking to retry after `wait`.
+    pub fn throttle_next_registrations(&self, n: u32, wait: Duration) {
+        self.state.borrow_mut().throttled_registrations = Some((n, wait));
     }
 
     /// The next `n` heartbeats fail as if the network dropped them.
@@ -98,6 +105,14 @@ impl ControllerLink for InMemoryController {
         if state.failing_registrations > 0 {
             state.failing_registrations -= 1;
             return ready(Err(LinkError::Unreachable("connection refused".into()))).boxed_local();
+        }
+        if let Some((n, wait)) = state.throttled_registrations.filter(|(n, _)| *n > 0) {
+            state.throttled_registrations = Some((n - 1, wait));
+            let throttled = LinkError::Throttled {
+                retry_after: wait,
+                detail: "over its rate for /register".into(),
+            };
+            return ready(Err(throttled)).boxed_local();
         }
         let answer = RegisterResponse {
             status: crank_proto::wire::RegisterStatus::Registered,

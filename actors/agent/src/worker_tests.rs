@@ -99,6 +99,26 @@ async fn failed_registrations_back_off_doubling_to_a_cap_then_succeed() {
 }
 
 #[actix::test]
+async fn a_throttled_registration_waits_at_least_what_the_controller_asked() {
+    tokio::time::pause();
+    let controller = InMemoryController::new();
+    controller.throttle_next_registrations(2, Duration::from_secs(7));
+    let timing = WorkerTiming {
+        backoff: Backoff::without_jitter(Duration::from_secs(1), Duration::from_secs(30)),
+        ..WorkerTiming::default()
+    };
+    let (_addr, status) = launch(&controller, timing);
+    sleep(Duration::from_secs(20)).await;
+    assert_eq!(status.get(), RegistrationState::Registered);
+    let waits: Vec<f64> = gaps(&controller.registration_times())
+        .into_iter()
+        .map(secs)
+        .collect();
+    // Retry-After 7 s beats the backoff's 1 s and 2 s.
+    assert_eq!(waits, vec![7.0, 7.0]);
+}
+
+#[actix::test]
 async fn jittered_retries_stay_under_their_ceilings_and_keep_going_past_five_minutes() {
     tokio::time::pause();
     crank_supervision::test_logs::capture();

@@ -457,6 +457,7 @@ fn an_ejection_of_a_record_owned_elsewhere_ends_with_its_interval() {
             success: false,
             latency: None,
             load: None,
+            capability: None,
         };
         registry.report(&report, clock.at(1)).unwrap();
     }

@@ -461,6 +461,7 @@ fn report(registry: &mut Registry, id: &str, success: bool, now: Now) {
         success,
         latency: None,
         load: None,
+        capability: None,
     };
     registry.report(&report, now).unwrap();
 }
@@ -560,6 +561,7 @@ fn a_report_for_an_unknown_worker_is_refused() {
         success: false,
         latency: None,
         load: None,
+        capability: None,
     };
     assert!(registry.report(&report, clock.at(0.0)).is_err());
 }

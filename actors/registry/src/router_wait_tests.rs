@@ -44,6 +44,7 @@ fn report(registry: &mut Registry, id: &str, latency_ms: u64, now: Now) {
         success: true,
         latency: Some(Duration::from_millis(latency_ms)),
         load: None,
+        capability: None,
     };
     registry.report(&report, now).unwrap();
 }
@@ -142,6 +143,7 @@ fn a_report_with_the_answers_load_stands_for_the_workers_figures() {
             capacity: 8,
             service_time: Duration::from_millis(10),
         }),
+        capability: None,
     };
     registry.report(&full, clock.at(0.6)).unwrap();
     let only_a = |registry: &mut Registry, now| {

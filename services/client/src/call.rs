@@ -15,7 +15,7 @@ use futures_util::stream::LocalBoxStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{not_sent, refusal};
+use super::error::{not_sent, refusal, retry_after};
 use super::events::{events, Event};
 use super::watcher::{self, LocalView};
 use super::{Balance, CallOutcome, ClientError, Constraints, CrankClient, RoutedWorker};
@@ -131,13 +131,14 @@ impl CrankClient {
         };
         let mut response = sent.map_err(|e| in_worker(not_sent(&url, self.timeout, e)))?;
         let status = response.status();
+        let wait = retry_after(response.headers());
         if !status.is_success() {
             let body = response
                 .body()
                 .limit(MAX_REFUSAL_BYTES)
                 .await
                 .unwrap_or_default();
-            return Err(in_worker(refusal(&url, status, &body)));
+            return Err(in_worker(refusal(&url, status, wait, &body)));
         }
         let load = response
             .headers()
@@ -357,6 +358,7 @@ impl CrankClient {
                 capacity: load.capacity,
                 service_ms: load.service_time.as_secs_f64() * 1000.0,
             }),
+            capability: (!outcome.capability.is_empty()).then(|| outcome.capability.clone()),
         };
         let sent = self
             .controller

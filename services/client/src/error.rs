@@ -36,6 +36,9 @@ pub enum ClientError {
         /// The [`ErrorBody::error`] code, if the answer had one.
         code: Option<String>,
         detail: String,
+        /// How long the server asked to wait before trying again
+        /// (`Retry-After` in seconds, as a `429` or a `503` sends it).
+        retry_after: Option<Duration>,
     },
     /// A 2xx answer the client cannot read as what it asked for.
     #[error("{url} answered HTTP {status} with a body that cannot be read: {problem}")]
@@ -110,8 +113,30 @@ pub(crate) fn not_sent(url: &str, timeout: Duration, error: SendRequestError) ->
     }
 }
 
+/// Longest `Retry-After` believed: a server asking for more is asking for a
+/// day, and gets an hour.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The `Retry-After` of `headers`, in seconds (the HTTP-date form is not
+/// sent by crank, and is ignored).
+pub(crate) fn retry_after(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(awc::http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
 /// A non-2xx answer of `url`.
-pub(crate) fn refusal(url: &str, status: StatusCode, body: &[u8]) -> ClientError {
+pub(crate) fn refusal(
+    url: &str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> ClientError {
     let (code, detail) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(error) => (Some(error.error), error.detail),
         Err(_) => {
@@ -129,5 +154,6 @@ pub(crate) fn refusal(url: &str, status: StatusCode, body: &[u8]) -> ClientError
         status: status.as_u16(),
         code,
         detail,
+        retry_after,
     }
 }

@@ -12,7 +12,7 @@ use crank_proto::wire::{CapabilityList, RouteRequest, RouteResponse, WorkerList}
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{not_sent, refusal};
+use super::error::{not_sent, refusal, retry_after};
 use super::watcher::LocalView;
 use super::{ClientError, OutcomeSink};
 use crank_net::https::mtls_client;
@@ -37,6 +37,9 @@ pub struct Constraints {
     /// How the controller chooses among the providers: `least_loaded`,
     /// `round_robin` or `cheapest`; `None`: the controller's default.
     pub strategy: Option<String>,
+    /// `low`, `normal` or `high`; `None`: normal. While the capability
+    /// breaches its SLO, the controller sheds `low` routes.
+    pub priority: Option<String>,
 }
 
 impl Constraints {
@@ -240,9 +243,25 @@ impl CrankClient {
             version: constraints.version.clone(),
             exclude: constraints.exclude.clone(),
             strategy: constraints.strategy.clone(),
+            priority: constraints.priority.clone(),
             ..RouteRequest::new(verb, capability)
         };
-        match self.post::<RouteResponse>("/route", &request).await {
+        let mut answer = self.post::<RouteResponse>("/route", &request).await;
+        // Rate-limited or shed: wait as asked, once, if that fits in the
+        // call's time; a longer wait is the caller's to decide.
+        if let Err(ClientError::Refused {
+            status: 429 | 503,
+            retry_after: Some(wait),
+            ..
+        }) = &answer
+        {
+            if *wait <= self.timeout {
+                log::debug!("the controller asked to retry {verb}:{capability} after {wait:?}");
+                actix_rt::time::sleep(*wait).await;
+                answer = self.post::<RouteResponse>("/route", &request).await;
+            }
+        }
+        match answer {
             Ok(route) => Ok(route.into()),
             Err(ClientError::Refused {
                 status: 404,
@@ -283,6 +302,7 @@ async fn read<T: DeserializeOwned>(
 ) -> Result<T, ClientError> {
     let mut response = sent.map_err(|e| not_sent(url, timeout, e))?;
     let status = response.status();
+    let wait = retry_after(response.headers());
     let body =
         response
             .body()
@@ -293,7 +313,7 @@ async fn read<T: DeserializeOwned>(
                 detail: format!("reading the answer: {e}"),
             })?;
     if !status.is_success() {
-        return Err(refusal(url, status, &body));
+        return Err(refusal(url, status, wait, &body));
     }
     serde_json::from_slice(&body).map_err(|e| ClientError::Unreadable {
         url: url.to_owned(),

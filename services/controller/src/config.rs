@@ -3,6 +3,7 @@
 //! `config/controller.toml`.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use crank_registry::{RegistrySettings, MIN_STALE_AFTER};
 
 use crate::checker::ActiveChecks;
 use crate::file_store::Fsync;
+use crate::protection::limits::{EndpointRates, Rate};
+use crate::protection::ProtectionSettings;
 use crank_net::config::parse::{
     at_least_one, duration_at_least, number, parse_duration, path, positive_duration, share, text,
 };
@@ -176,7 +179,7 @@ pub(super) const ROUTE_STRATEGY: Setting = Setting {
     env: "CONTROLLER_ROUTE_STRATEGY",
     value_name: "STRATEGY",
     default: Some("least_loaded"),
-    help: "How routes that name no strategy choose: least_loaded (power of two choices by estimated free capacity), round_robin or cheapest",
+    help: "How routes that name no strategy choose: least_loaded (power of two choices by expected wait: measured latency and load), round_robin or cheapest",
 };
 pub(super) const WATCH_BACKLOG: Setting = Setting {
     key: "watch_backlog",
@@ -203,6 +206,63 @@ pub(super) const ACTIVE_CHECKS: Setting = Setting {
     value_name: "WHICH",
     default: Some("requested"),
     help: "Which workers the controller checks itself (GET /health at the heartbeat interval; a pass counts as a heartbeat): requested (those registered with \"health_check\": \"active\"), silent (also those that sent no heartbeat one interval after registering, as the original system's never do), or off",
+};
+
+pub(super) const POLICY: Setting = Setting {
+    key: "policy",
+    flag: "policy",
+    env: "CONTROLLER_POLICY",
+    value_name: "FILE",
+    default: None,
+    help: "Access policy file (TOML): which identities may route to and watch which capabilities, per-identity rate limits; mode off, shadow or enforce. Reloaded on SIGHUP and when it changes",
+};
+pub(super) const SLO_DIR: Setting = Setting {
+    key: "slo_dir",
+    flag: "slo-dir",
+    env: "CONTROLLER_SLO_DIR",
+    value_name: "DIR",
+    default: None,
+    help: "Directory of SLO files, one YAML file per capability; while a capability breaches its p95 or availability target, routes of priority low are shed. Reloaded like the policy",
+};
+pub(super) const SLO_WINDOW: Setting = Setting {
+    key: "slo_window",
+    flag: "slo-window",
+    env: "CONTROLLER_SLO_WINDOW",
+    value_name: "D",
+    default: Some("60s"),
+    help: "The sliding window over which each capability's p95, availability and error budget are measured from callers' reports",
+};
+pub(super) const ROUTE_RATE: Setting = Setting {
+    key: "route_rate",
+    flag: "route-rate",
+    env: "CONTROLLER_ROUTE_RATE",
+    value_name: "N/s",
+    default: None,
+    help: "Routes per identity, as N/s or N/m; past it 429 rate_limit_exceeded with Retry-After. Unset: no limit",
+};
+pub(super) const REGISTER_RATE: Setting = Setting {
+    key: "register_rate",
+    flag: "register-rate",
+    env: "CONTROLLER_REGISTER_RATE",
+    value_name: "N/s",
+    default: None,
+    help: "Registrations per identity, as N/s or N/m; unset: no limit",
+};
+pub(super) const REPORT_RATE: Setting = Setting {
+    key: "report_rate",
+    flag: "report-rate",
+    env: "CONTROLLER_REPORT_RATE",
+    value_name: "N/s",
+    default: None,
+    help: "Outcome reports per identity, as N/s or N/m; unset: no limit",
+};
+pub(super) const RATE_BURST: Setting = Setting {
+    key: "rate_burst",
+    flag: "rate-burst",
+    env: "CONTROLLER_RATE_BURST",
+    value_name: "N",
+    default: None,
+    help: "Requests an identity may send at once above its rate (the bucket's size); unset: the rate's N",
 };
 
 /// `crank controller`'s settings.
@@ -254,6 +314,8 @@ pub struct ControllerConfig {
     pub service_ids: ServiceIds,
     /// Which workers the controller checks itself.
     pub active_checks: ActiveChecks,
+    /// The access policy, rate limits and SLOs.
+    pub protection: ProtectionSettings,
 }
 
 impl Layered for ControllerConfig {
@@ -281,6 +343,13 @@ impl Layered for ControllerConfig {
         WATCH_BACKLOG,
         SERVICE_IDS,
         ACTIVE_CHECKS,
+        POLICY,
+        SLO_DIR,
+        SLO_WINDOW,
+        ROUTE_RATE,
+        REGISTER_RATE,
+        REPORT_RATE,
+        RATE_BURST,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -322,6 +391,19 @@ impl Layered for ControllerConfig {
                 .optional(&SERVICE_IDS, ServiceIds::parse)?
                 .unwrap_or_default(),
             active_checks: layers.value(&ACTIVE_CHECKS, |text| text.parse())?,
+            protection: ProtectionSettings {
+                policy_file: layers.optional(&POLICY, path)?,
+                slo_dir: layers.optional(&SLO_DIR, path)?,
+                slo_window: layers.value(&SLO_WINDOW, positive_duration)?,
+                rates: EndpointRates {
+                    route: layers.optional(&ROUTE_RATE, Rate::parse)?,
+                    register: layers.optional(&REGISTER_RATE, Rate::parse)?,
+                    report: layers.optional(&REPORT_RATE, Rate::parse)?,
+                },
+                burst: layers
+                    .optional(&RATE_BURST, at_least_one)?
+                    .and_then(|n: usize| NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))),
+            },
         })
     }
 }

@@ -25,6 +25,8 @@ use crate::cluster::StoreHealth;
 use crate::controller_state::ControllerState;
 use crate::metrics::controller::{HeartbeatOutcome, RouteOutcome};
 use crate::metrics::{ControllerMetrics, RegistryMailbox};
+use crate::protection::limits::Endpoint;
+use crate::protection::Protection;
 use crate::readiness::{self, Lifecycle};
 use crate::{ui, views, watch};
 use crank_net::body::ApiJson;
@@ -60,6 +62,8 @@ pub fn controller_app(
         // No service id mapping unless the process configures one (a later
         // `app_data` of the same type replaces this one).
         .app_data(web::Data::new(ServiceIds::default()))
+        // No policy, limits or SLOs unless the process loads them (the same).
+        .app_data(web::Data::new(Protection::none()))
         .app_data(web::Data::new(state.registry))
         .app_data(web::Data::from(state.metrics.clone()));
     if let Some(hub) = state.watch {
@@ -76,6 +80,7 @@ pub fn controller_app(
         .service(observed("/capabilities").route(web::get().to(capabilities)))
         .service(observed("/workers").route(web::get().to(workers)))
         .service(observed("/stats").route(web::get().to(stats)))
+        .service(observed("/slos").route(web::get().to(slos)))
         .service(observed("/metrics").route(web::get().to(crate::metrics::controller::scrape)))
         .service(observed("/watch").route(web::get().to(watch::watch)))
         .service(observed("/deregister/{worker_id}").route(web::delete().to(deregister)))
@@ -117,13 +122,17 @@ async fn ready(registry: Registry, lifecycle: Option<web::Data<Lifecycle>>) -> H
     }
 }
 
+type Guard = web::Data<Protection>;
+
 async fn register(
     registry: Registry,
     metrics: Metrics,
     mapped: web::Data<ServiceIds>,
+    protection: Guard,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    protection.admit(&caller, Endpoint::Register)?;
     let registration = Registration::try_from(request)?;
     caller.may_act_for_mapped(registration.worker_id.as_str(), &mapped)?;
     let worker_id = registration.worker_id.to_string();
@@ -237,10 +246,14 @@ pub const IGNORED_CONSTRAINTS_HEADER: &str = "crank-ignored-constraints";
 async fn route(
     registry: Registry,
     metrics: Metrics,
+    protection: Guard,
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    protection.admit(&caller, Endpoint::Route)?;
     let query = RouteQuery::try_from(&request)?;
+    protection.authorize(&caller, query.key.as_str())?;
+    protection.shed(query.key.as_str(), query.priority)?;
     if let Some(said) = &request.requester_identity {
         // The original's field: what the caller says it is, for the log.
         // The certificate is who it is.
@@ -274,11 +287,16 @@ async fn route(
 async fn report(
     registry: Registry,
     metrics: Metrics,
-    _: Caller,
+    protection: Guard,
+    Caller(caller): Caller,
     ApiJson(request): ApiJson<ReportRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    protection.admit(&caller, Endpoint::Report)?;
     let report = CallReport::try_from(&request)?;
     let success = report.success;
+    if let (Some(capability), Some(latency)) = (&report.capability, report.latency) {
+        protection.record_outcome(capability.as_str(), latency, success);
+    }
     let ack = registry
         .send(Report { report })
         .await?
@@ -287,8 +305,15 @@ async fn report(
     Ok(HttpResponse::Ok().json(ReportResponse::recorded()))
 }
 
-async fn capabilities(registry: Registry, _: Caller) -> Result<HttpResponse, ApiError> {
-    let capabilities = registry.send(ListCapabilities).await?;
+async fn capabilities(
+    registry: Registry,
+    protection: Guard,
+    Caller(caller): Caller,
+) -> Result<HttpResponse, ApiError> {
+    let mut capabilities = registry.send(ListCapabilities).await?;
+    if protection.filters() {
+        capabilities.retain(|key, _| protection.may_see(&caller, key));
+    }
     Ok(HttpResponse::Ok().json(CapabilityList { capabilities }))
 }
 
@@ -312,6 +337,12 @@ async fn worker(
         .await?
         .ok_or(ApiError::UnknownWorker(worker_id))?;
     Ok(HttpResponse::Ok().json(views::worker_detail(detail)))
+}
+
+/// Every capability's SLO as measured over the window, for operators and
+/// the dashboard.
+async fn slos(protection: Guard, _: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(views::slos(&protection.slo_states()))
 }
 
 async fn stats(

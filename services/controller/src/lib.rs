@@ -11,6 +11,7 @@
 //! | [`controller_state`], [`registry_host`] | the registry, its hub and metrics, started once per process |
 //! | [`watch`], [`ui`] | `GET /watch` (SSE) and the dashboard |
 //! | [`metrics`] | what the controller counts, and its `GET /metrics` |
+//! | [`protection`] | who may call what and how much: access policy, rate limits, SLO shedding |
 //! | [`checker`], [`readiness`] | active health checks of workers; `/health` and `/ready` |
 //! | [`file_store`] | the durable embedded store: a checksummed log and snapshots in a data directory |
 //! | [`cluster`] | the etcd store: writer, watcher, session |
@@ -24,6 +25,7 @@ pub mod controller_state;
 pub mod file_store;
 pub mod metrics;
 pub mod process;
+pub mod protection;
 pub mod readiness;
 pub mod registry_host;
 pub mod ui;

@@ -14,6 +14,8 @@ use crate::cluster::{StoreHealth, StoreState};
 use crate::config::{ControllerConfig, StoreKind};
 use crate::controller::controller_app;
 use crate::file_store::FileStore;
+use crate::protection::policy::Mode;
+use crate::protection::Protection;
 use crate::readiness::Lifecycle;
 use crate::registry_host::RegistryHost;
 
@@ -26,6 +28,8 @@ pub enum ControllerError {
     Cluster(#[from] crate::cluster::ClusterError),
     #[error("file store: {0}")]
     File(#[from] crate::file_store::StoreError),
+    #[error("{0}")]
+    Protection(String),
 }
 
 impl From<crank_net::tls::TlsError> for ControllerError {
@@ -46,6 +50,10 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
     let lifecycle = Lifecycle::default();
     let files = TlsFiles::in_dir(&config.cert_dir, &config.cert);
     let tls = server_config(&files)?;
+    // A policy or SLO file that does not parse stops the start, naming it.
+    let protection =
+        Arc::new(Protection::load(config.protection.clone()).map_err(ControllerError::Protection)?);
+    describe(&protection);
     let address = format!("{}:{}", config.bind, config.port);
     // Held for the life of the process: its lock keeps the directory ours.
     let mut file_store = None;
@@ -101,6 +109,11 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     let app_lifecycle = lifecycle.clone();
     let service_ids = web::Data::new(config.service_ids.clone());
+    let guard = web::Data::from(protection.clone());
+    actix_rt::spawn(crank_supervision::supervised(
+        "protection",
+        crate::protection::reload::run(protection),
+    ));
     if !config.service_ids.is_empty() {
         log::info!(
             "service certificates may also act for these worker ids: {}",
@@ -118,6 +131,7 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
                 .app_data(web::Data::new(registry.health()))
                 .app_data(web::Data::new(app_lifecycle.clone()))
                 .app_data(service_ids.clone())
+                .app_data(guard.clone())
         },
     )
     .map_err(bind_error)?;
@@ -142,4 +156,30 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
     server.await.map_err(StartError::Serve)?;
     log::info!("controller stopped");
     Ok(())
+}
+
+/// One line on what protects the controller, when anything does.
+fn describe(protection: &Protection) {
+    let settings = protection.settings();
+    if let Some(file) = &settings.policy_file {
+        let mode = protection.mode();
+        let note = match mode {
+            Mode::Off => "decides nothing",
+            Mode::Shadow => "decides and logs denials, refuses none",
+            Mode::Enforce => "refuses what no rule allows",
+        };
+        log::info!(
+            "access policy {} in {} mode: {note}",
+            file.display(),
+            mode.as_str()
+        );
+    }
+    if let Some(dir) = &settings.slo_dir {
+        log::info!(
+            "SLOs of {} capabilities from {}, measured over {:?}",
+            protection.slo_count(),
+            dir.display(),
+            settings.slo_window
+        );
+    }
 }

@@ -76,3 +76,22 @@ pub fn stats(stats: RegistryStats, handshakes: Option<&HandshakeCounter>) -> Sta
         tls_resumed: handshakes.map(HandshakeCounter::resumed),
     }
 }
+
+/// The SLOs' states as `GET /slos` answers them.
+pub fn slos(states: &[crate::protection::slo::SloState]) -> crank_proto::wire::SloList {
+    crank_proto::wire::SloList {
+        slos: states
+            .iter()
+            .map(|state| crank_proto::wire::SloStatus {
+                capability: state.spec.capability.clone(),
+                samples: state.samples as u64,
+                p95_ms: state.p95_ms,
+                p95_target_ms: state.spec.p95_ms,
+                availability: state.availability,
+                availability_target: state.spec.availability,
+                error_budget_remaining: state.budget_remaining,
+                breach: state.breach.as_ref().map(ToString::to_string),
+            })
+            .collect(),
+    }
+}

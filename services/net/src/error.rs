@@ -48,6 +48,12 @@ pub enum ApiError {
         "this controller serves no watch stream (its registry was started without a watch hub)"
     )]
     WatchUnavailable,
+    #[error("{0}")]
+    PolicyDenied(String),
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after_s: u64 },
+    #[error("{detail}")]
+    SloViolation { detail: String, retry_after_s: u64 },
 }
 
 impl From<FieldError> for ApiError {
@@ -77,6 +83,9 @@ impl ApiError {
             ApiError::AtCapacity { .. } => "at_capacity",
             ApiError::Mailbox(_) => "registry_unavailable",
             ApiError::WatchUnavailable => "watch_unavailable",
+            ApiError::PolicyDenied(_) => "policy_denied",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::SloViolation { .. } => "slo_violation",
         }
     }
 }
@@ -109,15 +118,19 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NoIdentity(_) | ApiError::IdentityMismatch(_) => StatusCode::FORBIDDEN,
+            ApiError::NoIdentity(_) | ApiError::IdentityMismatch(_) | ApiError::PolicyDenied(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnknownWorker(_)
             | ApiError::NoWorkerAvailable(_)
             | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Superseded { .. } => StatusCode::CONFLICT,
-            ApiError::AtCapacity { .. } | ApiError::Mailbox(_) | ApiError::WatchUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::AtCapacity { .. }
+            | ApiError::Mailbox(_)
+            | ApiError::WatchUnavailable
+            | ApiError::SloViolation { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -126,6 +139,11 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::RequestTimeout(_)) {
             // The rest of the body may still be on its way: do not wait for it.
             response.force_close();
+        }
+        if let ApiError::RateLimited { retry_after_s, .. }
+        | ApiError::SloViolation { retry_after_s, .. } = self
+        {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, *retry_after_s));
         }
         response.json(self.body())
     }

@@ -64,16 +64,43 @@ where
         .unwrap_or_default()
 }
 
+/// Longest `Retry-After` believed.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// An error answer as a `LinkError`: its `detail` if it is crank's
-/// [`ErrorBody`], else its text.
-fn rejection(status: StatusCode, body: &[u8]) -> LinkError {
+/// [`ErrorBody`], else its text; a `429`, or a `503` with `Retry-After`, is
+/// [`LinkError::Throttled`].
+fn rejection(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> LinkError {
     let detail = serde_json::from_slice::<ErrorBody>(body)
         .map(|error| error.detail)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    let throttled = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
+    if throttled {
+        return LinkError::Throttled {
+            retry_after: retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .min(MAX_RETRY_AFTER),
+            detail,
+        };
+    }
     LinkError::Rejected {
         status: status.as_u16(),
         detail,
     }
+}
+
+/// The `Retry-After` of `response`, in seconds.
+fn retry_after<S>(response: &awc::ClientResponse<S>) -> Option<Duration> {
+    let seconds: u64 = response
+        .headers()
+        .get(awc::http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 impl ControllerLink for HttpControllerLink {
@@ -86,9 +113,10 @@ impl ControllerLink for HttpControllerLink {
         async move {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
+            let wait = retry_after(&response);
             let body = read_answer(&mut response).await;
             if !status.is_success() {
-                return Err(rejection(status, &body));
+                return Err(rejection(status, wait, &body));
             }
             serde_json::from_slice::<RegisterResponse>(&body).map_err(|e| LinkError::Rejected {
                 status: status.as_u16(),
@@ -123,7 +151,7 @@ impl ControllerLink for HttpControllerLink {
             if superseded {
                 return Err(LinkError::Superseded);
             }
-            Err(rejection(status, &body))
+            Err(rejection(status, None, &body))
         }
         .boxed_local()
     }
@@ -157,7 +185,7 @@ impl ControllerLink for HttpControllerLink {
             {
                 Err(LinkError::Superseded)
             } else {
-                Err(rejection(status, &body))
+                Err(rejection(status, None, &body))
             }
         }
         .boxed_local()

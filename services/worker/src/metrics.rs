@@ -41,6 +41,7 @@ fn outcome(result: &Result<(), LinkError>) -> &'static str {
         Err(LinkError::UnknownWorker) => "unknown_worker",
         Err(LinkError::Superseded) => "superseded",
         Err(LinkError::Rejected { .. }) => "rejected",
+        Err(LinkError::Throttled { .. }) => "throttled",
         Err(LinkError::Unreachable(_)) => "unreachable",
         Err(LinkError::Timeout(_)) => "timeout",
     }

@@ -22,4 +22,4 @@ pub use id::{InstanceId, WorkerId};
 pub use load::{MeasuredCapability, ObservedLoad, WorkerLoad};
 pub use registration::{CapabilityKey, Registration, ServedCapability, WorkerUrl};
 pub use report::CallReport;
-pub use route::{Constraints, Requirement, RouteQuery, Strategy};
+pub use route::{Constraints, Priority, Requirement, RouteQuery, Strategy};

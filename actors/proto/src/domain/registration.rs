@@ -83,6 +83,14 @@ impl CapabilityKey {
         Ok(CapabilityKey::of(verb, name))
     }
 
+    /// Parses `verb:name` as one field.
+    pub fn parse_key(field: &str, key: &str) -> Result<Self, FieldError> {
+        let (verb, name) = key
+            .split_once(':')
+            .ok_or_else(|| FieldError::new(field, "is not verb:name"))?;
+        CapabilityKey::parse(field, verb, field, name)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::load::{latency_ms, ObservedLoad};
-use super::{FieldError, WorkerId};
+use super::{CapabilityKey, FieldError, WorkerId};
 use crate::wire::{Outcome, ReportRequest};
 
 /// How a caller's call to a worker went.
@@ -14,6 +14,8 @@ pub struct CallReport {
     pub latency: Option<Duration>,
     /// What the worker's answer said of its load.
     pub load: Option<ObservedLoad>,
+    /// The capability called.
+    pub capability: Option<CapabilityKey>,
 }
 
 impl TryFrom<&ReportRequest> for CallReport {
@@ -34,6 +36,11 @@ impl TryFrom<&ReportRequest> for CallReport {
                 .as_ref()
                 .map(ObservedLoad::try_from)
                 .transpose()?,
+            capability: request
+                .capability
+                .as_deref()
+                .map(|key| CapabilityKey::parse_key("capability", key))
+                .transpose()?,
         })
     }
 }
@@ -49,6 +56,7 @@ mod tests {
             outcome: Outcome::Failure,
             latency_ms: Some(-1.0),
             load: None,
+            capability: None,
         };
         assert_eq!(
             CallReport::try_from(&request).unwrap_err().field,
@@ -67,6 +75,7 @@ mod tests {
                 capacity: 8,
                 service_ms: f64::INFINITY,
             }),
+            capability: None,
         };
         assert_eq!(
             CallReport::try_from(&request).unwrap_err().field,

@@ -117,6 +117,42 @@ pub struct RouteQuery {
     pub slo_bid: Option<f64>,
     /// Worker ids not to hand out.
     pub exclude: Vec<String>,
+    pub priority: Priority,
+}
+
+/// How much a route matters to its caller when its capability breaches
+/// its SLO: `low` is shed first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+
+    pub fn parse(field: &str, text: &str) -> Result<Self, FieldError> {
+        [Priority::Low, Priority::Normal, Priority::High]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    format!(
+                        "{:?} is not a priority: low, normal or high",
+                        text.chars().take(32).collect::<String>()
+                    ),
+                )
+            })
+    }
 }
 
 /// A finite number that is not negative.
@@ -206,6 +242,12 @@ impl TryFrom<&RouteRequest> for RouteQuery {
             budget_tokens: amount("budget_tokens", request.budget_tokens)?,
             slo_bid: amount("slo_bid", request.slo_bid)?,
             exclude: request.exclude.clone(),
+            priority: request
+                .priority
+                .as_deref()
+                .map(|text| Priority::parse("priority", text))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -222,6 +264,7 @@ impl RouteQuery {
             budget_tokens: None,
             slo_bid: None,
             exclude: Vec::new(),
+            priority: Priority::Normal,
         }
     }
 }
@@ -229,6 +272,22 @@ impl RouteQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn priority_is_low_normal_or_high() {
+        let mut route = RouteRequest::new("invoke", "hello.greet");
+        assert_eq!(
+            RouteQuery::try_from(&route).unwrap().priority,
+            Priority::Normal
+        );
+        route.priority = Some("low".into());
+        assert_eq!(
+            RouteQuery::try_from(&route).unwrap().priority,
+            Priority::Low
+        );
+        route.priority = Some("urgent".into());
+        assert_eq!(RouteQuery::try_from(&route).unwrap_err().field, "priority");
+    }
 
     #[test]
     fn route_version_must_be_a_requirement() {

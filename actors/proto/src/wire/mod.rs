@@ -29,6 +29,7 @@ pub mod register;
 pub mod replica;
 pub mod report;
 pub mod route;
+pub mod slo;
 mod timestamp;
 pub mod watch;
 
@@ -47,4 +48,5 @@ pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
 pub use replica::{ControllerAnnouncement, ReplicatedWorker};
 pub use report::{Outcome, ReportRequest, ReportResponse, ReportStatus};
 pub use route::{RouteRequest, RouteResponse, SloConstraints};
+pub use slo::{SloList, SloStatus};
 pub use watch::{Resync, SnapshotReason, WatchEvent, WatchKind, WatchSnapshot};

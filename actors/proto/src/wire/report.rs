@@ -24,6 +24,10 @@ pub struct ReportRequest {
     /// ([`AnswerLoad`](super::AnswerLoad)); absent when it sent none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<super::AnswerLoad>,
+    /// `verb:name` of the capability called, for its SLO; absent from older
+    /// callers' reports, which then count for no SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
 }
 
 /// The `status` of a [`ReportResponse`].

@@ -36,6 +36,10 @@ pub struct RouteRequest {
     /// trusted: the caller is its certificate's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester_identity: Option<String>,
+    /// `low`, `normal` (the default) or `high`: while the capability breaches
+    /// its SLO, `low` routes are shed (`503 slo_violation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
 }
 
 /// `slo_constraints` of a [`RouteRequest`].
@@ -67,6 +71,7 @@ impl RouteRequest {
             budget_tokens: None,
             slo_bid: None,
             requester_identity: None,
+            priority: None,
         }
     }
 }

@@ -268,6 +268,7 @@ fn apply(
                 },
                 latency_ms: *latency_ms,
                 load: None,
+                capability: None,
             };
             let Ok(report) = CallReport::try_from(&request) else {
                 return Ok(());

@@ -338,6 +338,7 @@ pub async fn scrape(
     registry: web::Data<RegistryMailbox>,
     watch: Option<web::Data<WatchHub>>,
     store: Option<web::Data<StoreHealth>>,
+    protection: Option<web::Data<crate::protection::Protection>>,
     _: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let gauges = registry.send(GetGauges).await?;
@@ -347,5 +348,8 @@ pub async fn scrape(
         watchers: watch.map(|hub| hub.watchers()),
         store: store.map(|store| store.get_ref().clone()),
     }));
-    Ok(exposition(&[&metrics.registry, &fleet]))
+    Ok(match &protection {
+        Some(protection) => exposition(&[&metrics.registry, &fleet, &protection.metrics.registry]),
+        None => exposition(&[&metrics.registry, &fleet]),
+    })
 }

@@ -142,6 +142,30 @@ async function pollMetrics() {
   setTimeout(pollMetrics, METRICS_EVERY_MS);
 }
 
+// Each capability's SLO as GET /slos measures it; the panel stays hidden
+// while the controller holds no SLO.
+async function pollSlos() {
+  try {
+    const response = await fetch('/slos', { cache: 'no-store' });
+    if (response.ok) {
+      const { slos } = await response.json();
+      $('slos').hidden = slos.length === 0;
+      const ms = (value) => (value === null || value === undefined ? '–' : `${value.toFixed(1)} ms`);
+      $('slo-table').tBodies[0].replaceChildren(...slos.map((slo) => {
+        const row = el('tr', slo.breach ? 'breach' : '');
+        row.append(
+          el('td', '', slo.capability),
+          el('td', '', `${ms(slo.p95_ms)} / ${ms(slo.p95_target_ms)}`),
+          el('td', '', `${(slo.error_budget_remaining * 100).toFixed(0)} %`),
+          el('td', '', slo.breach ? `breach: ${slo.breach}; low priority shed` : `ok (${slo.samples} calls)`),
+        );
+        return row;
+      }));
+    }
+  } catch (_) { /* try again on the next tick */ }
+  setTimeout(pollSlos, METRICS_EVERY_MS);
+}
+
 // The registry's store in the header: which one, and for the durable store
 // its size on disk and the changes waiting to be written.
 function showStore(text) {
@@ -328,4 +352,5 @@ setInterval(render, 1000); // ages move on
 connect();
 refreshHeartbeats();
 pollMetrics();
+pollSlos();
 drawChart();

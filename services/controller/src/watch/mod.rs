@@ -1,5 +1,6 @@
 //! `GET /watch`: the registry's changes as Server-Sent Events, over the same
-//! mTLS and identity rule as the rest of the API (every identity may read).
+//! mTLS and identity rule as the rest of the API (every identity may read;
+//! under an enforcing access policy, only the capabilities it may route to).
 //!
 //! | file | answers |
 //! |---|---|
@@ -20,7 +21,10 @@ pub use crank_net::sse::{SseMessage, SseParser};
 pub use snapshots::Snapshots;
 pub use stream::Watcher;
 
+use std::sync::Arc;
+
 use crate::metrics::RegistryMailbox;
+use crate::protection::Protection;
 use crank_net::caller::Caller;
 use crank_net::error::ApiError;
 
@@ -33,7 +37,8 @@ pub async fn watch(
     hub: Option<web::Data<WatchHub>>,
     snapshots: Option<web::Data<Snapshots>>,
     registry: web::Data<RegistryMailbox>,
-    _: Caller,
+    protection: web::Data<Protection>,
+    Caller(caller): Caller,
 ) -> Result<HttpResponse, ApiError> {
     let (hub, snapshots) = match (hub, snapshots) {
         (Some(hub), Some(snapshots)) => (hub.into_inner(), snapshots.into_inner()),
@@ -44,7 +49,12 @@ pub async fn watch(
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
-    let watcher = Watcher::start(hub, registry.get_ref().clone(), snapshots, last_event_id).await?;
+    let mut watcher =
+        Watcher::start(hub, registry.get_ref().clone(), snapshots, last_event_id).await?;
+    if protection.filters() {
+        let protection = protection.into_inner();
+        watcher = watcher.only(Arc::new(move |key| protection.may_see(&caller, key)));
+    }
     let chunks = futures_util::stream::unfold(watcher, |mut watcher| async move {
         let chunk = watcher.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), watcher))

@@ -43,7 +43,13 @@ pub struct Watcher {
     sent_through: u64,
     /// What goes out before the next change: the opening, a snapshot.
     pending: VecDeque<Bytes>,
+    /// Which capabilities this watcher may see (an enforcing access policy):
+    /// `None` shows everything, from the frames encoded once for all.
+    visible: Option<Visible>,
 }
+
+/// Whether a watcher may see a capability (`verb:name`).
+pub type Visible = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Watcher {
     /// A stream starting at `last_event_id` if the hub still remembers what
@@ -83,13 +89,29 @@ impl Watcher {
             subscription,
             sent_through,
             pending,
+            visible: None,
         })
+    }
+
+    /// Shows this watcher only the capabilities `visible` admits: workers
+    /// and changes with none of them are left out.
+    pub fn only(mut self, visible: Visible) -> Self {
+        self.visible = Some(visible);
+        self
+    }
+
+    /// `chunk` as this watcher may see it.
+    fn seen(&self, chunk: Bytes) -> Bytes {
+        match &self.visible {
+            Some(visible) => filter_chunk(&chunk, visible.as_ref()),
+            None => chunk,
+        }
     }
 
     /// The next chunk to send; `None` ends the stream.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(first) = self.pending.pop_front() {
-            return Some(first);
+            return Some(self.seen(first));
         }
         let mut out = String::new();
         loop {
@@ -104,7 +126,7 @@ impl Watcher {
                 }
                 Ok(Err(RecvError::Lagged(missed))) => {
                     self.resync(missed, &mut out).await?;
-                    return self.pending.pop_front();
+                    return self.pending.pop_front().map(|chunk| self.seen(chunk));
                 }
                 Ok(Err(RecvError::Closed)) => return None,
             }
@@ -115,12 +137,12 @@ impl Watcher {
                 Ok(event) => self.push(&mut out, &event),
                 Err(TryRecvError::Lagged(missed)) => {
                     self.resync(missed, &mut out).await?;
-                    return self.pending.pop_front();
+                    return self.pending.pop_front().map(|chunk| self.seen(chunk));
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
-        Some(Bytes::from(out))
+        Some(self.seen(Bytes::from(out)))
     }
 
     fn push(&mut self, out: &mut String, event: &HubEvent) {
@@ -147,6 +169,45 @@ impl Watcher {
             .extend([Bytes::from(std::mem::take(out)), snapshot]);
         Some(())
     }
+}
+
+/// The SSE messages of `chunk` with only the capabilities `visible` admits:
+/// a snapshot's workers and a change's capabilities are narrowed, and those
+/// left with none are dropped. Only an enforcing policy pays for this.
+fn filter_chunk(chunk: &[u8], visible: &(dyn Fn(&str) -> bool + Send + Sync)) -> Bytes {
+    let mut parser = crank_net::sse::SseParser::default();
+    let mut out = String::new();
+    let narrow = |capabilities: &mut Vec<String>| {
+        capabilities.retain(|c| visible(c));
+        !capabilities.is_empty()
+    };
+    for message in parser.feed(chunk) {
+        let id = message.id.as_deref().and_then(|id| id.parse::<u64>().ok());
+        let body = if message.event == crank_proto::wire::watch::SNAPSHOT_EVENT {
+            serde_json::from_str::<crank_proto::wire::WatchSnapshot>(&message.data)
+                .ok()
+                .and_then(|mut snapshot| {
+                    snapshot.workers.retain_mut(|w| narrow(&mut w.capabilities));
+                    serde_json::to_string(&snapshot).ok()
+                })
+        } else if message.event == RESYNC_EVENT {
+            Some(message.data.clone())
+        } else {
+            serde_json::from_str::<crank_proto::wire::WatchEvent>(&message.data)
+                .ok()
+                .and_then(|mut event| {
+                    narrow(&mut event.capabilities).then(|| serde_json::to_string(&event).ok())?
+                })
+        };
+        if let Some(body) = body {
+            frame(&mut out, &message.event, id, &body);
+        }
+    }
+    if out.is_empty() {
+        // Everything was hidden: a comment keeps the connection's rhythm.
+        return Bytes::from_static(b": \n\n");
+    }
+    Bytes::from(out)
 }
 
 /// Appends `event` as an SSE message, encoded once for all watchers.
