@@ -35,6 +35,9 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "saturated",
         "local-mode",
         "controller-outage",
+        "policy-cost",
+        "fairness",
+        "shedding",
         "--outage",
         "300ms",
         "--watchers",
@@ -75,13 +78,16 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "equal-capacity",
             "saturated",
             "local-mode",
-            "controller-outage"
+            "controller-outage",
+            "policy-cost",
+            "fairness",
+            "shedding"
         ]
     );
     for row in &rows {
-        if row.scenario == "saturated" {
-            // More callers than the fast workers have room for: a call both
-            // of whose providers are full is refused, by design.
+        if row.scenario == "saturated" || row.scenario == "shedding" {
+            // More callers than the workers have room for: a call both of
+            // whose providers are full is refused, by design.
             continue;
         }
         assert_eq!(row.errors, 0, "{row:?}");
@@ -185,5 +191,20 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         outage.calls_during_outage.is_some_and(|n| n > 0)
             && outage.failed_calls_during_outage == Some(0),
         "calls went on while the controller was down: {outage:?}"
+    );
+    let (policy, fairness, shedding) = (&rows[16], &rows[17], &rows[18]);
+    assert!(
+        policy.policy_rules == Some(1000)
+            && policy.route_ratio_enforce_to_off.is_some_and(|r| r > 0.0),
+        "{policy:?}"
+    );
+    assert!(
+        fairness.steady_p99_ms_alone.is_some()
+            && fairness.flood_refused_with_limits.is_some_and(|n| n > 0),
+        "the flood met its limit: {fairness:?}"
+    );
+    assert!(
+        shedding.normal_p99_ms_without_shedding.is_some() && shedding.low_shed_share.is_some(),
+        "{shedding:?}"
     );
 }

@@ -43,6 +43,12 @@ pub enum Scenario {
     LocalMode,
     /// Local-mode callers while the controller is down (SIGKILL, --outage long): calls that fail while every worker lives.
     ControllerOutage,
+    /// Routes as a client under a 1,000-rule access policy, off and then enforcing: throughput and controller CPU per route.
+    PolicyCost,
+    /// A steady caller at 200 routes/s alone, beside a full-speed flood from another identity, and the same with --route-rate: the steady caller's p99.
+    Fairness,
+    /// Four workers driven past a 12 ms p95 target by 24 callers, half low priority: the normal callers' p99 without and with the SLO, and the share shed.
+    Shedding,
     /// The durable store: --workers registrations and heartbeats against the memory and the file store (fsyncs per registration, disk bytes per heartbeat), then a SIGKILL and a restart: time to a first /workers answer listing all, routes and heartbeats answered 404 after it.
     Restart,
 }
@@ -68,6 +74,9 @@ impl Scenario {
             Scenario::Saturated => "saturated",
             Scenario::LocalMode => "local-mode",
             Scenario::ControllerOutage => "controller-outage",
+            Scenario::PolicyCost => "policy-cost",
+            Scenario::Fairness => "fairness",
+            Scenario::Shedding => "shedding",
         }
     }
 }

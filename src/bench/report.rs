@@ -280,6 +280,28 @@ pub fn targets(rows: &[Row]) -> String {
         |n| n == 0.0,
         "",
     );
+    check(
+        "policy-cost: route throughput with a 1,000-rule policy enforcing ≥ 0.95 × with it off"
+            .into(),
+        find("policy-cost").and_then(|r| r.route_ratio_enforce_to_off),
+        |r| r >= 0.95,
+        "×",
+    );
+    check(
+        "fairness: the steady caller's p99 beside a flood, limits on, ≤ 2 × its p99 alone".into(),
+        find("fairness").and_then(|r| r.steady_p99_ratio_with_limits),
+        |r| r <= 2.0,
+        "×",
+    );
+    check(
+        "shedding: the normal callers' p99 lower with shedding than without (with / without)"
+            .into(),
+        find("shedding").and_then(|r| {
+            Some(r.normal_p99_ms_with_shedding? / r.normal_p99_ms_without_shedding?.max(1e-9))
+        }),
+        |r| r < 1.0,
+        "×",
+    );
     lines.join("\n") + "\n"
 }
 

@@ -73,8 +73,17 @@ fn start_fleet(bench: &Bench, slow: Option<usize>) -> Result<RoutingFleet> {
 /// A controller and one worker per profile; returns once every worker is
 /// registered and healthy.
 pub fn start_fleet_of(bench: &Bench, profiles: &[Profile]) -> Result<RoutingFleet> {
+    start_fleet_with(bench, profiles, &[])
+}
+
+/// [`start_fleet_of`], the controller started with `controller_extra` flags.
+pub fn start_fleet_with(
+    bench: &Bench,
+    profiles: &[Profile],
+    controller_extra: &[&str],
+) -> Result<RoutingFleet> {
     issue_service_certificate(&bench.cert_dir)?;
-    let controller = bench.controller()?;
+    let controller = bench.controller_with(controller_extra)?;
     let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
     let mut workers = Vec::new();
     let ids: Vec<String> = (0..profiles.len()).map(worker_id).collect();

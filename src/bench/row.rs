@@ -315,6 +315,40 @@ pub struct Row {
     /// Attempts made while it was down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_during_outage: Option<u64>,
+    /// policy-cost: rules in the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_rules: Option<u64>,
+    /// policy-cost (the columns: routes under `enforce`): routes per second
+    /// with the same policy `off`, the ratio, and controller CPU per route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_throughput_policy_off: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_ratio_enforce_to_off: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_cpu_us_policy_off: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_cpu_us_policy_enforce: Option<f64>,
+    /// fairness (the columns: the steady caller beside the flood, limits on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_p99_ms_alone: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_p99_ms_flooded_without_limits: Option<f64>,
+    /// The steady caller's p99 beside the flood with limits on, over alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_p99_ratio_with_limits: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood_routes_per_s_without_limits: Option<f64>,
+    /// The flood's requests answered 429 with limits on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood_refused_with_limits: Option<u64>,
+    /// shedding (the columns: the `normal` callers with the SLO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal_p99_ms_without_shedding: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal_p99_ms_with_shedding: Option<f64>,
+    /// Share of the `low` callers' calls refused `503 slo_violation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_shed_share: Option<f64>,
     /// Calls that failed in the phase (before and during the outage), every
     /// worker alive.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -72,6 +72,9 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Saturated => super::balancing::saturated(bench),
         Scenario::LocalMode => super::balancing::local_mode(bench),
         Scenario::ControllerOutage => super::balancing::controller_outage(bench),
+        Scenario::PolicyCost => super::protection::policy_cost(bench),
+        Scenario::Fairness => super::protection::fairness(bench),
+        Scenario::Shedding => super::protection::shedding(bench),
     }
 }
 

@@ -34,6 +34,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// A process the bench did not start, reached at `url` with `tls`: its
+    /// figures are not measured.
+    pub fn named(url: &str, tls: Arc<ClientConfig>) -> Self {
+        Target {
+            url: url.to_owned(),
+            tls,
+            child: None,
+        }
+    }
+
     /// Kills the target's process at once (SIGKILL), as a crash would.
     pub fn kill(&self) -> Result<()> {
         if let Some(child) = &self.child {

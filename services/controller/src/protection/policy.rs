@@ -206,8 +206,12 @@ pub enum Decision {
     Denied,
 }
 
+/// Decisions remembered per policy; past it the memory starts over (a
+/// flood of distinct capabilities costs a scan each, never unbounded memory).
+const REMEMBERED_DECISIONS: usize = 65_536;
+
 /// A loaded policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Policy {
     pub mode: Mode,
     rules: Vec<Rule>,
@@ -215,6 +219,11 @@ pub struct Policy {
     /// the rules of the caller's name, role and `*` only.
     by_identity: HashMap<IdentityPattern, Vec<usize>>,
     pub limits: Vec<LimitOverride>,
+    /// Decisions already made, by identity and capability: a caller routes
+    /// to few capabilities, so after the first route each decision is one
+    /// lookup instead of a scan of the rules. A reload makes a new policy,
+    /// and so forgets them.
+    decided: std::sync::RwLock<HashMap<(PeerIdentity, String), Decision>>,
 }
 
 #[derive(Deserialize)]
@@ -330,6 +339,26 @@ impl Policy {
         if self.mode == Mode::Off || matches!(caller.role, Role::Admin | Role::Controller) {
             return Decision::Allowed(None);
         }
+        let remembered = self
+            .decided
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(caller.clone(), key.to_owned()))
+            .cloned();
+        if let Some(decision) = remembered {
+            return decision;
+        }
+        let decision = self.scan(caller, key);
+        let mut decided = self.decided.write().unwrap_or_else(|e| e.into_inner());
+        if decided.len() >= REMEMBERED_DECISIONS {
+            decided.clear();
+        }
+        decided.insert((caller.clone(), key.to_owned()), decision.clone());
+        decision
+    }
+
+    /// The rules read for `caller` and `key`.
+    fn scan(&self, caller: &PeerIdentity, key: &str) -> Decision {
         let exact = IdentityPattern::Exact(caller.role, caller.name.clone());
         let candidates = [
             exact,
