@@ -38,7 +38,7 @@ async fn route_as(
     priority: Option<&str>,
 ) -> (u16, Option<String>, String) {
     let request = RouteRequest {
-        priority: priority.map(str::to_owned),
+        priority: priority.map(|p| serde_json::Value::String(p.to_owned())),
         ..RouteRequest::new("invoke", "hello.greet")
     };
     let url = format!("{}/route", fleet.controller_url());

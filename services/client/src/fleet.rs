@@ -243,7 +243,7 @@ impl CrankClient {
             version: constraints.version.clone(),
             exclude: constraints.exclude.clone(),
             strategy: constraints.strategy.clone(),
-            priority: constraints.priority.clone(),
+            priority: constraints.priority.clone().map(serde_json::Value::String),
             ..RouteRequest::new(verb, capability)
         };
         let mut answer = self.post::<RouteResponse>("/route", &request).await;

@@ -242,12 +242,11 @@ impl TryFrom<&RouteRequest> for RouteQuery {
             budget_tokens: amount("budget_tokens", request.budget_tokens)?,
             slo_bid: amount("slo_bid", request.slo_bid)?,
             exclude: request.exclude.clone(),
-            priority: request
-                .priority
-                .as_deref()
-                .map(|text| Priority::parse("priority", text))
-                .transpose()?
-                .unwrap_or_default(),
+            priority: match &request.priority {
+                Some(Value::String(text)) => Priority::parse("priority", text)?,
+                // Not crank's field (a v1 caller's free-form one): ignored.
+                _ => Priority::Normal,
+            },
         })
     }
 }

@@ -37,9 +37,12 @@ pub struct RouteRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester_identity: Option<String>,
     /// `low`, `normal` (the default) or `high`: while the capability breaches
-    /// its SLO, `low` routes are shed (`503 slo_violation`).
+    /// its SLO, `low` routes are shed (`503 slo_violation`). Kept as any JSON
+    /// value: v1 callers sent free-form fields the original ignored, and a
+    /// `priority` that is not a string is still ignored; a string must be
+    /// one of the three.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<String>,
+    pub priority: Option<serde_json::Value>,
 }
 
 /// `slo_constraints` of a [`RouteRequest`].
