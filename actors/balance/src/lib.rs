@@ -5,7 +5,7 @@
 //! A provider's **expected wait** is its latency estimate times how many
 //! rounds of its capacity are ahead of a new call: `latency × max(1,
 //! (in_flight + 1) / capacity)`. The latency estimate is a Peak-EWMA
-//! ([`PeakEwma`](peak_ewma::PeakEwma)), as linkerd's and Finagle's balancers
+//! ([`PeakEwma`]), as linkerd's and Finagle's balancers
 //! keep: a slower answer is taken at once, a faster one pulls the estimate
 //! down over [`DECAY`](peak_ewma::DECAY), and an idle provider's estimate
 //! decays towards zero, so it is tried again and re-measured.
@@ -13,8 +13,8 @@
 //! | file | holds |
 //! |---|---|
 //! | [`ejection`] | [`EJECT_AFTER_FAILURES`](ejection::EJECT_AFTER_FAILURES), [`ejection_length`](ejection::ejection_length): when a failing provider is left out, and how long |
-//! | [`peak_ewma`] | [`PeakEwma`](peak_ewma::PeakEwma): the latency estimate, fed per answer |
-//! | [`wait`] | [`expected_wait`](wait::expected_wait), [`better`](wait::better): the comparison a choice makes |
+//! | [`peak_ewma`] | [`PeakEwma`]: the latency estimate, fed per answer |
+//! | [`wait`] | [`expected_wait`], [`better`]: the comparison a choice makes |
 
 // The same guard as the registry's: see docs/reliability.md.
 #![cfg_attr(

@@ -56,6 +56,12 @@
 //! past its `max_concurrency` it answers 503 `at_capacity`, and the client
 //! library retries on another provider.
 //!
+//! **Idempotency keys.** A route carrying `idempotency_key` skips the
+//! strategy: the providers that pass the filters are ranked by rendezvous
+//! hashing of the key and their id, and the highest wins, so every route of
+//! one key reaches the same worker while it lives (the one that kept the
+//! answer), and a provider leaving moves only the keys it held.
+//!
 //! **Ejection.** [`EJECT_AFTER_FAILURES`] failures reported in a row
 //! (`POST /report`) eject a provider from routing for [`FIRST_EJECTION`],
 //! doubling with each ejection up to [`MAX_EJECTION`], as Envoy's outlier
@@ -425,6 +431,20 @@ impl Judge<'_> {
     }
 }
 
+/// A key's score for a provider: the same on every controller and run
+/// (FNV-1a, not the std hasher, whose keys are the process's own).
+fn rendezvous(key: &str, worker_id: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes().chain([0xff]).chain(worker_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // A final mix, so keys differing in the last bytes spread too.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^ (hash >> 33)
+}
+
 /// Whether `theirs` beats `ours` in a power-of-two choice: by expected wait
 /// when both are known, else by estimated free capacity; never on a tie.
 fn prefers(theirs: &Accepted<'_>, ours: &Accepted<'_>) -> bool {
@@ -469,7 +489,24 @@ pub fn choose<'a>(
         return Err(Vec::new());
     }
     let due = due % count;
-    if strategy == Strategy::LeastLoaded {
+    if let Some(key) = judge.query.idempotency_key.as_deref() {
+        // Rendezvous hashing: each key ranks the providers its own way, the
+        // highest that passes the filters wins, and a provider leaving moves
+        // only its own keys.
+        let mut best: Option<(u64, Chosen<'a>)> = None;
+        for slot in 0..count {
+            let Some((record, Ok(accepted))) = at(slot) else {
+                continue;
+            };
+            let score = rendezvous(key, &record.id);
+            if best.as_ref().is_none_or(|(top, _)| score > *top) {
+                best = Some((score, chosen(slot, record, accepted)));
+            }
+        }
+        if let Some((_, chosen)) = best {
+            return Ok(chosen);
+        }
+    } else if strategy == Strategy::LeastLoaded {
         let first = at(due);
         if let Some((record, Ok(accepted))) = first {
             if (accepted.free.is_none() && accepted.wait.is_none()) || count == 1 {

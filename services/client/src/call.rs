@@ -32,6 +32,9 @@ pub struct Request {
     method: Method,
     path: String,
     body: Option<Bytes>,
+    /// The caller's `Idempotency-Key`, if it chose one: then routes carry it
+    /// too, and reach the worker that kept the answer (rendezvous hashing).
+    idempotency_key: Option<String>,
 }
 
 impl Request {
@@ -41,7 +44,18 @@ impl Request {
             method: Method::GET,
             path: path.to_owned(),
             body: None,
+            idempotency_key: None,
         }
+    }
+
+    /// Sends `key` as the call's `Idempotency-Key` (1 to 255 printable
+    /// ASCII characters), to every attempt and in the route request: a
+    /// worker on the library runs the call once per key and replays its
+    /// answer to a retry. Without it, [`CrankClient::call`] makes a key of
+    /// its own for the call's two attempts.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     /// `POST path` with `body` as JSON.
@@ -51,6 +65,7 @@ impl Request {
             method: Method::POST,
             path: path.to_owned(),
             body: Some(body.into()),
+            idempotency_key: None,
         })
     }
 }
@@ -63,6 +78,9 @@ pub struct Reply {
     pub status: u16,
     /// The worker's load as its `crank-load` header stated it, if it sent one.
     pub load: Option<ObservedLoad>,
+    /// The worker answered from memory: an earlier call with the same
+    /// `Idempotency-Key` ran the handler (`X-Idempotent-Replay: true`).
+    pub replayed: bool,
     url: String,
     response: awc::ClientResponse,
 }
@@ -99,6 +117,11 @@ impl Reply {
     }
 }
 
+/// A fresh key for one call: 128 random bits in hex.
+fn call_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 impl CrankClient {
     /// Sends `request` to `worker`, over a connection whose server proved
     /// with its certificate that it is that worker
@@ -119,7 +142,10 @@ impl CrankClient {
             source: Box::new(source),
         };
         let client = self.worker_client(&worker.worker_id).map_err(in_worker)?;
-        let outgoing = client.request(request.method.clone(), &url);
+        let mut outgoing = client.request(request.method.clone(), &url);
+        if let Some(key) = &request.idempotency_key {
+            outgoing = outgoing.insert_header(("Idempotency-Key", key.as_str()));
+        }
         let sent = match &request.body {
             Some(body) => {
                 outgoing
@@ -146,10 +172,15 @@ impl CrankClient {
             .and_then(|value| value.to_str().ok())
             .and_then(AnswerLoad::parse_header)
             .and_then(|load| ObservedLoad::try_from(&load).ok());
+        let replayed = response
+            .headers()
+            .get("x-idempotent-replay")
+            .is_some_and(|value| value.as_bytes() == b"true");
         Ok(Reply {
             worker: worker.clone(),
             status: status.as_u16(),
             load,
+            replayed,
             url,
             response,
         })
@@ -174,6 +205,21 @@ impl CrankClient {
         constraints: &Constraints,
         request: &Request,
     ) -> Result<Reply, ClientError> {
+        // One key for the call's attempts: a retry after a lost answer is
+        // answered, not run again. Only a key the caller chose goes into the
+        // route (its own keys leave the choice to load).
+        let constraints = &Constraints {
+            idempotency_key: request.idempotency_key.clone(),
+            ..constraints.clone()
+        };
+        let keyed;
+        let request = match request.idempotency_key {
+            Some(_) => request,
+            None => {
+                keyed = request.clone().with_idempotency_key(call_key());
+                &keyed
+            }
+        };
         if self.balance == Balance::Local && constraints.version.is_none() {
             return self
                 .call_locally(verb, capability, constraints, request)

@@ -40,6 +40,9 @@ pub struct Constraints {
     /// `low`, `normal` or `high`; `None`: normal. While the capability
     /// breaches its SLO, the controller sheds `low` routes.
     pub priority: Option<String>,
+    /// Routes for this key reach the same provider while it lives
+    /// (rendezvous hashing): set from [`Request::with_idempotency_key`](super::Request::with_idempotency_key).
+    pub idempotency_key: Option<String>,
 }
 
 impl Constraints {
@@ -244,6 +247,7 @@ impl CrankClient {
             exclude: constraints.exclude.clone(),
             strategy: constraints.strategy.clone(),
             priority: constraints.priority.clone().map(serde_json::Value::String),
+            idempotency_key: constraints.idempotency_key.clone(),
             ..RouteRequest::new(verb, capability)
         };
         let mut answer = self.post::<RouteResponse>("/route", &request).await;

@@ -10,7 +10,7 @@
 //! A provider that fails [`EJECT_AFTER_FAILURES`] calls in a row is left out
 //! for an ejection that doubles each time, as the controller does.
 //!
-//! Plain state with synchronous methods; [`watcher`](super::watcher) feeds it.
+//! Plain state with synchronous methods; the client's watcher task feeds it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -48,6 +48,10 @@ pub enum ApiError {
         "this controller serves no watch stream (its registry was started without a watch hub)"
     )]
     WatchUnavailable,
+    #[error("a request with Idempotency-Key {0:?} is still being answered; retry once it is")]
+    IdempotencyInFlight(String),
+    #[error("Idempotency-Key {0:?} was used for a different request (method, path or body)")]
+    IdempotencyReused(String),
     #[error("{0}")]
     PolicyDenied(String),
     #[error("{detail}")]
@@ -84,6 +88,8 @@ impl ApiError {
             ApiError::Mailbox(_) => "registry_unavailable",
             ApiError::WatchUnavailable => "watch_unavailable",
             ApiError::PolicyDenied(_) => "policy_denied",
+            ApiError::IdempotencyInFlight(_) => "idempotency_key_in_flight",
+            ApiError::IdempotencyReused(_) => "idempotency_key_reused",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::SloViolation { .. } => "slo_violation",
         }
@@ -114,7 +120,10 @@ impl ResponseError for ApiError {
             ApiError::MalformedJson(_) | ApiError::InvalidInput(_) | ApiError::Payload(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidField(_) | ApiError::IdempotencyReused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::IdempotencyInFlight(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

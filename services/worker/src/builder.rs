@@ -13,6 +13,7 @@ use crank_agent::registration::RegistrationStatus;
 use crank_proto::wire::Capability;
 
 use super::context::{health, ready, WorkerContext};
+use super::idempotency::Idempotency;
 use super::measure::Measure;
 use crank_net::fallback::{endpoint, not_found};
 
@@ -20,8 +21,9 @@ use crank_net::fallback::{endpoint, not_found};
 /// ([`Worker::capacity`]).
 pub const DEFAULT_CAPACITY: u32 = 256;
 
-/// Mounts one capability's resource, measured (and limited) by [`Measure`].
-type Mount = Arc<dyn Fn(&mut web::ServiceConfig, &Measure) + Send + Sync>;
+/// Mounts one capability's resource, measured (and limited) by [`Measure`],
+/// its retries answered once by [`Idempotency`].
+type Mount = Arc<dyn Fn(&mut web::ServiceConfig, &Measure, &Idempotency) + Send + Sync>;
 /// Mounts a resource that belongs to no capability.
 type Extra = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
@@ -133,8 +135,9 @@ impl Worker {
                 self.capabilities.len() - 1
             }
         };
-        let mount: Mount = Arc::new(move |config, measure| {
-            config.service(resource().wrap(measure.clone()));
+        let mount: Mount = Arc::new(move |config, measure, idempotency| {
+            // Outermost: a replay is answered before the meter counts it.
+            config.service(resource().wrap(measure.clone()).wrap(idempotency.clone()));
         });
         self.mounts.push((index, mount));
         self
@@ -205,6 +208,9 @@ impl Worker {
                 service_time: self.service_time,
             })
             .collect();
+        let idempotency = Idempotency {
+            replays: context.replays.clone(),
+        };
         let metrics = context.metrics.clone();
         // Requests served, all endpoints together: the capabilities' own
         // meters break them down for the heartbeat's load.
@@ -217,7 +223,7 @@ impl Worker {
             .service(endpoint("/ready").route(web::get().to(ready)))
             .configure(move |config| {
                 for (index, mount) in &mounts {
-                    mount(config, &measures[*index]);
+                    mount(config, &measures[*index], &idempotency);
                 }
                 for extra in &extras {
                     extra(config);

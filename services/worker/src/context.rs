@@ -27,6 +27,8 @@ pub struct WorkerContext {
     /// Its `GET /metrics`: registration state, heartbeats by outcome and
     /// their round trip, requests by endpoint.
     pub metrics: Arc<WorkerMetrics>,
+    /// Answers kept per `Idempotency-Key`, shared by every HTTP thread.
+    pub replays: Arc<std::sync::Mutex<crate::replays::Replays>>,
 }
 
 impl WorkerContext {
@@ -52,14 +54,16 @@ impl WorkerContext {
                 .iter()
                 .fold(0u32, |sum, meter| sum.saturating_add(meter.limit())),
         };
+        let replays = Arc::default();
         Arc::new(WorkerContext {
             service: service.to_owned(),
             worker_id: worker_id.to_owned(),
             started: Instant::now(),
-            metrics: WorkerMetrics::new(registration.clone()),
+            metrics: WorkerMetrics::new(registration.clone(), Arc::clone(&replays)),
             registration,
             capacity,
             meters,
+            replays,
         })
     }
 

@@ -45,6 +45,7 @@
 //! | [`run`] | [`Worker::run`]: serve, register, heartbeat, deregister |
 //! | [`context`] | [`WorkerContext`]: id, registration, uptime, load; `/health` |
 //! | [`measure`] | [`Measure`](measure::Measure): the middleware that measures each capability |
+//! | [`idempotency`], [`replays`] | `Idempotency-Key`: the middleware and the answers it keeps |
 //! | [`meter`] | [`CapabilityMeter`]: one capability's in-flight count and latency window |
 
 pub mod builder;
@@ -53,10 +54,12 @@ pub mod config;
 pub mod context;
 pub mod failover;
 pub mod hello;
+pub mod idempotency;
 pub mod link;
 pub mod measure;
 pub mod meter;
 pub mod metrics;
+pub mod replays;
 pub mod run;
 pub mod stream;
 

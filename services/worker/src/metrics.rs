@@ -6,7 +6,7 @@
 //! Self-contained: a worker app mounts it with [`mount`], wraps each endpoint
 //! with [`RequestMetrics::endpoint`], and wraps its link in a [`MeteredLink`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
@@ -17,12 +17,13 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::replays::Replays;
 use crank_net::caller::Caller;
 use crank_net::fallback::endpoint;
 use crank_net::metrics::requests::RequestMetrics;
@@ -83,9 +84,51 @@ impl Collector for Registration {
     }
 }
 
+/// The idempotency keys' answers, read at each scrape.
+#[derive(Debug)]
+struct ReplayCounts(Arc<Mutex<Replays>>);
+
+impl Collector for ReplayCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (replayed, evicted, kept) = {
+            let replays = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            (replays.replayed, replays.evicted, replays.kept() as u64)
+        };
+        for (name, help, value) in [
+            (
+                "crank_worker_idempotent_replays",
+                "Calls answered from memory for a repeated Idempotency-Key",
+                replayed,
+            ),
+            (
+                "crank_worker_idempotent_evictions",
+                "Kept answers dropped before their TTL, past the entry or byte bound",
+                evicted,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let gauge = ConstGauge::new(i64::try_from(kept).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(
+            "crank_worker_idempotent_kept",
+            "Answers kept for Idempotency-Key replays now",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
 impl WorkerMetrics {
-    /// Metrics of a worker whose registration stands as `status` says.
-    pub fn new(status: RegistrationStatus) -> Arc<Self> {
+    /// Metrics of a worker whose registration stands as `status` says, and
+    /// whose kept answers are `replays`.
+    pub fn new(status: RegistrationStatus, replays: Arc<Mutex<Replays>>) -> Arc<Self> {
         let mut registry = Registry::default();
         let requests = RequestMetrics::default();
         requests.register(&mut registry);
@@ -105,6 +148,7 @@ impl WorkerMetrics {
             heartbeat_rtt.clone(),
         );
         registry.register_collector(Box::new(Registration(status)));
+        registry.register_collector(Box::new(ReplayCounts(replays)));
         transport().register(&mut registry);
         Arc::new(WorkerMetrics {
             registry,

@@ -118,6 +118,8 @@ pub struct RouteQuery {
     /// Worker ids not to hand out.
     pub exclude: Vec<String>,
     pub priority: Priority,
+    /// 1 to 255 printable ASCII characters.
+    pub idempotency_key: Option<String>,
 }
 
 /// How much a route matters to its caller when its capability breaches
@@ -242,6 +244,18 @@ impl TryFrom<&RouteRequest> for RouteQuery {
             budget_tokens: amount("budget_tokens", request.budget_tokens)?,
             slo_bid: amount("slo_bid", request.slo_bid)?,
             exclude: request.exclude.clone(),
+            idempotency_key: match &request.idempotency_key {
+                Some(key)
+                    if !(1..=255).contains(&key.len())
+                        || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+                {
+                    return Err(FieldError::new(
+                        "idempotency_key",
+                        "is not 1 to 255 printable ASCII characters",
+                    ))
+                }
+                other => other.clone(),
+            },
             priority: match &request.priority {
                 Some(Value::String(text)) => Priority::parse("priority", text)?,
                 // Not crank's field (a v1 caller's free-form one): ignored.
@@ -264,6 +278,7 @@ impl RouteQuery {
             slo_bid: None,
             exclude: Vec::new(),
             priority: Priority::Normal,
+            idempotency_key: None,
         }
     }
 }

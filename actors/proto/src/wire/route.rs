@@ -43,6 +43,10 @@ pub struct RouteRequest {
     /// one of the three.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<serde_json::Value>,
+    /// The call's `Idempotency-Key`: providers are then ranked for it by
+    /// rendezvous hashing, so a retry reaches the worker that kept the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// `slo_constraints` of a [`RouteRequest`].
@@ -75,6 +79,7 @@ impl RouteRequest {
             slo_bid: None,
             requester_identity: None,
             priority: None,
+            idempotency_key: None,
         }
     }
 }

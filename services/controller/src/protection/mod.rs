@@ -3,9 +3,9 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | [`policy`] | [`Policy`](policy::Policy): the access policy file, its patterns and decisions |
-//! | [`limits`] | [`RateLimits`](limits::RateLimits): token buckets per identity and endpoint |
-//! | [`slo`] | [`SloSpec`](slo::SloSpec), [`SloBook`](slo::SloBook): SLO files and the window's figures |
+//! | [`policy`] | [`Policy`]: the access policy file, its patterns and decisions |
+//! | [`limits`] | [`RateLimits`]: token buckets per identity and endpoint |
+//! | [`slo`] | [`SloSpec`], [`SloBook`]: SLO files and the window's figures |
 //! | [`metrics`] | the counters and gauges of all three |
 //! | [`reload`] | the task that reloads the files on `SIGHUP` and on change, and evaluates SLOs |
 //!
@@ -125,7 +125,7 @@ impl Protection {
     }
 
     /// The policy's word on `caller` routing to `key`: counted, a denial
-    /// logged (at most [`AUDIT_LINES_PER_SECOND`]), refused only when enforcing.
+    /// logged (at most ten a second), refused only when enforcing.
     pub fn authorize(&self, caller: &PeerIdentity, key: &str) -> Result<(), ApiError> {
         let policy = read(&self.policy);
         if policy.mode == Mode::Off {

@@ -1,0 +1,163 @@
+//! Idempotency keys against real processes: the hello-world worker runs a
+//! keyed call once and replays its answer, refuses a reused key for another
+//! request and a malformed key, and routes of one key reach one worker.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{eventually, free_port, greeting, Fleet};
+use crank_client::{ClientError, Constraints, CrankClient, Request, RoutedWorker};
+use crank_net::tls::TlsFiles;
+use crank_proto::wire::{CapabilityList, RouteRequest, RouteResponse};
+use crank_worker::hello::GreetResponse;
+
+async fn providers(fleet: &Fleet) -> Option<usize> {
+    let list: CapabilityList = fleet.get("/capabilities").await.ok()?.json();
+    Some(list.capabilities.get("invoke:hello.greet")?.healthy_workers)
+}
+
+#[actix_rt::test]
+async fn a_keyed_call_runs_once_and_its_retry_is_replayed() {
+    let mut fleet = Fleet::new();
+    let _controller = fleet.start_controller("30s");
+    let port = free_port();
+    let _worker = fleet.start_worker("hello-world-1", port, "200ms");
+    eventually(
+        "the worker is routable",
+        Duration::from_secs(15),
+        || async { (providers(&fleet).await? == 1).then_some(()) },
+    )
+    .await;
+    let client = CrankClient::new(
+        &fleet.controller_url(),
+        TlsFiles::in_dir(&fleet.cert_dir(), "client"),
+    )
+    .unwrap();
+    let worker = RoutedWorker::at("hello-world-1", &format!("https://localhost:{port}"));
+    let keyed = |message: &str, key: &str| {
+        Request::post("/greet", &greeting(message))
+            .unwrap()
+            .with_idempotency_key(key)
+    };
+
+    let first = client
+        .send(&worker, &keyed("once", "order-1"))
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    let first: GreetResponse = first.json().await.unwrap();
+    let again = client
+        .send(&worker, &keyed("once", "order-1"))
+        .await
+        .unwrap();
+    assert!(again.replayed, "the retry is answered from memory");
+    let again: GreetResponse = again.json().await.unwrap();
+    // The handler did not run again: its counter did not move.
+    assert_eq!(
+        again.metadata.total_greetings,
+        first.metadata.total_greetings
+    );
+    let other = client
+        .send(&worker, &keyed("twice", "order-2"))
+        .await
+        .unwrap();
+    let other: GreetResponse = other.json().await.unwrap();
+    assert_eq!(
+        other.metadata.total_greetings,
+        first.metadata.total_greetings + 1
+    );
+
+    // The same key for another request, and a malformed key: 422.
+    let reused = client
+        .send(&worker, &keyed("different", "order-1"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(reused.status(), Some(422), "{reused}");
+    assert!(
+        reused
+            .to_string()
+            .contains("was used for a different request"),
+        "{reused}"
+    );
+    let bad = client
+        .send(&worker, &keyed("x", "has space"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&bad, ClientError::Worker { source, .. } if source.to_string().contains("Idempotency-Key")),
+        "{bad}"
+    );
+
+    let metrics = client
+        .send(&worker, &Request::get("/metrics"))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.bytes().await.unwrap()).into_owned();
+    assert!(
+        text.contains("crank_worker_idempotent_replays_total 1"),
+        "{text}"
+    );
+    assert!(text.contains("crank_worker_idempotent_kept 2"), "{text}");
+
+    // Through the library's call: a key of its own for each call, so two
+    // calls of the same body both run.
+    let request = Request::post("/greet", &greeting("auto")).unwrap();
+    for _ in 0..2 {
+        let reply = client
+            .call("invoke", "hello.greet", &Constraints::any(), &request)
+            .await
+            .unwrap();
+        assert!(!reply.replayed);
+    }
+}
+
+#[actix_rt::test]
+async fn routes_of_one_key_reach_one_worker() {
+    let mut fleet = Fleet::new();
+    for id in ["hello-world-2", "hello-world-3"] {
+        fleet.issue_worker(id);
+    }
+    let _controller = fleet.start_controller("30s");
+    let _workers: Vec<_> = ["hello-world-1", "hello-world-2", "hello-world-3"]
+        .into_iter()
+        .map(|id| fleet.start_worker(id, free_port(), "200ms"))
+        .collect();
+    eventually(
+        "three workers are routable",
+        Duration::from_secs(15),
+        || async { (providers(&fleet).await? == 3).then_some(()) },
+    )
+    .await;
+    let mut owners = BTreeSet::new();
+    for key in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let mut chosen = BTreeSet::new();
+        for _ in 0..5 {
+            let request = RouteRequest {
+                idempotency_key: Some(key.into()),
+                ..RouteRequest::new("invoke", "hello.greet")
+            };
+            let route: RouteResponse = fleet.post("/route", &request).await.unwrap().json();
+            chosen.insert(route.worker_id);
+        }
+        assert_eq!(chosen.len(), 1, "key {key} went to {chosen:?}");
+        owners.extend(chosen);
+    }
+    assert!(
+        owners.len() >= 2,
+        "eight keys spread over the workers: {owners:?}"
+    );
+    let bad = RouteRequest {
+        idempotency_key: Some(String::new()),
+        ..RouteRequest::new("invoke", "hello.greet")
+    };
+    let reply = fleet.post("/route", &bad).await.unwrap();
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply.to_string().contains(r#""field":"idempotency_key""#),
+        "{reply}"
+    );
+}
