@@ -8,7 +8,8 @@
 //! | [`actor`] | [`RegistryActor`]: one short handler per message, delegating to the core |
 //! | [`core`] | [`Registry`]: state and algorithms, synchronous, the clock passed in (its heartbeats and checks in `beats.rs`, its sweep in `sweep.rs`) |
 //! | [`index`] | [`CapabilityIndex`]: providers per capability and the round-robin cursor |
-//! | [`router`] | which provider a route hands out: filters, strategies, estimated load, ejection |
+//! | [`router`] | which provider a route hands out: filters, strategies, expected wait, ejection |
+//! | [`rejection`] | why a provider was skipped, and why a route found none |
 //! | [`liveness`] | [`Liveness`]: healthy, suspect or stale, and the grace after a pause or a mass expiry |
 //! | [`deadlines`] | [`DeadlineQueue`]: expiry in deadline order, so a sweep costs what expires |
 //! | [`record`] | [`WorkerRecord`] and the shared [`CapabilitySet`]s |
@@ -50,6 +51,7 @@ pub mod messages;
 pub mod now;
 pub mod observe;
 pub mod record;
+pub mod rejection;
 pub mod replication;
 pub mod router;
 pub mod store;

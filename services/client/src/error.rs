@@ -113,22 +113,7 @@ pub(crate) fn not_sent(url: &str, timeout: Duration, error: SendRequestError) ->
     }
 }
 
-/// Longest `Retry-After` believed: a server asking for more is asking for a
-/// day, and gets an hour.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-/// The `Retry-After` of `headers`, in seconds (the HTTP-date form is not
-/// sent by crank, and is ignored).
-pub(crate) fn retry_after(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(awc::http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
+pub(crate) use crank_net::https::retry_after;
 
 /// A non-2xx answer of `url`.
 pub(crate) fn refusal(

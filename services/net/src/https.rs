@@ -21,3 +21,21 @@ pub fn mtls_client(tls: Arc<ClientConfig>, timeout: Duration) -> awc::Client {
         .timeout(timeout)
         .finish()
 }
+
+/// Longest `Retry-After` believed: a server asking for more is asking for a
+/// day, and gets an hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The `Retry-After` of an answer's `headers`, in seconds, at most
+/// [`MAX_RETRY_AFTER`] (the HTTP-date form is not sent by crank, and is
+/// ignored).
+pub fn retry_after(headers: &awc::http::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(awc::http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}

@@ -64,9 +64,6 @@ where
         .unwrap_or_default()
 }
 
-/// Longest `Retry-After` believed.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// An error answer as a `LinkError`: its `detail` if it is crank's
 /// [`ErrorBody`], else its text; a `429`, or a `503` with `Retry-After`, is
 /// [`LinkError::Throttled`].
@@ -78,9 +75,7 @@ fn rejection(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> 
         || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
     if throttled {
         return LinkError::Throttled {
-            retry_after: retry_after
-                .unwrap_or(Duration::from_secs(1))
-                .min(MAX_RETRY_AFTER),
+            retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
             detail,
         };
     }
@@ -88,19 +83,6 @@ fn rejection(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> 
         status: status.as_u16(),
         detail,
     }
-}
-
-/// The `Retry-After` of `response`, in seconds.
-fn retry_after<S>(response: &awc::ClientResponse<S>) -> Option<Duration> {
-    let seconds: u64 = response
-        .headers()
-        .get(awc::http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 impl ControllerLink for HttpControllerLink {
@@ -113,7 +95,7 @@ impl ControllerLink for HttpControllerLink {
         async move {
             let mut response = sent.await.map_err(send_error(timeout))?;
             let status = response.status();
-            let wait = retry_after(&response);
+            let wait = crank_net::https::retry_after(response.headers());
             let body = read_answer(&mut response).await;
             if !status.is_success() {
                 return Err(rejection(status, wait, &body));
