@@ -67,6 +67,14 @@ impl Client {
             .map_err(|e| self.controller_error(e))
     }
 
+    /// `POST` of `body` on the controller; the answer as `T`.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.fleet
+            .post(path, body)
+            .await
+            .map_err(|e| self.controller_error(e))
+    }
+
     /// `GET` on the controller for a stream (`/watch`), resuming after
     /// `last_event_id` if given: the answer, once its head is in, with no
     /// deadline on its body.

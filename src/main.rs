@@ -80,6 +80,13 @@ enum Command {
     /// Call a capability through the client library: the answer and who gave
     /// it, or with --count a latency summary.
     Call(call::CallFlags),
+    /// Mark a worker draining (POST /drain/{id}): no new routes go to it.
+    /// As the worker itself, its service, or an admin (--cert admin).
+    Drain {
+        worker_id: String,
+        #[command(flatten)]
+        client: client::ClientFlags,
+    },
     /// Print the registry's changes as they happen (GET /watch), one line each.
     Watch(client::ClientFlags),
     /// Load a controller over mTLS and print throughput and latency per scenario.
@@ -241,6 +248,22 @@ fn main() -> ExitCode {
                     client::json_line(&route)
                 } else {
                     Ok(client::describe_route(&route))
+                }
+            })
+        }),
+        Command::Drain {
+            worker_id,
+            client: flags,
+        } => client_command("drain", &flags, |c| {
+            Box::pin(async move {
+                let path = format!("/drain/{worker_id}");
+                let answer: serde_json::Value = c.post(&path, &serde_json::json!({})).await?;
+                if c.json {
+                    client::json_line(&answer)
+                } else {
+                    Ok(format!(
+                        "worker {worker_id} is draining: no new routes go to it"
+                    ))
                 }
             })
         }),

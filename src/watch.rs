@@ -188,7 +188,9 @@ pub fn line(message: &SseMessage, json: bool) -> Result<String> {
                 WatchKind::Registered => '+',
                 WatchKind::Deregistered => '-',
                 WatchKind::Evicted => 'x',
-                WatchKind::Stale | WatchKind::Healthy | WatchKind::Owned => '~',
+                WatchKind::Stale | WatchKind::Healthy | WatchKind::Owned | WatchKind::Draining => {
+                    '~'
+                }
             };
             format!(
                 "{mark} {} {} ({})  #{}",

@@ -290,6 +290,7 @@ mod documented {
             | "deregister_timeout"
             | "controller_timeout"
             | "service_time"
+            | "drain_timeout"
             | "slo_window" => ["3s", "7s"],
             other => panic!("no samples for `{other}`: add two to this test"),
         }

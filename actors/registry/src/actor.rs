@@ -372,6 +372,18 @@ impl Handler<Route> for RegistryActor {
     }
 }
 
+impl Handler<Drain> for RegistryActor {
+    type Result = Result<(), RegistryError>;
+
+    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
+        let _handling = supervision::handling("registry", "Drain");
+        let now = self.now();
+        let drained = self.registry.drain(&msg.worker_id, now);
+        self.publish();
+        drained
+    }
+}
+
 impl Handler<Report> for RegistryActor {
     type Result = Result<ReportAck, RegistryError>;
 

@@ -154,6 +154,7 @@ impl Registry {
             stale_since: None,
             heartbeated: false,
             active_check,
+            draining: false,
             load: None,
             tally: Tally::default(),
             owner: Owner::Local,
@@ -212,6 +213,24 @@ impl Registry {
             );
         }
         DeregisterOutcome::Removed
+    }
+
+    /// Marks `worker_id` draining: no route goes to it from now on, and the
+    /// change is published (watchers, the cluster store). Draining twice is
+    /// one change.
+    pub fn drain(&mut self, worker_id: &str, _now: Now) -> Result<(), RegistryError> {
+        let record = self
+            .workers
+            .get_mut(worker_id)
+            .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
+        if record.draining {
+            return Ok(());
+        }
+        record.draining = true;
+        log::info!("worker {worker_id} is draining: no new routes go to it");
+        self.journal
+            .note(ChangeKind::Draining, Origin::Local, record, self.anchor);
+        Ok(())
     }
 
     /// Chooses a provider of `query` by its strategy (the configured default

@@ -98,7 +98,9 @@ pub fn replica_of(
         registered_by: record.registered_by.to_string(),
         registered_at: wall(record.registered_at),
         owner,
-        status: if stale {
+        status: if record.draining {
+            WorkerStatus::Draining
+        } else if stale {
             WorkerStatus::Stale
         } else {
             WorkerStatus::Healthy

@@ -114,6 +114,9 @@ impl Liveness {
     /// otherwise it is judged on the spot, so the answer does not depend on
     /// when the sweeper last ran.
     pub fn status(&self, record: &WorkerRecord, now: Instant) -> WorkerStatus {
+        if record.draining {
+            return WorkerStatus::Draining;
+        }
         if let Owner::Remote { stale, .. } = record.owner {
             // Its owner judges it; this controller shows what it published.
             return if stale {
@@ -135,6 +138,6 @@ impl Liveness {
 
     /// Whether `record` may be routed to.
     pub fn is_routable(&self, record: &WorkerRecord, now: Instant) -> bool {
-        self.status(record, now) != WorkerStatus::Stale
+        self.status(record, now).is_routable()
     }
 }

@@ -99,6 +99,13 @@ pub struct Route {
     pub query: RouteQuery,
 }
 
+/// Mark a worker draining: no new routes go to it.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RegistryError>")]
+pub struct Drain {
+    pub worker_id: String,
+}
+
 /// A caller's report of how a call to a worker went.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ReportAck, RegistryError>")]

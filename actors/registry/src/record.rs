@@ -191,6 +191,9 @@ pub struct WorkerRecord {
     pub heartbeated: bool,
     /// It asked to be checked by the controller instead of heartbeating.
     pub active_check: bool,
+    /// It is finishing its calls before it stops (`Registry::drain`): shown
+    /// `draining`, never routed to again; a new registration clears it.
+    pub draining: bool,
     pub load: Option<WorkerLoad>,
     /// The router's own figures: routes handed out since the last load
     /// report, and failures reported by callers.

@@ -11,6 +11,7 @@ use crank_proto::domain::Requirement;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rejection {
     Excluded,
+    Draining,
     Stale,
     Ejected,
     NoMatchingVersion,
@@ -26,6 +27,7 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::Excluded => f.write_str("excluded by the caller"),
+            Rejection::Draining => f.write_str("draining"),
             Rejection::Stale => f.write_str("stale"),
             Rejection::Ejected => f.write_str("ejected after reported failures"),
             Rejection::NoMatchingVersion => f.write_str("no matching version"),

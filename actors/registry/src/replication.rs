@@ -184,8 +184,10 @@ impl Registry {
         let stale = status == WorkerStatus::Stale;
         let mine = mine_if_named && self.me().is_some_and(|me| **me == *owner);
         let previous = self.remove(registration.worker_id.as_str());
+        let draining = status == WorkerStatus::Draining;
         let kind = match &previous {
             None => ChangeKind::Registered,
+            Some(p) if draining && !p.draining => ChangeKind::Draining,
             Some(p)
                 if p.counts_as_stale() != stale
                     && p.url.as_ref() == registration.worker_url.as_str() =>
@@ -222,6 +224,7 @@ impl Registry {
             heartbeated: previous.as_ref().is_some_and(|p| p.heartbeated),
             active_check: registration.active_check
                 || previous.as_ref().is_some_and(|p| p.active_check),
+            draining: status == WorkerStatus::Draining,
             load: previous.as_ref().and_then(|p| p.load.clone()),
             tally: previous
                 .as_ref()

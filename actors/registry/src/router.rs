@@ -275,6 +275,9 @@ impl Judge<'_> {
         if query.exclude.iter().any(|id| **id == *record.id) {
             return Err(Rejection::Excluded);
         }
+        if record.draining {
+            return Err(Rejection::Draining);
+        }
         if !self.liveness.is_routable(record, self.now) {
             return Err(Rejection::Stale);
         }

@@ -162,3 +162,47 @@ fn a_report_with_the_answers_load_stands_for_the_workers_figures() {
         .unwrap();
     assert_eq!(only_a(&mut registry, clock.at(1.1)).unwrap(), "a");
 }
+
+#[test]
+fn a_draining_worker_is_never_routed_to_and_a_new_registration_clears_it() {
+    let clock = Clock::new();
+    let mut registry = fleet(clock.at(0.0));
+    registry.drain("a", clock.at(1.0)).unwrap();
+    assert!(registry.drain("nobody", clock.at(1.0)).is_err());
+    for _ in 0..12 {
+        let id = registry
+            .route(&RouteQuery::any_version("invoke", "x"), clock.at(1.0))
+            .unwrap()
+            .worker_id;
+        assert_ne!(id, "a");
+    }
+    // Its heartbeats go on: still draining.
+    let load = crank_proto::domain::WorkerLoad::try_from(&Load::new(0, 8)).unwrap();
+    registry
+        .heartbeat("a", None, Some(load), clock.at(2.0))
+        .unwrap();
+    let listed = registry.list(clock.at(2.0));
+    let a = listed.iter().find(|w| w.worker_id == "a").unwrap();
+    assert_eq!(a.status, crank_proto::wire::WorkerStatus::Draining);
+    let only_a = |registry: &mut Registry| {
+        let mut query = RouteQuery::any_version("invoke", "x");
+        query.exclude = vec!["b".into(), "c".into(), "d".into()];
+        registry.route(&query, clock.at(2.0)).map(|c| c.worker_id)
+    };
+    let refused = only_a(&mut registry).unwrap_err();
+    assert!(
+        refused.to_string().contains("1 provider: draining"),
+        "{refused}"
+    );
+    // A restarted process registers again: routed to once more.
+    let registration = Registration::try_from(RegisterRequest {
+        worker_id: "a".into(),
+        worker_url: "https://a.local:8500".into(),
+        capabilities: vec![Capability::new("invoke", "x", "1.0.0")],
+        instance: None,
+        health_check: None,
+    })
+    .unwrap();
+    registry.register(registration, "admin/test", clock.at(3.0));
+    assert_eq!(only_a(&mut registry).unwrap(), "a");
+}

@@ -28,6 +28,8 @@ pub enum ChangeKind {
     /// This controller took over judging it (cluster store): it heartbeats
     /// here now, or its owner is gone.
     Owned,
+    /// It is finishing its calls before it stops: no longer routed to.
+    Draining,
 }
 
 /// Where a change was decided.
@@ -48,6 +50,7 @@ impl ChangeKind {
             ChangeKind::Healthy => "healthy",
             ChangeKind::Evicted => "evicted",
             ChangeKind::Owned => "owned",
+            ChangeKind::Draining => "draining",
         }
     }
 }

@@ -178,6 +178,7 @@ fn kind(change: ChangeKind) -> WatchKind {
         ChangeKind::Healthy => WatchKind::Healthy,
         ChangeKind::Evicted => WatchKind::Evicted,
         ChangeKind::Owned => WatchKind::Owned,
+        ChangeKind::Draining => WatchKind::Draining,
     }
 }
 

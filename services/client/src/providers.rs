@@ -34,6 +34,8 @@ struct Provider {
     url: String,
     capabilities: Vec<String>,
     live: bool,
+    /// The stream said it is draining: out until it registers again.
+    draining: bool,
     latency: PeakEwma,
     in_flight: u32,
     observed: Option<(ObservedLoad, Instant)>,
@@ -48,6 +50,7 @@ impl Provider {
             url,
             capabilities,
             live,
+            draining: false,
             latency: PeakEwma::default(),
             in_flight: 0,
             observed: None,
@@ -175,9 +178,15 @@ impl Providers {
                 let provider = Provider::new(url, event.capabilities.clone(), true);
                 self.workers.insert(id.clone(), provider);
             }
+            WatchKind::Draining => {
+                if let Some(provider) = self.workers.get_mut(id) {
+                    provider.live = false;
+                    provider.draining = true;
+                }
+            }
             WatchKind::Healthy | WatchKind::Stale => {
                 if let Some(provider) = self.workers.get_mut(id) {
-                    provider.live = event.kind == WatchKind::Healthy;
+                    provider.live = event.kind == WatchKind::Healthy && !provider.draining;
                 }
             }
             WatchKind::Deregistered | WatchKind::Evicted => {

@@ -76,6 +76,12 @@ fn a_snapshot_and_its_changes_make_the_live_set() {
     providers.apply_event(&event(12, WatchKind::Healthy, "a"));
     assert_eq!(choose(&mut providers, now), "a");
     assert_eq!(providers.last_event_id(), Some(12));
+    // Draining: out at once, and a heartbeat's healthy does not bring it back.
+    providers.apply_event(&event(13, WatchKind::Draining, "a"));
+    providers.apply_event(&event(14, WatchKind::Healthy, "a"));
+    assert!(providers.choose(GREET, &[], false, now).is_none());
+    providers.apply_event(&event(15, WatchKind::Registered, "a"));
+    assert_eq!(choose(&mut providers, now), "a");
 }
 
 #[test]

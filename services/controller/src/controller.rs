@@ -17,8 +17,8 @@ use crank_proto::wire::{
 };
 use crank_registry::RegistryError;
 use crank_registry::{
-    Deregister, DeregisterOutcome, GetStats, GetWorker, Heartbeat, ListCapabilities, ListWorkers,
-    Register, Report, Route,
+    Deregister, DeregisterOutcome, Drain, GetStats, GetWorker, Heartbeat, ListCapabilities,
+    ListWorkers, Register, Report, Route,
 };
 
 use crate::cluster::StoreHealth;
@@ -84,6 +84,7 @@ pub fn controller_app(
         .service(observed("/metrics").route(web::get().to(crate::metrics::controller::scrape)))
         .service(observed("/watch").route(web::get().to(watch::watch)))
         .service(observed("/deregister/{worker_id}").route(web::delete().to(deregister)))
+        .service(observed("/drain/{worker_id}").route(web::post().to(drain)))
         .service(observed("/workers/{worker_id}").route(web::get().to(worker)))
         .configure(ui::mount(&state.metrics.requests))
         .default_service(web::to(not_found))
@@ -223,6 +224,28 @@ async fn deregister(
         status: DeregisterStatus::Deregistered,
         worker_id,
     }))
+}
+
+/// `POST /drain/{worker_id}`: the worker itself (or its service, or an
+/// admin) says it is stopping; no new routes go to it.
+async fn drain(
+    registry: Registry,
+    mapped: web::Data<ServiceIds>,
+    Caller(caller): Caller,
+    worker_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let worker_id = worker_id.into_inner();
+    caller.may_act_for_mapped(&worker_id, &mapped)?;
+    registry
+        .send(Drain {
+            worker_id: worker_id.clone(),
+        })
+        .await?
+        .map_err(registry_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "draining",
+        "worker_id": worker_id,
+    })))
 }
 
 /// A registry's refusal as the API answers it (the table's entry lives in

@@ -104,6 +104,14 @@ pub(super) const REGISTRATION_BACKOFF_MAX: Setting = Setting {
     default: Some("30s"),
     help: "Largest ceiling of the registration retry delay",
 };
+pub(super) const DRAIN_TIMEOUT: Setting = Setting {
+    key: "drain_timeout",
+    flag: "drain-timeout",
+    env: "WORKER_DRAIN_TIMEOUT",
+    value_name: "D",
+    default: Some("30s"),
+    help: "On SIGTERM/SIGINT: mark this worker draining at the controller (no new routes), then wait this long at most for the calls in flight to finish before deregistering; 0 = deregister at once",
+};
 pub(super) const DEREGISTER_TIMEOUT: Setting = Setting {
     key: "deregister_timeout",
     flag: "deregister-timeout",
@@ -174,6 +182,8 @@ pub struct WorkerConfig {
     pub registration_backoff_max: Duration,
     /// Time allowed for deregistering on shutdown.
     pub deregister_timeout: Duration,
+    /// How long a stopping worker waits for its calls in flight, draining.
+    pub drain_timeout: Duration,
     /// Time allowed for each call to the controller.
     pub controller_timeout: Duration,
     /// HTTP worker threads; 0 = one per core.
@@ -200,6 +210,7 @@ impl Layered for WorkerConfig {
         REGISTRATION_BACKOFF_INITIAL,
         REGISTRATION_BACKOFF_MAX,
         DEREGISTER_TIMEOUT,
+        DRAIN_TIMEOUT,
         CONTROLLER_TIMEOUT,
         HTTP_WORKERS,
         CAPACITY,
@@ -227,6 +238,7 @@ impl Layered for WorkerConfig {
                 .value(&REGISTRATION_BACKOFF_INITIAL, positive_duration)?,
             registration_backoff_max: layers.value(&REGISTRATION_BACKOFF_MAX, positive_duration)?,
             deregister_timeout: layers.value(&DEREGISTER_TIMEOUT, positive_duration)?,
+            drain_timeout: layers.value(&DRAIN_TIMEOUT, parse_duration)?,
             controller_timeout: layers.value(&CONTROLLER_TIMEOUT, positive_duration)?,
             http_workers: layers.value(&HTTP_WORKERS, number)?,
             capacity: layers.optional(&CAPACITY, positive_count)?,

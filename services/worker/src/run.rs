@@ -182,6 +182,13 @@ impl Worker {
                 };
             }
         }
+        if let (Some(_), Some(urls)) = (&registration, &config.controller_url) {
+            if !config.drain_timeout.is_zero() {
+                let client =
+                    crank_net::https::mtls_client(client_tls.clone(), config.controller_timeout);
+                drain(&client, urls, &worker_id, &context, config.drain_timeout).await;
+            }
+        }
         if let Some(registration) = registration {
             // Deregister first, so the controller stops routing here before we
             // stop answering. The actor bounds this by the deregister timeout.
@@ -190,5 +197,61 @@ impl Worker {
         server_handle.stop(true).await;
         log::info!("worker {worker_id} stopped");
         Ok(())
+    }
+}
+
+/// How often a draining worker looks whether its calls have finished.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Marks `worker_id` draining at the first of `controllers` (a
+/// comma-separated list) that answers, then waits until no call is in
+/// flight, or `timeout` passed: callers that routed here a moment ago are
+/// answered, and nobody routes here any more.
+async fn drain(
+    client: &awc::Client,
+    controllers: &str,
+    worker_id: &str,
+    context: &crate::context::WorkerContext,
+    timeout: std::time::Duration,
+) {
+    let mut marked = false;
+    for url in controllers
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/'))
+    {
+        let answer = client.post(format!("{url}/drain/{worker_id}")).send().await;
+        match answer {
+            Ok(mut response) if response.status().is_success() => {
+                let _ = response.body().await;
+                marked = true;
+                break;
+            }
+            Ok(response) => log::warn!(
+                "controller {url} did not mark worker {worker_id} draining (HTTP {}); deregistering without a drain",
+                response.status()
+            ),
+            Err(error) => log::warn!("cannot reach controller {url} to drain worker {worker_id}: {error}"),
+        }
+    }
+    if !marked {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let in_flight = || context.meters().iter().map(|m| m.in_flight()).sum::<u32>();
+    log::info!(
+        "worker {worker_id} is draining: no new routes; waiting up to {timeout:?} for {} calls in flight",
+        in_flight()
+    );
+    while in_flight() > 0 && started.elapsed() < timeout {
+        actix_rt::time::sleep(DRAIN_POLL).await;
+    }
+    match in_flight() {
+        0 => log::info!(
+            "worker {worker_id} drained in {:.1} s; deregistering",
+            started.elapsed().as_secs_f64()
+        ),
+        left => log::warn!(
+            "worker {worker_id} still had {left} calls in flight after {timeout:?}; deregistering anyway"
+        ),
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Capability, Load};
 
-/// `healthy`, `suspect` or `stale`.
+/// `healthy`, `suspect`, `stale` or `draining`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerStatus {
@@ -18,6 +18,9 @@ pub enum WorkerStatus {
     /// to until it heartbeats or the grace period ends.
     Suspect,
     Stale,
+    /// Finishing its calls before it stops (`POST /drain/{id}`, or its own
+    /// SIGTERM): no longer routed to.
+    Draining,
 }
 
 impl WorkerStatus {
@@ -26,12 +29,13 @@ impl WorkerStatus {
             WorkerStatus::Healthy => "healthy",
             WorkerStatus::Suspect => "suspect",
             WorkerStatus::Stale => "stale",
+            WorkerStatus::Draining => "draining",
         }
     }
 
     /// Whether a worker in this status is routed to (`is_healthy` on the wire).
     pub fn is_routable(self) -> bool {
-        self != WorkerStatus::Stale
+        !matches!(self, WorkerStatus::Stale | WorkerStatus::Draining)
     }
 }
 

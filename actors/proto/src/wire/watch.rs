@@ -31,6 +31,8 @@ pub enum WatchKind {
     Evicted,
     /// With the cluster store: another controller took over judging it.
     Owned,
+    /// Finishing its calls before it stops: no new routes go to it.
+    Draining,
 }
 
 impl WatchKind {
@@ -43,6 +45,7 @@ impl WatchKind {
             WatchKind::Healthy => "healthy",
             WatchKind::Evicted => "evicted",
             WatchKind::Owned => "owned",
+            WatchKind::Draining => "draining",
         }
     }
 
@@ -54,6 +57,7 @@ impl WatchKind {
             WatchKind::Stale,
             WatchKind::Healthy,
             WatchKind::Evicted,
+            WatchKind::Draining,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)

@@ -129,7 +129,7 @@ pub struct ControllerMetrics {
     reports: Outcomes<2>,
     ejections: Counter,
     checks: Outcomes<2>,
-    changes: Outcomes<5>,
+    changes: Outcomes<6>,
     evictions: Counter,
     sweep_duration: Histogram,
     mailbox: Gauge,
@@ -201,6 +201,7 @@ impl ControllerMetrics {
                     ChangeKind::Stale,
                     ChangeKind::Healthy,
                     ChangeKind::Evicted,
+                    ChangeKind::Draining,
                 ]
                 .map(|kind| change(kind.as_str())),
             ),
@@ -307,7 +308,7 @@ impl ControllerMetrics {
 
 /// Counts the registry's changes by kind, on its thread.
 struct ChangeCounter {
-    changes: Outcomes<5>,
+    changes: Outcomes<6>,
     evictions: Counter,
 }
 
@@ -320,6 +321,7 @@ impl ChangeSink for ChangeCounter {
                 ChangeKind::Stale => 2,
                 ChangeKind::Healthy => 3,
                 ChangeKind::Evicted => 4,
+                ChangeKind::Draining => 5,
                 // A change of owner between controllers is not a change of
                 // the fleet.
                 ChangeKind::Owned => continue,
