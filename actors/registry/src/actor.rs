@@ -378,7 +378,9 @@ impl Handler<Drain> for RegistryActor {
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
         let _handling = supervision::handling("registry", "Drain");
         let now = self.now();
-        let drained = self.registry.drain(&msg.worker_id, now);
+        let drained = self
+            .registry
+            .drain(&msg.worker_id, msg.instance.as_deref(), now);
         self.publish();
         drained
     }

@@ -218,11 +218,23 @@ impl Registry {
     /// Marks `worker_id` draining: no route goes to it from now on, and the
     /// change is published (watchers, the cluster store). Draining twice is
     /// one change.
-    pub fn drain(&mut self, worker_id: &str, _now: Now) -> Result<(), RegistryError> {
+    pub fn drain(
+        &mut self,
+        worker_id: &str,
+        instance: Option<&str>,
+        _now: Now,
+    ) -> Result<(), RegistryError> {
         let record = self
             .workers
             .get_mut(worker_id)
             .ok_or_else(|| RegistryError::UnknownWorker(worker_id.to_owned()))?;
+        if !record.is_current(instance) {
+            // A rolling restart: the old process stops, the new one serves.
+            return Err(RegistryError::Superseded {
+                worker_id: worker_id.to_owned(),
+                instance: instance.unwrap_or_default().to_owned(),
+            });
+        }
         if record.draining {
             return Ok(());
         }

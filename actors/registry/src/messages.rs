@@ -104,6 +104,9 @@ pub struct Route {
 #[rtype(result = "Result<(), RegistryError>")]
 pub struct Drain {
     pub worker_id: String,
+    /// The process that asks, if it names itself: a replaced instance may
+    /// not drain the record of the process that replaced it.
+    pub instance: Option<String>,
 }
 
 /// A caller's report of how a call to a worker went.

@@ -167,8 +167,8 @@ fn a_report_with_the_answers_load_stands_for_the_workers_figures() {
 fn a_draining_worker_is_never_routed_to_and_a_new_registration_clears_it() {
     let clock = Clock::new();
     let mut registry = fleet(clock.at(0.0));
-    registry.drain("a", clock.at(1.0)).unwrap();
-    assert!(registry.drain("nobody", clock.at(1.0)).is_err());
+    registry.drain("a", None, clock.at(1.0)).unwrap();
+    assert!(registry.drain("nobody", None, clock.at(1.0)).is_err());
     for _ in 0..12 {
         let id = registry
             .route(&RouteQuery::any_version("invoke", "x"), clock.at(1.0))

@@ -233,12 +233,14 @@ async fn drain(
     mapped: web::Data<ServiceIds>,
     Caller(caller): Caller,
     worker_id: web::Path<String>,
+    query: web::Query<DeregisterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let worker_id = worker_id.into_inner();
     caller.may_act_for_mapped(&worker_id, &mapped)?;
     registry
         .send(Drain {
             worker_id: worker_id.clone(),
+            instance: query.into_inner().instance,
         })
         .await?
         .map_err(registry_error)?;

@@ -114,6 +114,9 @@ impl Worker {
             }
         );
 
+        // The instance a drain names, so a replaced process cannot drain
+        // the record of the one that replaced it.
+        let mut drain_as: Option<String> = None;
         let registration = match &config.controller_url {
             Some(controller_url) => {
                 // A comma-separated list names the controllers of one cluster:
@@ -144,6 +147,7 @@ impl Worker {
                     deregister_timeout: config.deregister_timeout,
                 };
                 let instance = InstanceId::random();
+                drain_as = Some(instance.to_string());
                 log::info!("worker {worker_id} runs as instance {instance}");
                 let request = RegisterRequest {
                     instance: Some(instance.into_string()),
@@ -186,7 +190,8 @@ impl Worker {
             if !config.drain_timeout.is_zero() {
                 let client =
                     crank_net::https::mtls_client(client_tls.clone(), config.controller_timeout);
-                drain(&client, urls, &worker_id, &context, config.drain_timeout).await;
+                let id = (worker_id.as_str(), drain_as.as_deref());
+                drain(&client, urls, id, &context, config.drain_timeout).await;
             }
         }
         if let Some(registration) = registration {
@@ -210,21 +215,30 @@ const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 async fn drain(
     client: &awc::Client,
     controllers: &str,
-    worker_id: &str,
+    (worker_id, instance): (&str, Option<&str>),
     context: &crate::context::WorkerContext,
     timeout: std::time::Duration,
 ) {
     let mut marked = false;
+    let query = instance.map_or_else(String::new, |i| format!("?instance={i}"));
     for url in controllers
         .split(',')
         .map(|u| u.trim().trim_end_matches('/'))
     {
-        let answer = client.post(format!("{url}/drain/{worker_id}")).send().await;
+        let answer = client
+            .post(format!("{url}/drain/{worker_id}{query}"))
+            .send()
+            .await;
         match answer {
             Ok(mut response) if response.status().is_success() => {
                 let _ = response.body().await;
                 marked = true;
                 break;
+            }
+            Ok(response) if response.status() == awc::http::StatusCode::CONFLICT => {
+                // Replaced by a newer process of this id: it serves on.
+                log::info!("worker {worker_id} was replaced by a newer instance: nothing to drain");
+                return;
             }
             Ok(response) => log::warn!(
                 "controller {url} did not mark worker {worker_id} draining (HTTP {}); deregistering without a drain",
