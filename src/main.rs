@@ -257,7 +257,8 @@ fn main() -> ExitCode {
         } => client_command("drain", &flags, |c| {
             Box::pin(async move {
                 let path = format!("/drain/{worker_id}");
-                let answer: serde_json::Value = c.post(&path, &serde_json::json!({})).await?;
+                let answer: crank_proto::wire::DrainResponse =
+                    c.post(&path, &serde_json::json!({})).await?;
                 if c.json {
                     client::json_line(&answer)
                 } else {

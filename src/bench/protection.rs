@@ -43,6 +43,22 @@ fn as_identity(bench: &Bench, target: &Target, name: &str) -> Result<Target> {
     Ok(Target::named(&target.url, Arc::new(tls)))
 }
 
+/// A controller started with `extra`, `--workers` registered on it, and
+/// the same controller as seen by `client/client`.
+fn route_fleet(bench: &Bench, extra: &[&str]) -> Result<(Target, Target)> {
+    let flags = &bench.flags;
+    let controller = bench.controller_with(extra)?;
+    register_workers(
+        bench,
+        &controller,
+        "bench",
+        (0, flags.workers),
+        (1, flags.capabilities),
+    )?;
+    let as_client = as_identity(bench, &controller, "client")?;
+    Ok((controller, as_client))
+}
+
 /// A policy of [`RULES`] `client/*` rules, only the last matching the
 /// bench's capabilities: the decision reads them all.
 fn write_policy(path: &Path, mode: &str) -> Result<()> {
@@ -63,15 +79,7 @@ fn routes_under(bench: &Bench, mode: &str) -> Result<(Load, Option<f64>)> {
     let policy = dir.path().join("policy.toml");
     write_policy(&policy, mode)?;
     let policy_arg = policy.to_string_lossy().into_owned();
-    let controller = bench.controller_with(&["--policy", &policy_arg])?;
-    register_workers(
-        bench,
-        &controller,
-        "bench",
-        (0, flags.workers),
-        (1, flags.capabilities),
-    )?;
-    let as_client = as_identity(bench, &controller, "client")?;
+    let (controller, as_client) = route_fleet(bench, &["--policy", &policy_arg])?;
     let until = Until::Elapsed(flags.duration);
     measured(&controller, || {
         Ok(bench.load(&as_client, until, route_calls(flags.capabilities)))
@@ -137,15 +145,7 @@ async fn steady(target: &Target, duration: Duration, capabilities: usize) -> Loa
 /// identity if `flood`, against a fresh controller started with `extra`.
 fn steady_beside(bench: &Bench, extra: &[&str], flood: bool) -> Result<(Load, Option<Load>)> {
     let flags = &bench.flags;
-    let controller = bench.controller_with(extra)?;
-    register_workers(
-        bench,
-        &controller,
-        "bench",
-        (0, flags.workers),
-        (1, flags.capabilities),
-    )?;
-    let as_client = as_identity(bench, &controller, "client")?;
+    let (controller, as_client) = route_fleet(bench, extra)?;
     let duration = flags.duration;
     let flooder = flood.then(|| {
         let (url, tls) = (controller.url.clone(), controller.tls.clone());

@@ -10,7 +10,9 @@ use actix_web::web::Bytes;
 use awc::http::Method;
 use crank_proto::domain::ObservedLoad;
 use crank_proto::wire::report::{Outcome, ReportRequest};
-use crank_proto::wire::{AnswerLoad, CRANK_LOAD_HEADER};
+use crank_proto::wire::{
+    AnswerLoad, CRANK_LOAD_HEADER, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER,
+};
 use futures_util::stream::LocalBoxStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -144,7 +146,7 @@ impl CrankClient {
         let client = self.worker_client(&worker.worker_id).map_err(in_worker)?;
         let mut outgoing = client.request(request.method.clone(), &url);
         if let Some(key) = &request.idempotency_key {
-            outgoing = outgoing.insert_header(("Idempotency-Key", key.as_str()));
+            outgoing = outgoing.insert_header((IDEMPOTENCY_KEY_HEADER, key.as_str()));
         }
         let sent = match &request.body {
             Some(body) => {
@@ -174,7 +176,7 @@ impl CrankClient {
             .and_then(|load| ObservedLoad::try_from(&load).ok());
         let replayed = response
             .headers()
-            .get("x-idempotent-replay")
+            .get(IDEMPOTENT_REPLAY_HEADER)
             .is_some_and(|value| value.as_bytes() == b"true");
         Ok(Reply {
             worker: worker.clone(),

@@ -11,9 +11,9 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use crank_proto::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId, WorkerLoad};
 use crank_proto::wire::{
-    CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, Health, HealthStatus,
-    HeartbeatAnswer, HeartbeatRequest, Readiness, ReadyStatus, RegisterRequest, ReportRequest,
-    ReportResponse, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
+    CapabilityList, DeregisterQuery, DeregisterResponse, DeregisterStatus, DrainResponse,
+    DrainStatus, Health, HealthStatus, HeartbeatAnswer, HeartbeatRequest, Readiness, ReadyStatus,
+    RegisterRequest, ReportRequest, ReportResponse, RouteRequest, WorkerList, HEARTBEAT_OK_BODY,
 };
 use crank_registry::RegistryError;
 use crank_registry::{
@@ -244,10 +244,10 @@ async fn drain(
         })
         .await?
         .map_err(registry_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "status": "draining",
-        "worker_id": worker_id,
-    })))
+    Ok(HttpResponse::Ok().json(DrainResponse {
+        status: DrainStatus::Draining,
+        worker_id,
+    }))
 }
 
 /// A registry's refusal as the API answers it (the table's entry lives in
@@ -319,13 +319,19 @@ async fn report(
     protection.admit(&caller, Endpoint::Report)?;
     let report = CallReport::try_from(&request)?;
     let success = report.success;
-    if let (Some(capability), Some(latency)) = (&report.capability, report.latency) {
-        protection.record_outcome(capability.as_str(), latency, success);
-    }
+    // Counted for the SLO once the registry took it: a report it refuses
+    // (an unknown worker) changes nothing.
+    let outcome = report
+        .capability
+        .as_ref()
+        .map(|capability| (capability.as_str().to_owned(), report.latency));
     let ack = registry
         .send(Report { report })
         .await?
         .map_err(registry_error)?;
+    if let Some((capability, latency)) = outcome {
+        protection.record_outcome(&capability, latency, success);
+    }
     metrics.report(success, ack.ejected_for.is_some());
     Ok(HttpResponse::Ok().json(ReportResponse::recorded()))
 }

@@ -22,15 +22,12 @@ use actix_web::web::Bytes;
 use actix_web::{Error, FromRequest, HttpResponse, ResponseError};
 use futures_util::future::LocalBoxFuture;
 
-use super::replays::{is_valid_key, Kept, Lookup, Replays};
+use super::replays::{Kept, Lookup, Replays};
 use crank_net::caller::Caller;
 use crank_net::error::ApiError;
-use crank_proto::domain::FieldError;
+use crank_proto::domain::field::idempotency_key;
 
-/// The request header.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// The header of an answer replayed from memory.
-pub const REPLAY_HEADER: &str = "x-idempotent-replay";
+use crank_proto::wire::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER};
 
 /// See the [module](self) docs.
 #[derive(Clone)]
@@ -70,7 +67,7 @@ fn replayed(kept: Kept) -> HttpResponse {
     if let Some(content_type) = &kept.content_type {
         response.insert_header((CONTENT_TYPE, content_type.as_str()));
     }
-    response.insert_header((HeaderName::from_static(REPLAY_HEADER), "true"));
+    response.insert_header((HeaderName::from_static(IDEMPOTENT_REPLAY_HEADER), "true"));
     response.body(kept.body)
 }
 
@@ -95,28 +92,21 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let key = match request.headers().get(IDEMPOTENCY_KEY) {
+        let key = match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
             None => {
                 let answered = self.service.call(request);
                 return Box::pin(async move { Ok(answered.await?.map_into_left_body()) });
             }
-            Some(value) => value
-                .to_str()
-                .ok()
-                .filter(|k| is_valid_key(k))
-                .map(str::to_owned),
+            // A header that is not even text is no key either: the same answer.
+            Some(value) => value.to_str().unwrap_or("\u{0}").to_owned(),
         };
         let refuse = |request: ServiceRequest, error: ApiError| {
             let answer = request.into_response(error.error_response());
             Box::pin(ready(Ok(answer.map_into_right_body()))) as Self::Future
         };
-        let Some(key) = key else {
-            let problem = FieldError::new(
-                "Idempotency-Key",
-                "is not 1 to 255 printable ASCII characters",
-            );
+        if let Err(problem) = idempotency_key("Idempotency-Key", &key) {
             return refuse(request, ApiError::InvalidField(problem));
-        };
+        }
         let caller = match Caller::from_request(request.request(), &mut Payload::None).into_inner()
         {
             Ok(Caller(identity)) => identity.to_string(),

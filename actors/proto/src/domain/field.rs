@@ -63,6 +63,18 @@ pub fn short_string(field: &str, value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Refuses an `Idempotency-Key` that is not 1 to 255 printable ASCII
+/// characters (the IETF httpapi draft's bound).
+pub fn idempotency_key(field: &str, key: &str) -> Result<(), FieldError> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        field,
+        "is not 1 to 255 printable ASCII characters",
+    ))
+}
+
 /// Checks a capability `verb` or `name`: non-empty, short, and free of whitespace
 /// and `:` (which separates the two in routing keys).
 pub fn capability_word(field: &str, value: &str) -> Result<(), FieldError> {
@@ -80,6 +92,15 @@ pub fn capability_word(field: &str, value: &str) -> Result<(), FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_1_to_255_printable_ascii_characters() {
+        assert!(idempotency_key("k", "a").is_ok());
+        assert!(idempotency_key("k", &"x".repeat(255)).is_ok());
+        for bad in ["", " ", "a b", "é", "\u{0}", &"x".repeat(256)] {
+            assert_eq!(idempotency_key("k", bad).unwrap_err().field, "k", "{bad:?}");
+        }
+    }
 
     #[test]
     fn names_with_control_or_format_characters_are_refused() {

@@ -245,16 +245,11 @@ impl TryFrom<&RouteRequest> for RouteQuery {
             slo_bid: amount("slo_bid", request.slo_bid)?,
             exclude: request.exclude.clone(),
             idempotency_key: match &request.idempotency_key {
-                Some(key)
-                    if !(1..=255).contains(&key.len())
-                        || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
-                {
-                    return Err(FieldError::new(
-                        "idempotency_key",
-                        "is not 1 to 255 printable ASCII characters",
-                    ))
+                Some(key) => {
+                    super::field::idempotency_key("idempotency_key", key)?;
+                    Some(key.clone())
                 }
-                other => other.clone(),
+                None => None,
             },
             priority: match &request.priority {
                 Some(Value::String(text)) => Priority::parse("priority", text)?,

@@ -1,5 +1,7 @@
 //! `DELETE /deregister/{worker_id}`: a worker leaves (also answered for an
-//! unknown id, as the original controller does).
+//! unknown id, as the original controller does); and `POST
+//! /drain/{worker_id}`, which comes before it when the worker stops
+//! gracefully (its query is the same [`DeregisterQuery`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,5 +25,19 @@ pub struct DeregisterQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeregisterResponse {
     pub status: DeregisterStatus,
+    pub worker_id: String,
+}
+
+/// The `status` of a drain answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainStatus {
+    Draining,
+}
+
+/// `POST /drain/{worker_id}` answer: no new routes go to the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainResponse {
+    pub status: DrainStatus,
     pub worker_id: String,
 }

@@ -25,6 +25,7 @@ pub mod deregister;
 pub mod error;
 pub mod fleet;
 pub mod heartbeat;
+pub mod idempotency;
 pub mod register;
 pub mod replica;
 pub mod report;
@@ -35,7 +36,9 @@ pub mod watch;
 
 pub use answer_load::{AnswerLoad, CRANK_LOAD_HEADER};
 pub use capability::{capability_key, Capability};
-pub use deregister::{DeregisterQuery, DeregisterResponse, DeregisterStatus};
+pub use deregister::{
+    DeregisterQuery, DeregisterResponse, DeregisterStatus, DrainResponse, DrainStatus,
+};
 pub use error::ErrorBody;
 pub use fleet::{
     CapabilityCount, CapabilityList, Health, HealthStatus, Readiness, ReadyStatus, Stats,
@@ -44,6 +47,7 @@ pub use fleet::{
 pub use heartbeat::{
     CapabilityLoad, HeartbeatAnswer, HeartbeatRequest, HeartbeatStatus, Load, HEARTBEAT_OK_BODY,
 };
+pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER};
 pub use register::{RegisterRequest, RegisterResponse, RegisterStatus};
 pub use replica::{ControllerAnnouncement, ReplicatedWorker};
 pub use report::{Outcome, ReportRequest, ReportResponse, ReportStatus};

@@ -93,7 +93,7 @@ impl EndpointRates {
 
 /// One set of keyed buckets: per endpoint with a rate.
 struct Buckets {
-    limiters: [Option<DefaultKeyedRateLimiter<String>>; 3],
+    limiters: [Option<DefaultKeyedRateLimiter<PeerIdentity>>; 3],
 }
 
 impl Buckets {
@@ -112,7 +112,7 @@ impl Buckets {
         }
     }
 
-    fn limiter(&self, endpoint: Endpoint) -> Option<&DefaultKeyedRateLimiter<String>> {
+    fn limiter(&self, endpoint: Endpoint) -> Option<&DefaultKeyedRateLimiter<PeerIdentity>> {
         let index = match endpoint {
             Endpoint::Route => 0,
             Endpoint::Register => 1,
@@ -159,7 +159,7 @@ impl RateLimits {
             return Ok(());
         };
         limiter
-            .check_key(&caller.to_string())
+            .check_key(caller)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 

@@ -198,8 +198,8 @@ impl Protection {
         })
     }
 
-    /// A caller's report of a call of `capability`.
-    pub fn record_outcome(&self, capability: &str, latency: Duration, success: bool) {
+    /// A caller's report of a call of `capability`, accepted by the registry.
+    pub fn record_outcome(&self, capability: &str, latency: Option<Duration>, success: bool) {
         self.book.lock().unwrap_or_else(|e| e.into_inner()).record(
             capability,
             latency,

@@ -223,7 +223,15 @@ pub struct Policy {
     /// to few capabilities, so after the first route each decision is one
     /// lookup instead of a scan of the rules. A reload makes a new policy,
     /// and so forgets them.
-    decided: std::sync::RwLock<HashMap<(PeerIdentity, String), Decision>>,
+    decided: std::sync::RwLock<Decided>,
+}
+
+/// Decisions by caller, then capability: a lookup borrows both, so a
+/// remembered decision costs no allocation.
+#[derive(Debug, Default)]
+struct Decided {
+    by_caller: HashMap<PeerIdentity, HashMap<String, Decision>>,
+    count: usize,
 }
 
 #[derive(Deserialize)]
@@ -343,17 +351,22 @@ impl Policy {
             .decided
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(caller.clone(), key.to_owned()))
+            .by_caller
+            .get(caller)
+            .and_then(|keys| keys.get(key))
             .cloned();
         if let Some(decision) = remembered {
             return decision;
         }
         let decision = self.scan(caller, key);
         let mut decided = self.decided.write().unwrap_or_else(|e| e.into_inner());
-        if decided.len() >= REMEMBERED_DECISIONS {
-            decided.clear();
+        if decided.count >= REMEMBERED_DECISIONS {
+            *decided = Decided::default();
         }
-        decided.insert((caller.clone(), key.to_owned()), decision.clone());
+        let keys = decided.by_caller.entry(caller.clone()).or_default();
+        if keys.insert(key.to_owned(), decision.clone()).is_none() {
+            decided.count += 1;
+        }
         decision
     }
 

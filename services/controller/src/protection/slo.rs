@@ -219,7 +219,8 @@ pub struct SloState {
 pub struct SloBook {
     window: Duration,
     specs: Vec<SloSpec>,
-    outcomes: HashMap<String, VecDeque<(Instant, f32, bool)>>,
+    /// When, the latency in ms if reported, and whether it succeeded.
+    outcomes: HashMap<String, VecDeque<(Instant, Option<f32>, bool)>>,
 }
 
 impl SloBook {
@@ -243,8 +244,15 @@ impl SloBook {
         &self.specs
     }
 
-    /// One call's outcome; ignored unless `capability` has an SLO.
-    pub fn record(&mut self, capability: &str, latency: Duration, success: bool, now: Instant) {
+    /// One call's outcome, its latency if reported; ignored unless
+    /// `capability` has an SLO.
+    pub fn record(
+        &mut self,
+        capability: &str,
+        latency: Option<Duration>,
+        success: bool,
+        now: Instant,
+    ) {
         if !self.specs.iter().any(|s| s.capability == capability) {
             return;
         }
@@ -252,7 +260,8 @@ impl SloBook {
         if outcomes.len() >= MAX_SAMPLES {
             outcomes.pop_front();
         }
-        outcomes.push_back((now, (latency.as_secs_f64() * 1000.0) as f32, success));
+        let ms = latency.map(|latency| (latency.as_secs_f64() * 1000.0) as f32);
+        outcomes.push_back((now, ms, success));
     }
 
     /// Every SLO as measured over the window ending `now`.
@@ -274,12 +283,12 @@ impl SloBook {
     }
 }
 
-fn state(spec: &SloSpec, outcomes: &VecDeque<(Instant, f32, bool)>) -> SloState {
+fn state(spec: &SloSpec, outcomes: &VecDeque<(Instant, Option<f32>, bool)>) -> SloState {
     let samples = outcomes.len();
     let mut latencies: Vec<f32> = outcomes
         .iter()
         .filter(|(_, _, ok)| *ok)
-        .map(|(_, ms, _)| *ms)
+        .filter_map(|(_, ms, _)| *ms)
         .collect();
     latencies.sort_by(f32::total_cmp);
     let p95_ms = (!latencies.is_empty()).then(|| {

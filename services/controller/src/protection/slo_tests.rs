@@ -62,13 +62,13 @@ fn book_with(latency_ms: u64, successes: usize, failures: usize) -> (SloBook, In
     for _ in 0..successes {
         book.record(
             "invoke:hello.greet",
-            Duration::from_millis(latency_ms),
+            Some(Duration::from_millis(latency_ms)),
             true,
             now,
         );
     }
     for _ in 0..failures {
-        book.record("invoke:hello.greet", Duration::from_millis(1), false, now);
+        book.record("invoke:hello.greet", None, false, now);
     }
     (book, now)
 }
@@ -77,7 +77,12 @@ fn book_with(latency_ms: u64, successes: usize, failures: usize) -> (SloBook, In
 fn a_p95_over_target_is_a_breach_once_the_window_has_enough_calls() {
     let (mut book, now) = book_with(80, MIN_SAMPLES - 1, 0);
     assert_eq!(book.evaluate(now)[0].breach, None, "too few calls to judge");
-    book.record("invoke:hello.greet", Duration::from_millis(80), true, now);
+    book.record(
+        "invoke:hello.greet",
+        Some(Duration::from_millis(80)),
+        true,
+        now,
+    );
     let state = &book.evaluate(now)[0];
     assert_eq!(
         state.breach,
@@ -107,7 +112,7 @@ fn failures_spend_the_budget_and_breach_availability() {
 #[test]
 fn outcomes_leave_the_window_and_others_are_not_kept() {
     let (mut book, now) = book_with(80, 50, 0);
-    book.record("invoke:unheld", Duration::from_millis(1), true, now);
+    book.record("invoke:unheld", Some(Duration::from_millis(1)), true, now);
     let later = now + Duration::from_secs(61);
     let state = &book.evaluate(later)[0];
     assert_eq!((state.samples, state.breach.clone()), (0, None));
