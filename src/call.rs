@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use crank_client::{Balance, Constraints, CrankClient, Request};
+use crank_trace::settings::{otlp_endpoint, OTLP_ENDPOINT};
 use serde::Serialize;
 
 use crate::client::{json_line, Client, ClientFlags};
@@ -49,6 +50,8 @@ pub struct CallFlags {
     /// Calls in flight at once, with --count.
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
+    #[arg(long = OTLP_ENDPOINT.flag, env = OTLP_ENDPOINT.env, value_name = OTLP_ENDPOINT.value_name, help = OTLP_ENDPOINT.help)]
+    pub otlp_endpoint: Option<String>,
     #[command(flatten)]
     pub client: ClientFlags,
 }
@@ -120,6 +123,10 @@ pub async fn call(flags: CallFlags) -> Result<String> {
     if flags.count == 0 || flags.concurrency == 0 {
         bail!("--count and --concurrency must be at least 1");
     }
+    let endpoint = otlp_endpoint(flags.otlp_endpoint.as_deref().unwrap_or_default())
+        .map_err(|problem| anyhow!("--{}: {problem}", OTLP_ENDPOINT.flag))?;
+    // Dropped when the calls are done: the spans are sent before the exit.
+    let _exporter = crank_trace::export::install("crank-call", None, endpoint.as_ref())?;
     let target = Rc::new(target(&flags)?);
     let balance = match flags.balance {
         BalanceFlag::Controller => Balance::Controller,

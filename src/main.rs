@@ -170,9 +170,7 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    crank_trace::logging::init();
 }
 
 fn main() -> ExitCode {

@@ -275,6 +275,7 @@ mod documented {
             "slo_dir" => ["/etc/crank/slos-a", "/etc/crank/slos-b"],
             "route_rate" | "register_rate" | "report_rate" => ["10/s", "30/m"],
             "rate_burst" => ["5", "50"],
+            "otlp_endpoint" => ["http://otel-a:4318", "http://otel-b:4318/base"],
             "cert_dir" => ["/etc/crank-a", "/etc/crank-b"],
             "cert" => ["name-a", "name-b"],
             "controller_name" => ["ctl-a", "ctl-b"],

@@ -368,7 +368,7 @@ impl Handler<Route> for RegistryActor {
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Self::Result {
         let _handling = supervision::handling("registry", "Route");
         let now = self.now();
-        self.registry.route(&msg.query, now)
+        self.registry.route_explained(&msg.query, now, msg.explain)
     }
 }
 

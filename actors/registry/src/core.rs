@@ -248,6 +248,18 @@ impl Registry {
     /// Chooses a provider of `query` by its strategy (the configured default
     /// when it names none); see [`router`].
     pub fn route(&mut self, query: &RouteQuery, now: Now) -> Result<RouteChoice, NoRoute> {
+        self.route_explained(query, now, false)
+    }
+
+    /// [`Registry::route`], and when `explain` is set, the choice also
+    /// says why the other providers were passed over (every provider judged:
+    /// a traced route's attributes, not worth the scan otherwise).
+    pub fn route_explained(
+        &mut self,
+        query: &RouteQuery,
+        now: Now,
+        explain: bool,
+    ) -> Result<RouteChoice, NoRoute> {
         let key = query.key.as_str();
         let strategy = query.strategy.unwrap_or(self.settings.default_strategy);
         let Some((providers, due)) = self.index.rotation(key) else {
@@ -274,6 +286,11 @@ impl Registry {
             load_max_age: self.settings.stale_after / 2,
             by_load: strategy != Strategy::RoundRobin,
         };
+        let rejected = match explain {
+            true => router::rejections(providers, &self.workers, &judge),
+            false => Vec::new(),
+        };
+        let candidates = providers.len();
         let chosen = router::choose(
             providers,
             due,
@@ -291,6 +308,9 @@ impl Registry {
             capability: key.to_owned(),
             version: chosen.capability.version.to_string(),
             ignored_constraints,
+            strategy,
+            candidates,
+            rejected,
         };
         let service_time = router::service_time(chosen.record, key);
         self.index.advance_past(key, slot);

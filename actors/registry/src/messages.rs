@@ -9,7 +9,9 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::router::NoRoute;
-use crank_proto::domain::{CallReport, InstanceId, Registration, RouteQuery, WorkerId, WorkerLoad};
+use crank_proto::domain::{
+    CallReport, InstanceId, Registration, RouteQuery, Strategy, WorkerId, WorkerLoad,
+};
 use crank_proto::wire::{Capability, CapabilityCount, Load, WorkerStatus};
 
 /// Register (or replace) a worker. Who may do so is decided before (a worker
@@ -97,6 +99,9 @@ pub struct ListCapabilities;
 #[rtype(result = "Result<RouteChoice, NoRoute>")]
 pub struct Route {
     pub query: RouteQuery,
+    /// Also say why the other providers were passed over
+    /// ([`RouteChoice::rejected`]): set for a traced route.
+    pub explain: bool,
 }
 
 /// Mark a worker draining: no new routes go to it.
@@ -202,6 +207,13 @@ pub struct RouteChoice {
     /// the capability defines, and that were ignored (v1 callers send
     /// free-form `slo_constraints`; see the router).
     pub ignored_constraints: Vec<String>,
+    /// The strategy that chose (the query's, else the configured default).
+    pub strategy: Strategy,
+    /// Providers of the capability in the rotation.
+    pub candidates: usize,
+    /// With [`Route::explain`]: the providers passed over, counted per reason
+    /// as [`NoRoute`] counts them; empty otherwise.
+    pub rejected: Vec<(usize, String)>,
 }
 
 /// What one [`Sweep`] changed.

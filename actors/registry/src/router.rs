@@ -495,14 +495,25 @@ pub fn choose<'a>(
     if let Some((chosen, _)) = best {
         return Ok(chosen);
     }
-    // Nothing passed: say why, per reason, the commonest first.
+    // Nothing passed: say why.
+    Err(rejections(providers, workers, judge))
+}
+
+/// Why providers of the rotation `providers` fail `judge`: the count per
+/// reason, the commonest first. What a refusal says, and what a traced route
+/// records of the providers it passed over.
+pub fn rejections(
+    providers: &[Rc<str>],
+    workers: &HashMap<Rc<str>, Box<WorkerRecord>>,
+    judge: &Judge<'_>,
+) -> Vec<(usize, String)> {
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for slot in 0..count {
-        if let Some((_, Err(rejection))) = at(slot) {
+    for record in providers.iter().filter_map(|id| workers.get(id)) {
+        if let Err(rejection) = judge.judge(record) {
             *reasons.entry(rejection.to_string()).or_default() += 1;
         }
     }
     let mut reasons: Vec<(usize, String)> = reasons.into_iter().map(|(r, n)| (n, r)).collect();
     reasons.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    Err(reasons)
+    reasons
 }

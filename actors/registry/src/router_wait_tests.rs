@@ -206,3 +206,30 @@ fn a_draining_worker_is_never_routed_to_and_a_new_registration_clears_it() {
     registry.register(registration, "admin/test", clock.at(3.0));
     assert_eq!(only_a(&mut registry).unwrap(), "a");
 }
+
+#[test]
+fn an_explained_route_says_why_the_others_were_passed_over_and_a_plain_one_does_not() {
+    let clock = Clock::new();
+    let mut registry = fleet(clock.at(0.0));
+    registry.drain("a", None, clock.at(1.0)).unwrap();
+    let mut query = RouteQuery::any_version("invoke", "x");
+    query.exclude = vec!["b".into()];
+    let explained = registry
+        .route_explained(&query, clock.at(1.0), true)
+        .unwrap();
+    assert!(["c", "d"].contains(&explained.worker_id.as_str()));
+    assert_eq!(explained.candidates, 4);
+    assert_eq!(
+        explained.strategy,
+        crank_proto::domain::Strategy::LeastLoaded
+    );
+    assert_eq!(
+        explained.rejected,
+        vec![
+            (1, "draining".to_owned()),
+            (1, "excluded by the caller".to_owned())
+        ]
+    );
+    let plain = registry.route(&query, clock.at(1.0)).unwrap();
+    assert!(plain.rejected.is_empty());
+}

@@ -38,6 +38,7 @@ fn greet(id: &str) -> Register {
 fn route_greet() -> Route {
     Route {
         query: RouteQuery::any_version("invoke", "hello.greet"),
+        explain: false,
     }
 }
 
@@ -210,6 +211,7 @@ async fn a_version_requirement_filters_providers() {
             version: Some(VersionReq::parse(req).unwrap()),
             ..RouteQuery::any_version("invoke", "hello.greet")
         },
+        explain: false,
     };
     for _ in 0..3 {
         let choice = registry.send(route("^2")).await.unwrap().unwrap();
@@ -250,6 +252,7 @@ async fn re_registration_replaces_capabilities_and_the_index_follows() {
     assert_eq!(registry.send(route_greet()).await.unwrap().ok(), None);
     let shout = Route {
         query: RouteQuery::any_version("invoke", "hello.shout"),
+        explain: false,
     };
     assert_eq!(registry.send(shout).await.unwrap().unwrap().worker_id, "w1");
     assert_eq!(registry.send(ListWorkers).await.unwrap().len(), 1);
@@ -319,6 +322,7 @@ async fn two_versions_of_one_capability_index_the_worker_once() {
             version: Some(VersionReq::parse(req).unwrap()),
             ..RouteQuery::any_version("invoke", "x")
         },
+        explain: false,
     };
     let mut chosen = Vec::new();
     for _ in 0..4 {

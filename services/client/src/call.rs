@@ -13,12 +13,15 @@ use crank_proto::wire::report::{Outcome, ReportRequest};
 use crank_proto::wire::{
     AnswerLoad, CRANK_LOAD_HEADER, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER,
 };
+use crank_trace::spans;
+use crank_trace::{Context, FutureExt, KeyValue, SpanKind, TraceContextExt};
 use futures_util::stream::LocalBoxStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{not_sent, refusal, retry_after};
 use super::events::{events, Event};
+use super::fleet::traced;
 use super::watcher::{self, LocalView};
 use super::{Balance, CallOutcome, ClientError, Constraints, CrankClient, RoutedWorker};
 
@@ -144,7 +147,7 @@ impl CrankClient {
             source: Box::new(source),
         };
         let client = self.worker_client(&worker.worker_id).map_err(in_worker)?;
-        let mut outgoing = client.request(request.method.clone(), &url);
+        let mut outgoing = traced(client.request(request.method.clone(), &url));
         if let Some(key) = &request.idempotency_key {
             outgoing = outgoing.insert_header((IDEMPOTENCY_KEY_HEADER, key.as_str()));
         }
@@ -200,7 +203,48 @@ impl CrankClient {
     /// again; then there is no second call, and the first failure is returned.
     /// Each attempt's [`CallOutcome`] goes to the sink given to
     /// [`CrankClient::on_outcome`], if any.
+    ///
+    /// While this process exports spans ([`crank_trace::export`]), the call
+    /// is a client span, child of the current context's, whose context goes
+    /// with the route, the attempts and their reports (`traceparent`).
+    /// Without an exporter the current context, if any, is passed on as is.
     pub async fn call(
+        &self,
+        verb: &str,
+        capability: &str,
+        constraints: &Constraints,
+        request: &Request,
+    ) -> Result<Reply, ClientError> {
+        if !spans::exporting() {
+            return self.call_once(verb, capability, constraints, request).await;
+        }
+        let context = spans::start(
+            format!("call {verb}:{capability}"),
+            SpanKind::Client,
+            &Context::current(),
+            vec![KeyValue::new(
+                "crank.capability",
+                format!("{verb}:{capability}"),
+            )],
+        );
+        let result = self
+            .call_once(verb, capability, constraints, request)
+            .with_context(context.clone())
+            .await;
+        let span = context.span();
+        match &result {
+            Ok(reply) => span.set_attribute(KeyValue::new(
+                "crank.worker_id",
+                reply.worker.worker_id.clone(),
+            )),
+            Err(error) => span.set_attribute(KeyValue::new("error.type", error.to_string())),
+        }
+        spans::finish(&context, result.as_ref().err().map(ToString::to_string));
+        result
+    }
+
+    /// [`CrankClient::call`] in the current trace context.
+    async fn call_once(
         &self,
         verb: &str,
         capability: &str,
@@ -408,10 +452,11 @@ impl CrankClient {
             }),
             capability: (!outcome.capability.is_empty()).then(|| outcome.capability.clone()),
         };
-        let sent = self
-            .controller
-            .post(format!("{}/report", self.controller_url))
-            .send_json(&report);
+        let sent = traced(
+            self.controller
+                .post(format!("{}/report", self.controller_url)),
+        )
+        .send_json(&report);
         actix_rt::spawn(async move {
             if let Ok(mut answer) = sent.await {
                 // Read to the end, so the connection goes back to the pool.

@@ -220,7 +220,7 @@ impl CrankClient {
         body: &impl Serialize,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.controller_url);
-        let sent = self.controller.post(&url).send_json(body).await;
+        let sent = traced(self.controller.post(&url)).send_json(body).await;
         read(sent, &url, self.timeout).await
     }
 
@@ -324,4 +324,13 @@ async fn read<T: DeserializeOwned>(
         status: status.as_u16(),
         problem: e.to_string(),
     })
+}
+
+/// `request` with the current trace context's headers (none outside a
+/// traced call): the controller's and the worker's spans join the caller's.
+pub(crate) fn traced(mut request: awc::ClientRequest) -> awc::ClientRequest {
+    for header in crank_trace::propagation::current_headers() {
+        request = request.insert_header(header);
+    }
+    request
 }

@@ -2,10 +2,12 @@
 //! [`ControllerConfig::SETTINGS`](crank_net::config::Layered::SETTINGS). See
 //! `config/controller.toml`.
 
+use crank_trace::settings::{otlp_endpoint, OTLP_ENDPOINT};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
+use url::Url;
 
 use crank_proto::domain::Strategy;
 use crank_registry::{RegistrySettings, MIN_STALE_AFTER};
@@ -316,6 +318,8 @@ pub struct ControllerConfig {
     pub active_checks: ActiveChecks,
     /// The access policy, rate limits and SLOs.
     pub protection: ProtectionSettings,
+    /// Where spans are exported; `None`: nowhere.
+    pub otlp_endpoint: Option<Url>,
 }
 
 impl Layered for ControllerConfig {
@@ -350,6 +354,7 @@ impl Layered for ControllerConfig {
         REGISTER_RATE,
         REPORT_RATE,
         RATE_BURST,
+        OTLP_ENDPOINT,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -404,6 +409,7 @@ impl Layered for ControllerConfig {
                     .optional(&RATE_BURST, at_least_one)?
                     .and_then(|n: usize| NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))),
             },
+            otlp_endpoint: layers.optional(&OTLP_ENDPOINT, otlp_endpoint)?.flatten(),
         })
     }
 }

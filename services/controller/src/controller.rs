@@ -28,13 +28,15 @@ use crate::metrics::{ControllerMetrics, RegistryMailbox};
 use crate::protection::limits::Endpoint;
 use crate::protection::Protection;
 use crate::readiness::{self, Lifecycle};
-use crate::{ui, views, watch};
+use crate::{tracing, ui, views, watch};
 use crank_net::body::ApiJson;
 use crank_net::caller::Caller;
 use crank_net::error::ApiError;
 use crank_net::fallback::{endpoint, not_found};
 use crank_net::server::HandshakeCounter;
 use crank_net::service_ids::ServiceIds;
+use crank_trace::middleware::Traced;
+use crank_trace::spans;
 
 type Registry = web::Data<RegistryMailbox>;
 type Metrics = web::Data<ControllerMetrics>;
@@ -71,10 +73,16 @@ pub fn controller_app(
             .app_data(web::Data::from(hub))
             .app_data(web::Data::from(state.snapshots));
     }
+    // Routes and reports join their caller's trace (a caller's span is the
+    // parent of the route decision's).
     app.service(observed("/heartbeat").route(web::post().to(heartbeat)))
-        .service(observed("/route").route(web::post().to(route)))
+        .service(observed("/route").wrap(Traced).route(web::post().to(route)))
         .service(observed("/register").route(web::post().to(register)))
-        .service(observed("/report").route(web::post().to(report)))
+        .service(
+            observed("/report")
+                .wrap(Traced)
+                .route(web::post().to(report)),
+        )
         .service(observed("/health").route(web::get().to(health)))
         .service(observed("/ready").route(web::get().to(ready)))
         .service(observed("/capabilities").route(web::get().to(capabilities)))
@@ -288,14 +296,17 @@ async fn route(
             said
         );
     }
-    let choice = match registry.send(Route { query }).await? {
+    let explain = spans::recording();
+    let choice = match registry.send(Route { query, explain }).await? {
         Ok(choice) => choice,
         Err(no_route) => {
             metrics.route(RouteOutcome::NoWorkerAvailable);
+            spans::annotate(|| tracing::refused(&no_route));
             return Err(ApiError::NoWorkerAvailable(no_route.to_string()));
         }
     };
     metrics.route(RouteOutcome::Ok);
+    spans::annotate(|| tracing::chosen(&choice));
     let mut response = HttpResponse::Ok();
     if !choice.ignored_constraints.is_empty() {
         response.insert_header((

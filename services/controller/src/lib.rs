@@ -28,6 +28,7 @@ pub mod process;
 pub mod protection;
 pub mod readiness;
 pub mod registry_host;
+pub mod tracing;
 pub mod ui;
 pub mod views;
 pub mod watch;

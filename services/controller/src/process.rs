@@ -30,6 +30,8 @@ pub enum ControllerError {
     File(#[from] crate::file_store::StoreError),
     #[error("{0}")]
     Protection(String),
+    #[error("tracing: {0}")]
+    Tracing(#[from] crank_trace::export::ExportError),
 }
 
 impl From<crank_net::tls::TlsError> for ControllerError {
@@ -54,6 +56,9 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
     let protection =
         Arc::new(Protection::load(config.protection.clone()).map_err(ControllerError::Protection)?);
     describe(&protection);
+    // Held to the end: dropping it sends the spans still batched.
+    let _exporter =
+        crank_trace::export::install("crank-controller", None, config.otlp_endpoint.as_ref())?;
     let address = format!("{}:{}", config.bind, config.port);
     // Held for the life of the process: its lock keeps the directory ours.
     let mut file_store = None;

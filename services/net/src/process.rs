@@ -15,6 +15,8 @@ pub enum StartError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("tracing: {0}")]
+    Tracing(String),
 }
 
 /// Maps a failure to listen on `address` to the error naming it.

@@ -3,6 +3,7 @@
 //! (and, to play a slower worker, a service time); and the app that serves them with `/health`, load measurement and
 //! crank's JSON 404s.
 
+use crank_trace::middleware::Traced;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,8 +137,14 @@ impl Worker {
             }
         };
         let mount: Mount = Arc::new(move |config, measure, idempotency| {
-            // Outermost: a replay is answered before the meter counts it.
-            config.service(resource().wrap(measure.clone()).wrap(idempotency.clone()));
+            // A replay is answered before the meter counts it; the span
+            // (outermost) covers both.
+            config.service(
+                resource()
+                    .wrap(measure.clone())
+                    .wrap(idempotency.clone())
+                    .wrap(Traced),
+            );
         });
         self.mounts.push((index, mount));
         self

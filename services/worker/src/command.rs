@@ -47,9 +47,7 @@ impl Worker {
                 return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
             }
         };
-        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-            .format_timestamp_millis()
-            .try_init();
+        crank_trace::logging::init();
         let name = self.name().to_owned();
         let flags = cli::flags(&matches, WorkerConfig::SETTINGS, program);
         let ran = WorkerConfig::resolve(&ProcessEnv, &flags)

@@ -2,9 +2,11 @@
 //! [`WorkerConfig::SETTINGS`](crank_net::config::Layered::SETTINGS). See
 //! `config/worker.toml`.
 
+use crank_trace::settings::{otlp_endpoint, OTLP_ENDPOINT};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use url::Url;
 
 use crank_agent::heartbeat::MIN_HEARTBEAT_INTERVAL;
 use crank_proto::domain::{WorkerId, WorkerUrl};
@@ -194,6 +196,8 @@ pub struct WorkerConfig {
     /// Held before every capability answer
     /// ([`Worker::service_time`](crate::Worker::service_time)).
     pub service_time: Duration,
+    /// Where spans are exported; `None`: nowhere.
+    pub otlp_endpoint: Option<Url>,
 }
 
 impl Layered for WorkerConfig {
@@ -215,6 +219,7 @@ impl Layered for WorkerConfig {
         HTTP_WORKERS,
         CAPACITY,
         SERVICE_TIME,
+        OTLP_ENDPOINT,
     ];
 
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
@@ -243,6 +248,7 @@ impl Layered for WorkerConfig {
             http_workers: layers.value(&HTTP_WORKERS, number)?,
             capacity: layers.optional(&CAPACITY, positive_count)?,
             service_time: layers.value(&SERVICE_TIME, parse_duration)?,
+            otlp_endpoint: layers.optional(&OTLP_ENDPOINT, otlp_endpoint)?.flatten(),
         })
     }
 }

@@ -239,6 +239,10 @@ async fn greet(
     })?;
     let (greeting, options_applied) = compose_greeting(&request).map_err(ApiError::InvalidInput)?;
     let total_greetings = greetings.total.fetch_add(1, Ordering::Relaxed) + 1;
+    log::debug!(
+        "greeting {total_greetings}: {} characters",
+        greeting.chars().count()
+    );
     Ok(HttpResponse::Ok().json(GreetResponse {
         metadata: GreetMetadata {
             total_greetings,

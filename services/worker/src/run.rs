@@ -83,6 +83,13 @@ impl Worker {
             None => RegistrationState::Standalone,
         });
         let context = self.context(&worker_id, status.clone());
+        // Held to the end: dropping it sends the spans still batched.
+        let _exporter = crank_trace::export::install(
+            self.name(),
+            Some(&worker_id),
+            config.otlp_endpoint.as_ref(),
+        )
+        .map_err(|e| StartError::Tracing(e.to_string()))?;
         let address = format!("{}:{}", config.bind, config.port);
         let bind_error = bind_error(&address);
         let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
