@@ -35,6 +35,7 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
         "saturated",
         "local-mode",
         "controller-outage",
+        "rolling-restart",
         "policy-cost",
         "fairness",
         "shedding",
@@ -79,6 +80,7 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "saturated",
             "local-mode",
             "controller-outage",
+            "rolling-restart",
             "policy-cost",
             "fairness",
             "shedding"
@@ -107,6 +109,13 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             "each row carries its round's baseline: {row:?}"
         );
     }
+    let rolled = rows
+        .iter()
+        .find(|r| r.scenario == "rolling-restart")
+        .unwrap();
+    assert_eq!(rolled.restarts, Some(4), "{rolled:?}");
+    assert_eq!(rolled.no_drain_restarts, Some(4), "{rolled:?}");
+    assert!(rolled.no_drain_failed_calls.is_some(), "{rolled:?}");
     let (storm, scale, idle) = (&rows[4], &rows[5], &rows[6]);
     assert_eq!(
         storm.registered,
@@ -192,7 +201,7 @@ fn every_scenario_runs_and_reports_well_formed_error_free_json() {
             && outage.failed_calls_during_outage == Some(0),
         "calls went on while the controller was down: {outage:?}"
     );
-    let (policy, fairness, shedding) = (&rows[16], &rows[17], &rows[18]);
+    let (policy, fairness, shedding) = (&rows[17], &rows[18], &rows[19]);
     assert!(
         policy.policy_rules == Some(1000)
             && policy.route_ratio_enforce_to_off.is_some_and(|r| r > 0.0),

@@ -483,3 +483,47 @@ async fn up_with_three_controllers_serves_the_fleet_from_each_and_stops_everythi
         );
     }
 }
+
+#[actix_rt::test]
+async fn a_stopping_worker_waits_until_every_controller_shows_it_draining() {
+    let mut fleet = Fleet::new();
+    let etcd = etcd::start(&fleet).await;
+    let ports = [free_port(), free_port(), free_port()];
+    let _controllers: Vec<Proc> = ports
+        .iter()
+        .map(|port| start_controller(&mut fleet, &etcd, *port, "4s", "60s"))
+        .collect();
+    all_answer(&fleet, &ports).await;
+    let mut worker = start_worker(&mut fleet, "w0", &ports);
+    all_healthy_everywhere(&fleet, &ports, &["w0"]).await;
+
+    worker.signal(Signal::SIGTERM);
+    let status = worker.exits_within(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}\n{}", worker.log_text());
+    // Marked at its first controller, seen draining by all three (the other
+    // two through etcd) before it deregistered and stopped answering.
+    let log = worker.log_text();
+    let line_of = |needle: &str| {
+        log.lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in\n{log}"))
+    };
+    let confirmed = line_of("worker w0 shows draining on 3 of 3 controllers");
+    let drained = line_of("worker w0 drained in");
+    let deregistered = line_of("worker w0 deregistered from controller");
+    assert!(confirmed < drained && drained < deregistered, "{log}");
+    eventually(
+        "no controller lists w0 any more",
+        Duration::from_secs(10),
+        || async {
+            for port in ports {
+                let list: WorkerList = get(&fleet, port, "/workers").await?;
+                if list.workers.iter().any(|w| w.worker_id == "w0") {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+}

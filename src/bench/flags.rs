@@ -51,6 +51,10 @@ pub enum Scenario {
     Shedding,
     /// The durable store: --workers registrations and heartbeats against the memory and the file store (fsyncs per registration, disk bytes per heartbeat), then a SIGKILL and a restart: time to a first /workers answer listing all, routes and heartbeats answered 404 after it.
     Restart,
+    /// Real calls through the client library while each of four workers is replaced in turn (new process up, old one SIGTERMed): failed calls with the graceful drain, and with --drain-timeout 0 for comparison.
+    RollingRestart,
+    /// rolling-restart on three controllers sharing a local etcd (needs --features etcd): workers drained at the first controller, callers routing through the last.
+    RollingRestartCluster,
 }
 
 impl Scenario {
@@ -74,6 +78,8 @@ impl Scenario {
             Scenario::Saturated => "saturated",
             Scenario::LocalMode => "local-mode",
             Scenario::ControllerOutage => "controller-outage",
+            Scenario::RollingRestart => "rolling-restart",
+            Scenario::RollingRestartCluster => "rolling-restart-cluster",
             Scenario::PolicyCost => "policy-cost",
             Scenario::Fairness => "fairness",
             Scenario::Shedding => "shedding",

@@ -13,7 +13,7 @@
 //! |---|---|
 //! | What can it be asked to do? [`BenchFlags`], [`Scenario`](flags::Scenario) | [`flags`] |
 //! | How is it run: rounds, baselines, medians, output? [`bench()`] | [`run`] |
-//! | What does each scenario start, load and measure? | [`scenario`], [`observe`] for `metrics-scrape` and `watch`, [`routing`] for `heterogeneous` and `failing-worker`, [`balancing`] for `equal-capacity`, `saturated`, `local-mode` and `controller-outage`, [`protection`] for `policy-cost`, `fairness` and `shedding` |
+//! | What does each scenario start, load and measure? | [`scenario`], [`observe`] for `metrics-scrape` and `watch`, [`routing`] for `heterogeneous` and `failing-worker`, [`balancing`] for `equal-capacity`, `saturated`, `local-mode` and `controller-outage`, [`protection`] for `policy-cost`, `fairness` and `shedding`, [`rolling`] for `rolling-restart` |
 //! | How are `GET /watch` streams held and checked? [`watchers::Watchers`] | [`watchers`] |
 //! | What requests does a scenario send? | [`calls`] |
 //! | How is load generated and tallied? [`load::run_load`], [`load::Load`] | [`load`] |
@@ -36,6 +36,7 @@ mod probe;
 mod protection;
 mod report;
 mod restart;
+mod rolling;
 mod routing;
 mod row;
 mod run;

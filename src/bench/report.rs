@@ -281,6 +281,12 @@ pub fn targets(rows: &[Row]) -> String {
         "",
     );
     check(
+        "rolling-restart: no call failed while every worker was replaced, with drain".into(),
+        find("rolling-restart").map(|r| r.errors as f64),
+        |n| n == 0.0,
+        "",
+    );
+    check(
         "policy-cost: route throughput with a 1,000-rule policy enforcing ≥ 0.95 × with it off"
             .into(),
         find("policy-cost").and_then(|r| r.route_ratio_enforce_to_off),

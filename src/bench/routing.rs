@@ -56,7 +56,7 @@ pub struct RoutingFleet {
     pub ids: Vec<String>,
 }
 
-fn worker_id(index: usize) -> String {
+pub fn worker_id(index: usize) -> String {
     format!("{SERVICE}.{}", index + 1)
 }
 
@@ -84,32 +84,16 @@ pub fn start_fleet_with(
 ) -> Result<RoutingFleet> {
     issue_service_certificate(&bench.cert_dir)?;
     let controller = bench.controller_with(controller_extra)?;
-    let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
     let mut workers = Vec::new();
     let ids: Vec<String> = (0..profiles.len()).map(worker_id).collect();
-    for (id, (service_time, capacity)) in ids.iter().zip(profiles) {
-        let port = free_port()?;
-        let port_arg = port.to_string();
-        let args = [
-            "worker",
-            "--port",
-            &port_arg,
-            "--cert-dir",
-            &cert_dir,
-            "--cert",
-            SERVICE,
-            "--worker-id",
-            id,
-            "--controller-url",
-            &controller.url,
-            "--heartbeat-interval",
-            HEARTBEAT,
-            "--service-time",
-            service_time,
-            "--capacity",
-            capacity,
-        ];
-        workers.push(bench.start_worker(&controller, id, &args, port, id)?);
+    for (index, profile) in profiles.iter().enumerate() {
+        let spec = WorkerSpec {
+            index,
+            profile: *profile,
+            controller_url: &controller.url,
+            extra: &[],
+        };
+        workers.push(bench.block_on(start_worker(bench, &spec))?);
     }
     let fleet = RoutingFleet {
         controller,
@@ -120,8 +104,51 @@ pub fn start_fleet_with(
     Ok(fleet)
 }
 
+/// One worker of a routing fleet: its id is [`worker_id`] of `index`.
+pub struct WorkerSpec<'a> {
+    pub index: usize,
+    pub profile: Profile,
+    /// One controller, or a comma-separated list.
+    pub controller_url: &'a str,
+    /// More `crank worker` flags.
+    pub extra: &'a [&'a str],
+}
+
+/// Starts the worker `spec` describes, serving with the fleet's service
+/// certificate; returns once it answers.
+pub async fn start_worker(bench: &Bench, spec: &WorkerSpec<'_>) -> Result<Target> {
+    let cert_dir = bench.cert_dir.to_string_lossy().into_owned();
+    let id = worker_id(spec.index);
+    let (service_time, capacity) = spec.profile;
+    let port = free_port()?;
+    let port_arg = port.to_string();
+    let mut args = vec![
+        "worker",
+        "--port",
+        &port_arg,
+        "--cert-dir",
+        &cert_dir,
+        "--cert",
+        SERVICE,
+        "--worker-id",
+        &id,
+        "--controller-url",
+        spec.controller_url,
+        "--heartbeat-interval",
+        HEARTBEAT,
+        "--service-time",
+        service_time,
+        "--capacity",
+        capacity,
+    ];
+    args.extend_from_slice(spec.extra);
+    bench
+        .start_worker_now(spec.controller_url, &id, &args, port, &id)
+        .await
+}
+
 /// `service/bench-routing`, unless the certificate directory has it.
-fn issue_service_certificate(dir: &Path) -> Result<()> {
+pub fn issue_service_certificate(dir: &Path) -> Result<()> {
     if dir.join(format!("{SERVICE}.crt")).exists() {
         return Ok(());
     }
@@ -163,6 +190,8 @@ pub struct Attempt {
     pub at: Duration,
     pub worker_id: String,
     pub succeeded: bool,
+    /// Why it failed: the failure, else the status the worker answered.
+    pub failure: Option<String>,
 }
 
 /// Every attempt of a phase, in order.
@@ -177,6 +206,15 @@ impl OutcomeSink for Attempts {
             at: self.started.elapsed(),
             worker_id: outcome.worker_id.clone(),
             succeeded: outcome.succeeded(),
+            failure: (!outcome.succeeded()).then(|| {
+                outcome
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| match outcome.status {
+                        Some(status) => format!("HTTP {status}"),
+                        None => "no answer".to_owned(),
+                    })
+            }),
         });
     }
 }

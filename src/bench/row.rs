@@ -353,6 +353,26 @@ pub struct Row {
     /// worker alive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_calls_during_outage: Option<u64>,
+    /// rolling-restart (the columns: the calls with the graceful drain):
+    /// workers replaced, and how long replacing them all took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_restart_s: Option<f64>,
+    /// The same restart with `--drain-timeout 0`: calls failed (after the
+    /// client's retry), attempts failed, workers replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_drain_failed_calls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_drain_failed_attempts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_drain_restarts: Option<u64>,
+    /// The first failed attempt's reason, with how many failed alike; with
+    /// drain and without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failed_attempt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_drain_first_failed_attempt: Option<String>,
 }
 
 impl Row {

@@ -72,6 +72,8 @@ pub fn run_scenario(bench: &Bench, scenario: Scenario) -> Result<Row> {
         Scenario::Saturated => super::balancing::saturated(bench),
         Scenario::LocalMode => super::balancing::local_mode(bench),
         Scenario::ControllerOutage => super::balancing::controller_outage(bench),
+        Scenario::RollingRestart => super::rolling::rolling_restart(bench),
+        Scenario::RollingRestartCluster => super::rolling::rolling_restart_cluster(bench),
         Scenario::PolicyCost => super::protection::policy_cost(bench),
         Scenario::Fairness => super::protection::fairness(bench),
         Scenario::Shedding => super::protection::shedding(bench),

@@ -62,6 +62,15 @@ impl Target {
         Ok(())
     }
 
+    /// SIGTERM, and up to `grace` for the process to stop on its own (then
+    /// SIGKILL): a worker drains and deregisters.
+    pub async fn terminate(&mut self, grace: Duration) -> Result<()> {
+        if let Some(child) = &mut self.child {
+            child.stop(grace).await?;
+        }
+        Ok(())
+    }
+
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::pid)
     }
@@ -255,19 +264,43 @@ impl Bench {
         port: u16,
         worker_id: &str,
     ) -> Result<Target> {
+        self.block_on(self.start_worker_now(&controller.url, name, args, port, worker_id))
+    }
+
+    /// [`Bench::start_worker`] from inside the bench's runtime (a fault
+    /// injected beside a load phase).
+    pub async fn start_worker_now(
+        &self,
+        controller_url: &str,
+        name: &str,
+        args: &[&str],
+        port: u16,
+        worker_id: &str,
+    ) -> Result<Target> {
         let files = TlsFiles::in_dir(&self.cert_dir, "admin");
         let tls =
             client_config_for(&files, ExpectedPeer::Worker(worker_id.to_owned())).map_err(flat)?;
         let url = format!("https://localhost:{port}");
         let ready = Ready::Worker {
-            controller_url: controller.url.clone(),
+            controller_url: controller_url.to_owned(),
             files,
             worker: RoutedWorker::at(worker_id, &url),
         };
-        self.start_with(name, args, &url, Arc::new(tls), ready)
+        self.start_now(name, args, &url, Arc::new(tls), ready).await
     }
 
     fn start_with(
+        &self,
+        name: &str,
+        args: &[&str],
+        url: &str,
+        tls: Arc<ClientConfig>,
+        ready: Ready,
+    ) -> Result<Target> {
+        self.block_on(self.start_now(name, args, url, tls, ready))
+    }
+
+    async fn start_now(
         &self,
         name: &str,
         args: &[&str],
@@ -290,7 +323,7 @@ impl Bench {
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
         let health = format!("{url}/health");
-        let child = self.block_on(async {
+        let child = async {
             let mut child =
                 Child::spawn(name, command).with_context(|| format!("cannot start {args:?}"))?;
             let answered = async {
@@ -314,7 +347,8 @@ impl Bench {
                 ),
             }
             Ok(child)
-        })?;
+        }
+        .await?;
         Ok(Target {
             url: url.to_owned(),
             tls,

@@ -52,6 +52,7 @@ pub mod builder;
 pub mod command;
 pub mod config;
 pub mod context;
+mod drain;
 pub mod failover;
 pub mod hello;
 pub mod idempotency;

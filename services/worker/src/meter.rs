@@ -73,6 +73,9 @@ pub struct CapabilityMeter {
     capability: String,
     limit: u32,
     in_flight: AtomicU32,
+    /// Requests admitted since the start: a draining worker watches it to
+    /// see calls still arriving.
+    admitted: AtomicU64,
     failures: AtomicU64,
     latencies: Box<[AtomicU32]>,
     window_started: Mutex<Instant>,
@@ -93,6 +96,7 @@ impl CapabilityMeter {
             capability: capability.into(),
             limit,
             in_flight: AtomicU32::new(0),
+            admitted: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             latencies: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
             window_started: Mutex::new(Instant::now()),
@@ -126,6 +130,11 @@ impl CapabilityMeter {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Requests admitted since the start.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
+    }
+
     /// Requests it admits at once.
     pub fn limit(&self) -> u32 {
         self.limit
@@ -139,7 +148,10 @@ impl CapabilityMeter {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
                 (now < self.limit).then_some(now + 1)
             });
-        admitted.ok().map(|_| InFlight(self.clone()))
+        admitted.ok().map(|_| {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+            InFlight(self.clone())
+        })
     }
 
     /// Records an answer given after `latency`; `failed` if it was a server

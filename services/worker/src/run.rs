@@ -198,7 +198,7 @@ impl Worker {
                 let client =
                     crank_net::https::mtls_client(client_tls.clone(), config.controller_timeout);
                 let id = (worker_id.as_str(), drain_as.as_deref());
-                drain(&client, urls, id, &context, config.drain_timeout).await;
+                crate::drain::drain(&client, urls, id, &context, config.drain_timeout).await;
             }
         }
         if let Some(registration) = registration {
@@ -209,70 +209,5 @@ impl Worker {
         server_handle.stop(true).await;
         log::info!("worker {worker_id} stopped");
         Ok(())
-    }
-}
-
-/// How often a draining worker looks whether its calls have finished.
-const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Marks `worker_id` draining at the first of `controllers` (a
-/// comma-separated list) that answers, then waits until no call is in
-/// flight, or `timeout` passed: callers that routed here a moment ago are
-/// answered, and nobody routes here any more.
-async fn drain(
-    client: &awc::Client,
-    controllers: &str,
-    (worker_id, instance): (&str, Option<&str>),
-    context: &crate::context::WorkerContext,
-    timeout: std::time::Duration,
-) {
-    let mut marked = false;
-    let query = instance.map_or_else(String::new, |i| format!("?instance={i}"));
-    for url in controllers
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/'))
-    {
-        let answer = client
-            .post(format!("{url}/drain/{worker_id}{query}"))
-            .send()
-            .await;
-        match answer {
-            Ok(mut response) if response.status().is_success() => {
-                let _ = response.body().await;
-                marked = true;
-                break;
-            }
-            Ok(response) if response.status() == awc::http::StatusCode::CONFLICT => {
-                // Replaced by a newer process of this id: it serves on.
-                log::info!("worker {worker_id} was replaced by a newer instance: nothing to drain");
-                return;
-            }
-            Ok(response) => log::warn!(
-                "controller {url} did not mark worker {worker_id} draining (HTTP {}); deregistering without a drain",
-                response.status()
-            ),
-            Err(error) => log::warn!("cannot reach controller {url} to drain worker {worker_id}: {error}"),
-        }
-    }
-    if !marked {
-        return;
-    }
-    let started = std::time::Instant::now();
-    let in_flight = || context.meters().iter().map(|m| m.in_flight()).sum::<u32>();
-    log::info!(
-        "worker {worker_id} is draining: no new routes; waiting up to {timeout:?} for {} calls in flight",
-        in_flight()
-    );
-    while in_flight() > 0 && started.elapsed() < timeout {
-        actix_rt::time::sleep(DRAIN_POLL).await;
-    }
-    match in_flight() {
-        0 => log::info!(
-            "worker {worker_id} drained in {:.1} s; deregistering",
-            started.elapsed().as_secs_f64()
-        ),
-        left => log::warn!(
-            "worker {worker_id} still had {left} calls in flight after {timeout:?}; deregistering anyway"
-        ),
     }
 }
