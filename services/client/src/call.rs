@@ -199,6 +199,12 @@ impl CrankClient {
     /// controller to exclude it, and sends the request there. A 4xx is the
     /// request's fault and is not retried.
     ///
+    /// Every attempt carries the call's `Idempotency-Key`. When the first got
+    /// no answer though the request may have run ([`ClientError::answer_lost`]:
+    /// a timeout, a connection broken after sending), the retry goes to the
+    /// same worker, which replays the answer it kept (or says the call is
+    /// still in flight, `409`) rather than run it a second time elsewhere.
+    ///
     /// A controller that does not know `exclude` may name the failed worker
     /// again; then there is no second call, and the first failure is returned.
     /// Each attempt's [`CallOutcome`] goes to the sink given to
@@ -277,6 +283,15 @@ impl CrankClient {
             Err(error) if !error.is_worker_failure() => return Err(error),
             Err(error) => error,
         };
+        if failure.answer_lost() {
+            // It may have run there: the retry goes where its answer is kept.
+            log::debug!(
+                "worker {} gave no answer to a call of {}; asking it again under the same key",
+                first.worker_id,
+                first.capability
+            );
+            return self.attempt(&first, request, 2).await;
+        }
         let mut retry = constraints.clone();
         retry.exclude.push(first.worker_id.clone());
         let second = match self.route(verb, capability, &retry).await {
@@ -306,11 +321,13 @@ impl CrankClient {
         let round_robin = constraints.strategy.as_deref() == Some("round_robin");
         let mut exclude = constraints.exclude.clone();
         let mut failure = None;
+        let mut again: Option<RoutedWorker> = None;
         for attempt in 1..=2 {
-            let chosen =
+            let chosen = again.take().or_else(|| {
                 view.providers
                     .borrow_mut()
-                    .choose(&key, &exclude, round_robin, Instant::now());
+                    .choose(&key, &exclude, round_robin, Instant::now())
+            });
             let Some(worker) = chosen else {
                 return Err(failure.unwrap_or_else(|| ClientError::NoWorkerAvailable {
                     capability: key.clone(),
@@ -324,6 +341,11 @@ impl CrankClient {
                 Ok(reply) => return Ok(reply),
                 Err(error) if !error.is_worker_failure() => return Err(error),
                 Err(error) => {
+                    // As through the controller: a lost answer is asked for
+                    // again where it may be kept.
+                    if error.answer_lost() {
+                        again = Some(worker.clone());
+                    }
                     exclude.push(worker.worker_id.clone());
                     failure = Some(error);
                 }

@@ -24,6 +24,10 @@ pub enum ClientError {
     /// No answer in time.
     #[error("{url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
+    /// The connection broke after the request was (perhaps) sent, before
+    /// an answer: the work may have been done.
+    #[error("{url}: the connection broke before an answer: {detail}")]
+    Lost { url: String, detail: String },
     /// The controller has no live worker for the capability.
     #[error("{detail} (HTTP 404)")]
     NoWorkerAvailable { capability: String, detail: String },
@@ -64,11 +68,24 @@ impl ClientError {
             ClientError::Worker { source, .. } => source.is_worker_failure(),
             ClientError::Unreachable { .. }
             | ClientError::Timeout { .. }
+            | ClientError::Lost { .. }
             | ClientError::Unreadable { .. } => true,
             ClientError::Refused { status, .. } => *status >= 500,
             ClientError::Tls(_)
             | ClientError::Encode(_)
             | ClientError::NoWorkerAvailable { .. } => false,
+        }
+    }
+
+    /// Whether the request may have run at the worker though no answer
+    /// came back (a timeout, a connection broken after sending): its answer
+    /// may be kept there under the call's idempotency key, so a retry belongs
+    /// on the same worker, where it is replayed rather than run again.
+    pub fn answer_lost(&self) -> bool {
+        match self {
+            ClientError::Worker { source, .. } => source.answer_lost(),
+            ClientError::Timeout { .. } | ClientError::Lost { .. } => true,
+            _ => false,
         }
     }
 
@@ -106,7 +123,14 @@ pub(crate) fn not_sent(url: &str, timeout: Duration, error: SendRequestError) ->
             url: url.to_owned(),
             timeout,
         },
-        other => ClientError::Unreachable {
+        // Never connected: nothing reached the worker.
+        error @ (SendRequestError::Connect(_)
+        | SendRequestError::Url(_)
+        | SendRequestError::TunnelNotSupported) => ClientError::Unreachable {
+            url: url.to_owned(),
+            detail: error.to_string(),
+        },
+        other => ClientError::Lost {
             url: url.to_owned(),
             detail: other.to_string(),
         },

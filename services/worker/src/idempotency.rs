@@ -182,6 +182,8 @@ where
                 content_type,
                 body: body.clone(),
             }));
+            #[cfg(feature = "fault-injection")]
+            crate::fault::lose_answer(http.path()).await;
             let mut rebuilt = HttpResponse::with_body(status, body).map_into_boxed_body();
             for (name, value) in headers.iter() {
                 rebuilt.headers_mut().insert(name.clone(), value.clone());

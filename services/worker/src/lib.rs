@@ -54,6 +54,8 @@ pub mod config;
 pub mod context;
 mod drain;
 pub mod failover;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod hello;
 pub mod idempotency;
 pub mod link;

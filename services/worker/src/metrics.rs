@@ -90,9 +90,14 @@ struct ReplayCounts(Arc<Mutex<Replays>>);
 
 impl Collector for ReplayCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let (replayed, evicted, kept) = {
+        let (replayed, evicted, kept, kept_bytes) = {
             let replays = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            (replays.replayed, replays.evicted, replays.kept() as u64)
+            (
+                replays.replayed,
+                replays.evicted,
+                replays.kept() as u64,
+                replays.kept_bytes() as u64,
+            )
         };
         for (name, help, value) in [
             (
@@ -114,13 +119,21 @@ impl Collector for ReplayCounts {
                 counter.metric_type(),
             )?)?;
         }
-        let gauge = ConstGauge::new(i64::try_from(kept).unwrap_or(i64::MAX));
-        gauge.encode(encoder.encode_descriptor(
-            "crank_worker_idempotent_kept",
-            "Answers kept for Idempotency-Key replays now",
-            None,
-            gauge.metric_type(),
-        )?)?;
+        for (name, help, value) in [
+            (
+                "crank_worker_idempotent_kept",
+                "Answers kept for Idempotency-Key replays now",
+                kept,
+            ),
+            (
+                "crank_worker_idempotent_kept_bytes",
+                "Bytes of the answers kept for replays now (bounded at 64 MiB)",
+                kept_bytes,
+            ),
+        ] {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
         Ok(())
     }
 }

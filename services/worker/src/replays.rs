@@ -91,6 +91,12 @@ impl Replays {
         }
     }
 
+    /// Bytes of the answers kept now (their bodies), bounded by the byte
+    /// bound.
+    pub fn kept_bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// `caller`'s request with `key`, whose method, path and body hash to
     /// `fingerprint`, arriving at `now`.
     pub fn begin(&mut self, caller: &str, key: &str, fingerprint: u64, now: Instant) -> Lookup {
