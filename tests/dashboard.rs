@@ -311,6 +311,30 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
         actix_rt::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // A drained worker shows as draining, and no longer counts as healthy.
+    let drained = common::post(
+        &fleet.client("admin"),
+        &format!("{}/drain/hello-world-2", fleet.controller_url()),
+        &serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(drained.status, 200, "{drained}");
+    eventually(
+        "hello-world-2 shows as draining",
+        Duration::from_secs(10),
+        || async { (row_state(&page, "hello-world-2").await? == "draining").then_some(()) },
+    )
+    .await;
+    let summary = page
+        .find(Locator::Id("summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.contains("1 draining"), "{summary}");
+
     let png = page.screenshot().await.unwrap();
     std::fs::write(screenshot_path(), &png).unwrap();
     eprintln!("screenshot: {}", screenshot_path().display());

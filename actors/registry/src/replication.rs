@@ -34,36 +34,66 @@ impl Registry {
     /// Applies a record another controller wrote. Our own writes coming back
     /// are ignored: this registry already holds them.
     pub fn apply_replica(&mut self, replica: ReplicatedWorker, now: Now) -> Result<(), FieldError> {
-        if self.me().is_some_and(|me| **me == *replica.owner) {
-            // The store's latest word is that this controller owns it: if a
-            // competing write was applied here in between, take it back; if
-            // the record is gone here (another controller's removal, or a
-            // reload of the store, overtook this controller's own write of
-            // it), hold it again. Found by the cluster simulation (seed 0).
-            if self.workers.contains_key(replica.worker_id.as_str()) {
-                self.reclaim(&replica.worker_id, now);
-                return Ok(());
-            }
-            return self.insert_replica(replica, now, true);
+        if self.me().is_none_or(|me| **me != *replica.owner) {
+            return self.insert_replica(replica, now, false);
         }
-        self.insert_replica(replica, now, false)
+        // Held here as this controller's, for the registration the write
+        // named: the local record is as new as the write, or newer.
+        let local = self.workers.get(replica.worker_id.as_str()).map(|record| {
+            record.owner == Owner::Local
+                && record.instance.as_deref() == replica.instance.as_deref()
+        });
+        match local {
+            Some(true) => {
+                self.adopt_drain(&replica);
+                Ok(())
+            }
+            // The store's latest word is that this controller owns it: if a
+            // competing write was applied here in between (or a write of
+            // another registration of the id), take the store's record back,
+            // judged from now; a newer local change is written after it and
+            // comes back in turn; if the record is gone here
+            // (another controller's removal, or a reload of the store,
+            // overtook this controller's own write of it), hold it again.
+            // Found by the cluster simulation (seed 0; a drain and an
+            // instance lost with a partial take-back, later seeds).
+            Some(false) => {
+                let id = replica.worker_id.clone();
+                self.insert_replica(replica, now, true)?;
+                if let Some(record) = self.workers.get_mut(id.as_str()) {
+                    record.last_seen = now.mono;
+                }
+                Ok(())
+            }
+            None => self.insert_replica(replica, now, true),
+        }
     }
 
-    fn reclaim(&mut self, worker_id: &str, now: Now) {
-        let Some(record) = self.workers.get_mut(worker_id) else {
+    /// This controller's own record came back from the store as `replica`.
+    /// A drain is sticky for the registration it named (not for a newer
+    /// one): one marked at another controller (`POST /drain` may reach any)
+    /// is taken, and written again as the owner's; and one of this
+    /// controller's writes that crossed the drain (a heartbeat's) is
+    /// overwritten with it. Found by the cluster simulation.
+    fn adopt_drain(&mut self, replica: &ReplicatedWorker) {
+        let Some(record) = self.workers.get_mut(replica.worker_id.as_str()) else {
             return;
         };
-        if record.owner == Owner::Local {
-            return;
+        match (replica.status == WorkerStatus::Draining, record.draining) {
+            (true, false) => {
+                record.draining = true;
+                log::info!(
+                    "worker {} is draining (marked at another controller)",
+                    record.id
+                );
+            }
+            // This controller's write that crossed the drain came back:
+            // the drain is written again below.
+            (false, true) => {}
+            _ => return,
         }
-        if record.counts_as_stale() {
-            self.marked_stale -= 1;
-        }
-        record.owner = Owner::Local;
-        record.stale_since = None;
-        record.last_seen = now.mono;
-        self.deadlines
-            .push(record.id.clone(), now.mono + self.settings.stale_after);
+        self.journal
+            .note(ChangeKind::Draining, Origin::Local, record, self.anchor);
     }
 
     /// Removes a record another controller deleted (deregistered, evicted).

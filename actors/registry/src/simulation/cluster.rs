@@ -12,7 +12,8 @@
 //! flushed, every event delivered) every controller holds exactly the
 //! store's workers, and each agrees on each worker's owner: the one the
 //! store names judges it (`Owner::Local`), every other shows it as that
-//! controller's.
+//! controller's; and each shows a worker draining exactly when the store
+//! does (a drain at any controller reaches them all).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use super::super::store::{ChangeKind, Origin};
 use super::super::RegistrySettings;
 use super::history::{instance_id, worker_id};
 use crank_proto::domain::Registration;
-use crank_proto::wire::{Capability, RegisterRequest, ReplicatedWorker};
+use crank_proto::wire::{Capability, RegisterRequest, ReplicatedWorker, WorkerStatus};
 
 const CONTROLLERS: usize = 3;
 const WORKERS: u8 = 8;
@@ -45,6 +46,11 @@ pub enum ClusterOp {
         worker: u8,
     },
     Deregister {
+        controller: usize,
+        worker: u8,
+    },
+    /// `POST /drain/{id}` at this controller, which may not own the worker.
+    Drain {
         controller: usize,
         worker: u8,
     },
@@ -82,7 +88,8 @@ pub fn cluster_history(seed: u64, steps: usize) -> Vec<ClusterOp> {
                     instance: rng.random_range(0..3),
                 },
                 12..=36 => ClusterOp::Heartbeat { controller, worker },
-                37..=40 => ClusterOp::Deregister { controller, worker },
+                37..=38 => ClusterOp::Deregister { controller, worker },
+                39..=40 => ClusterOp::Drain { controller, worker },
                 41..=47 => ClusterOp::Sweep { controller },
                 48..=64 => ClusterOp::Flush {
                     controller,
@@ -264,6 +271,13 @@ pub fn execute_cluster(seed: u64, ops: &[ClusterOp]) -> Result<(), String> {
                     record.owner, replica.owner
                 ));
             }
+            let stored_draining = replica.status == WorkerStatus::Draining;
+            if record.draining != stored_draining {
+                return Err(format!(
+                    "c{i} shows {id} draining: {}, the store: {stored_draining}",
+                    record.draining
+                ));
+            }
         }
     }
     Ok(())
@@ -302,6 +316,11 @@ fn step(store: &mut Store, controllers: &mut [Controller], op: &ClusterOp, now: 
         ClusterOp::Deregister { controller, worker } => {
             let c = &mut controllers[*controller];
             c.registry.deregister(&worker_id(*worker), None);
+            c.collect();
+        }
+        ClusterOp::Drain { controller, worker } => {
+            let c = &mut controllers[*controller];
+            let _ = c.registry.drain(&worker_id(*worker), None, now);
             c.collect();
         }
         ClusterOp::Sweep { controller } => {

@@ -53,6 +53,11 @@ pub enum Op {
         worker: u8,
         instance: Option<u8>,
     },
+    /// `POST /drain/{id}`: no new routes until it registers again.
+    Drain {
+        worker: u8,
+        instance: Option<u8>,
+    },
     Route {
         capability: usize,
         version: Option<&'static str>,
@@ -147,7 +152,8 @@ fn random_op(rng: &mut SmallRng) -> Op {
             instance,
             load: rng.random_bool(0.7).then(|| random_load(rng)),
         },
-        42..=45 => Op::Deregister { worker, instance },
+        42..=43 => Op::Deregister { worker, instance },
+        44..=45 => Op::Drain { worker, instance },
         46..=69 => Op::Route {
             capability: rng.random_range(0..CAPABILITIES.len()),
             version: pick(rng, &[None, None, Some("^1"), Some("^2"), Some(">=1")]),

@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::super::core::{Now, Registry};
 use super::super::record::Owner;
 use super::model::Model;
-use crank_proto::wire::WorkerStatus;
 
 /// The invariants of the [module](super) that hold between steps.
 pub fn check(registry: &mut Registry, model: &Model, now: Now) -> Result<(), String> {
@@ -99,7 +98,7 @@ pub fn check(registry: &mut Registry, model: &Model, now: Now) -> Result<(), Str
             .workers
             .values()
             .filter(|r| r.capabilities.keys.iter().any(|k| **k == **key))
-            .filter(|r| registry.liveness.status(r, now.mono) != WorkerStatus::Stale)
+            .filter(|r| registry.liveness.status(r, now.mono).is_routable())
             .count();
         if count.healthy_workers != routable {
             return Err(format!(

@@ -1,7 +1,7 @@
 //! Deterministic simulation of the registry core, as FoundationDB and
 //! TigerBeetle test theirs: a seeded generator writes a random history of
 //! registrations (new instances among them), heartbeats with random and
-//! hostile loads, deregistrations, routes of every strategy and constraint,
+//! hostile loads, deregistrations, drains, routes of every strategy and constraint,
 //! reports, sweep steps, pauses and clock jumps; [`execute`] plays it against
 //! a [`Registry`] and, after every step, checks the invariants below against
 //! the registry's state and against a [`Model`] the simulator keeps from
@@ -11,7 +11,7 @@
 //! Invariants, every step:
 //! - no panic (peer values go through the same parsing as the HTTP edge);
 //! - a route never hands out a worker that is unknown, marked stale, silent
-//!   for `stale_after` outside a grace period, excluded, or ejected;
+//!   for `stale_after` outside a grace period, excluded, ejected or draining;
 //! - a round-robin route with no constraints finds a provider whenever the
 //!   model knows one that is certainly routable (no phantom misses);
 //! - the capability index and the records agree both ways, with no
@@ -126,6 +126,7 @@ fn apply(
                     last_beat: now.mono,
                     marked_stale: false,
                     ejected_until: None,
+                    draining: false,
                 },
             );
         }
@@ -181,6 +182,24 @@ fn apply(
             }
             if outcome == DeregisterOutcome::Removed {
                 model.workers.remove(&id);
+            }
+        }
+        Op::Drain { worker, instance } => {
+            let id = worker_id(*worker);
+            let instance = instance.map(instance_id);
+            let answer = registry.drain(&id, instance.as_deref(), now);
+            match (answer, model.workers.get_mut(&id)) {
+                (Ok(()), Some(known)) if instance.is_none() || known.instance == instance => {
+                    known.draining = true;
+                }
+                (Err(RegistryError::UnknownWorker(_)), None) => {}
+                (Err(RegistryError::Superseded { .. }), Some(known))
+                    if instance.is_some() && known.instance != instance => {}
+                (answer, known) => {
+                    return Err(format!(
+                        "drain of {id} answered {answer:?}, the model knows {known:?}"
+                    ))
+                }
             }
         }
         Op::Route {

@@ -24,14 +24,16 @@ pub struct ModelWorker {
     pub last_beat: Instant,
     pub marked_stale: bool,
     pub ejected_until: Option<Instant>,
+    /// Drained: never routed to until it registers again.
+    pub draining: bool,
 }
 
 impl Model {
     /// Whether `worker` may be routed to at `now`: not marked stale, not
-    /// ejected, and heard from within `stale_after` unless a grace period
+    /// ejected, not draining, and heard from within `stale_after` unless a grace period
     /// begun after its last beat is in force.
     pub fn may_route(&self, worker: &ModelWorker, now: Instant, stale_after: Duration) -> bool {
-        if worker.marked_stale || worker.ejected_until.is_some() {
+        if worker.marked_stale || worker.ejected_until.is_some() || worker.draining {
             return false;
         }
         let silent = now.saturating_duration_since(worker.last_beat) >= stale_after;
@@ -44,6 +46,7 @@ impl Model {
     /// Whether `worker` is routable whatever the grace periods say.
     pub fn surely_routable(worker: &ModelWorker, now: Instant, stale_after: Duration) -> bool {
         !worker.marked_stale
+            && !worker.draining
             && worker.ejected_until.is_none()
             && now.saturating_duration_since(worker.last_beat) < stale_after
     }

@@ -4,7 +4,7 @@
 // every text is set with textContent.
 'use strict';
 
-const KINDS = ['registered', 'deregistered', 'stale', 'healthy', 'evicted'];
+const KINDS = ['registered', 'deregistered', 'stale', 'healthy', 'draining', 'evicted'];
 const MAX_ROWS = 500;            // rows drawn at most; the rest are counted
 const MAX_EVENTS = 60;           // recent events kept
 const METRICS_EVERY_MS = 2000;   // how often /metrics is polled for the chart
@@ -68,6 +68,9 @@ function apply(event) {
       break;
     case 'stale':
       if (worker) worker.status = 'stale';
+      break;
+    case 'draining': // no new routes; it deregisters once its calls are done
+      if (worker) worker.status = 'draining';
       break;
     default: // deregistered, evicted
       fleet.delete(event.worker_id);
@@ -277,17 +280,18 @@ function render() {
     : `${shown.length} of ${fleet.size} shown`;
 
   const counts = new Map();
-  const byState = { healthy: 0, suspect: 0, stale: 0 };
+  const byState = { healthy: 0, suspect: 0, stale: 0, draining: 0 };
   for (const worker of workers) {
     byState[worker.status] = (byState[worker.status] || 0) + 1;
     for (const key of worker.capabilities) {
       const count = counts.get(key) || { healthy: 0, total: 0 };
       count.total += 1;
-      if (worker.status !== 'stale') count.healthy += 1;
+      if (worker.status !== 'stale' && worker.status !== 'draining') count.healthy += 1;
       counts.set(key, count);
     }
   }
-  $('summary').textContent = `${fleet.size} workers · ${byState.healthy} healthy · ${byState.suspect} suspect · ${byState.stale} stale`;
+  const draining = byState.draining ? ` · ${byState.draining} draining` : '';
+  $('summary').textContent = `${fleet.size} workers · ${byState.healthy} healthy · ${byState.suspect} suspect · ${byState.stale} stale${draining}`;
   const capabilities = document.createElement('tbody');
   for (const [key, count] of [...counts.entries()].sort()) {
     const row = el('tr');
