@@ -18,12 +18,13 @@ async fn providers(fleet: &Fleet) -> Option<usize> {
     Some(list.capabilities.get("invoke:hello.greet")?.healthy_workers)
 }
 
-#[actix_rt::test]
-async fn a_keyed_call_runs_once_and_its_retry_is_replayed() {
+/// A controller and hello-world-1, routable; a client, and the worker as
+/// routed to.
+async fn one_worker() -> ([common::Proc; 2], Fleet, CrankClient, RoutedWorker) {
     let mut fleet = Fleet::new();
-    let _controller = fleet.start_controller("30s");
+    let controller = fleet.start_controller("30s");
     let port = free_port();
-    let _worker = fleet.start_worker("hello-world-1", port, "200ms");
+    let worker = fleet.start_worker("hello-world-1", port, "200ms");
     eventually(
         "the worker is routable",
         Duration::from_secs(15),
@@ -35,7 +36,14 @@ async fn a_keyed_call_runs_once_and_its_retry_is_replayed() {
         TlsFiles::in_dir(&fleet.cert_dir(), "client"),
     )
     .unwrap();
-    let worker = RoutedWorker::at("hello-world-1", &format!("https://localhost:{port}"));
+    let routed = RoutedWorker::at("hello-world-1", &format!("https://localhost:{port}"));
+    // The processes first: they stop before the fleet's directory goes.
+    ([controller, worker], fleet, client, routed)
+}
+
+#[actix_rt::test]
+async fn a_keyed_call_runs_once_and_its_retry_is_replayed() {
+    let (_processes, _fleet, client, worker) = one_worker().await;
     let keyed = |message: &str, key: &str| {
         Request::post("/greet", &greeting(message))
             .unwrap()
@@ -259,22 +267,7 @@ async fn a_call_whose_answer_was_lost_is_replayed_by_its_retry_and_ran_once() {
 
 #[actix_rt::test]
 async fn a_flood_of_keys_keeps_at_most_the_bound_and_evicts_the_oldest() {
-    let mut fleet = Fleet::new();
-    let _controller = fleet.start_controller("30s");
-    let port = free_port();
-    let _worker = fleet.start_worker("hello-world-1", port, "200ms");
-    eventually(
-        "the worker is routable",
-        Duration::from_secs(15),
-        || async { (providers(&fleet).await? == 1).then_some(()) },
-    )
-    .await;
-    let client = CrankClient::new(
-        &fleet.controller_url(),
-        TlsFiles::in_dir(&fleet.cert_dir(), "client"),
-    )
-    .unwrap();
-    let worker = RoutedWorker::at("hello-world-1", &format!("https://localhost:{port}"));
+    let (_processes, _fleet, client, worker) = one_worker().await;
     let bound = crank_worker::replays::MAX_ENTRIES as u64;
     let flood = bound + 500;
     let next = std::cell::Cell::new(0);

@@ -12,7 +12,7 @@ pub fn cluster(_: &super::target::Bench) -> anyhow::Result<super::row::Row> {
 }
 
 #[cfg(feature = "etcd")]
-pub use with_etcd::cluster;
+pub use with_etcd::{cluster, etcd_controllers};
 
 #[cfg(feature = "etcd")]
 mod with_etcd {
@@ -65,6 +65,36 @@ mod with_etcd {
             .filter(|_| bench.flags.workers > 0)
     }
 
+    /// Three controllers on the etcd at `endpoint`, their keys under
+    /// `prefix`, their logs named `name-0`…`name-2`.
+    pub fn etcd_controllers(
+        bench: &Bench,
+        endpoint: &str,
+        prefix: &str,
+        name: &str,
+    ) -> Result<Vec<Target>> {
+        let dir = bench.cert_dir().to_string_lossy().into_owned();
+        (0..3)
+            .map(|i| {
+                let port = free_port()?;
+                let args = [
+                    "controller",
+                    "--port",
+                    &port.to_string(),
+                    "--cert-dir",
+                    &dir,
+                    "--store",
+                    "etcd",
+                    "--etcd-endpoints",
+                    endpoint,
+                    "--etcd-prefix",
+                    prefix,
+                ];
+                bench.start(&format!("{name}-{i}"), &args, port)
+            })
+            .collect()
+    }
+
     pub fn cluster(bench: &Bench) -> Result<Row> {
         let flags = &bench.flags;
         let until = Until::Elapsed(flags.duration);
@@ -75,23 +105,7 @@ mod with_etcd {
             data.path(),
         )))?;
         let endpoint = store.client_url().to_owned();
-        let dir = bench.cert_dir().to_string_lossy().into_owned();
-        let mut controllers = Vec::new();
-        for i in 0..3 {
-            let port = free_port()?;
-            let args = [
-                "controller",
-                "--port",
-                &port.to_string(),
-                "--cert-dir",
-                &dir,
-                "--store",
-                "etcd",
-                "--etcd-endpoints",
-                &endpoint,
-            ];
-            controllers.push(bench.start(&format!("cluster-controller-{i}"), &args, port)?);
-        }
+        let controllers = etcd_controllers(bench, &endpoint, "/crank", "cluster-controller")?;
         let memory = bench.controller()?;
         let mut store = bench.block_on(etcd(bench, &endpoint))?;
         let workers = flags.workers;

@@ -195,27 +195,13 @@ pub fn rolling_restart_cluster(bench: &Bench) -> Result<Row> {
         bench.cert_dir(),
         data.path(),
     )))?;
-    let dir = bench.cert_dir().to_string_lossy().into_owned();
-    let cluster = |prefix: &str, round: usize| -> Result<Vec<Target>> {
-        (0..3)
-            .map(|i| {
-                let port = super::target::free_port()?;
-                let args = [
-                    "controller",
-                    "--port",
-                    &port.to_string(),
-                    "--cert-dir",
-                    &dir,
-                    "--store",
-                    "etcd",
-                    "--etcd-endpoints",
-                    etcd.client_url(),
-                    "--etcd-prefix",
-                    prefix,
-                ];
-                bench.start(&format!("rolling-controller-{round}-{i}"), &args, port)
-            })
-            .collect()
+    let cluster = |prefix: &str, round: usize| {
+        super::cluster::etcd_controllers(
+            bench,
+            etcd.client_url(),
+            prefix,
+            &format!("rolling-controller-{round}"),
+        )
     };
     let urls = |controllers: &[Target]| {
         controllers
