@@ -155,16 +155,20 @@ async fn confirm(client: &awc::Client, urls: &[&str], worker_id: &str, deadline:
 }
 
 /// Whether the controller at `url` shows `worker_id` draining; `None` when
-/// it does not answer.
+/// it does not answer, or cannot say.
 async fn shows_draining(client: &awc::Client, url: &str, worker_id: &str) -> Option<bool> {
     let mut response = client
         .get(format!("{url}/workers/{worker_id}"))
         .send()
         .await
         .ok()?;
+    if response.status() == awc::http::StatusCode::NOT_FOUND {
+        // It does not know the worker (yet or any more): it routes nobody here.
+        return Some(true);
+    }
     if !response.status().is_success() {
-        // 404: it does not know the worker (yet or any more): not routed.
-        return Some(response.status() == awc::http::StatusCode::NOT_FOUND);
+        // It cannot say (shutting down, say): as good as unreachable.
+        return None;
     }
     let detail: WorkerDetail = response.json().await.ok()?;
     Some(detail.status == WorkerStatus::Draining)
