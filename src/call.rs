@@ -126,7 +126,7 @@ pub async fn call(flags: CallFlags) -> Result<String> {
     let endpoint = otlp_endpoint(flags.otlp_endpoint.as_deref().unwrap_or_default())
         .map_err(|problem| anyhow!("--{}: {problem}", OTLP_ENDPOINT.flag))?;
     // Dropped when the calls are done: the spans are sent before the exit.
-    let _exporter = crank_trace::export::install("crank-call", None, endpoint.as_ref())?;
+    let _exporter = crank_trace::export::install_or_warn("crank-call", None, endpoint.as_ref())?;
     let target = Rc::new(target(&flags)?);
     let balance = match flags.balance {
         BalanceFlag::Controller => Balance::Controller,

@@ -82,7 +82,7 @@ fn roll(bench: &Bench, controller: &Target, controllers: &str, extra: &[&str]) -
         bench.block_on(routable(&admin, &worker_id(index)))?;
     }
     // Long enough for four replacements (about 1.5 s) inside the calls.
-    let duration = bench.flags.duration.max(Duration::from_secs(3));
+    let duration = bench.flags.duration.max(Duration::from_secs(5));
     let phase = Phase {
         strategy: None,
         reports: true,
@@ -118,6 +118,13 @@ fn roll(bench: &Bench, controller: &Target, controllers: &str, extra: &[&str]) -
     drop(replacements);
     if let Some(error) = failure.take() {
         return Err(error);
+    }
+    // Restarts after the callers stopped ran without calls: said, not hidden.
+    if duration / 5 + Duration::from_secs_f64(span.get()) > duration {
+        log::warn!(
+            "replacing the workers took {:.1} s, past the {duration:?} phase: the last ran without calls; give a longer --duration",
+            span.get()
+        );
     }
     Ok(Rolled {
         calls,

@@ -37,15 +37,29 @@ impl Registry {
         if self.me().is_none_or(|me| **me != *replica.owner) {
             return self.insert_replica(replica, now, false);
         }
-        // Held here as this controller's, for the registration the write
-        // named: the local record is as new as the write, or newer.
-        let local = self.workers.get(replica.worker_id.as_str()).map(|record| {
-            record.owner == Owner::Local
-                && record.instance.as_deref() == replica.instance.as_deref()
+        // Held here as this controller's, and for the registration the write
+        // named?
+        let held = self.workers.get(replica.worker_id.as_str()).map(|record| {
+            (
+                record.owner == Owner::Local,
+                record.instance.as_deref() == replica.instance.as_deref(),
+            )
         });
-        match local {
-            Some(true) => {
+        match held {
+            // The local record is as new as the write, or newer.
+            Some((true, true)) => {
                 self.adopt_drain(&replica);
+                Ok(())
+            }
+            // A drain of a registration this controller no longer holds (a
+            // controller that had not yet heard of the new one drained the
+            // old): it must not drain, nor replace, the new one, whose
+            // record is written again over it.
+            Some((true, false)) if replica.status == WorkerStatus::Draining => {
+                if let Some(record) = self.workers.get(replica.worker_id.as_str()) {
+                    self.journal
+                        .note(ChangeKind::Owned, Origin::Local, record, self.anchor);
+                }
                 Ok(())
             }
             // The store's latest word is that this controller owns it: if a
@@ -57,7 +71,7 @@ impl Registry {
             // overtook this controller's own write of it), hold it again.
             // Found by the cluster simulation (seed 0; a drain and an
             // instance lost with a partial take-back, later seeds).
-            Some(false) => {
+            Some(_) => {
                 let id = replica.worker_id.clone();
                 self.insert_replica(replica, now, true)?;
                 if let Some(record) = self.workers.get_mut(id.as_str()) {

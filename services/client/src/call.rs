@@ -203,7 +203,9 @@ impl CrankClient {
     /// no answer though the request may have run ([`ClientError::answer_lost`]:
     /// a timeout, a connection broken after sending), the retry goes to the
     /// same worker, which replays the answer it kept (or says the call is
-    /// still in flight, `409`) rather than run it a second time elsewhere.
+    /// still in flight, `409`) rather than run it a second time elsewhere;
+    /// only if that worker is then unreachable (gone, with what it kept)
+    /// does a third attempt go to another.
     ///
     /// A controller that does not know `exclude` may name the failed worker
     /// again; then there is no second call, and the first failure is returned.
@@ -283,15 +285,26 @@ impl CrankClient {
             Err(error) if !error.is_worker_failure() => return Err(error),
             Err(error) => error,
         };
-        if failure.answer_lost() {
+        let mut attempts = 1;
+        let failure = if failure.answer_lost() {
             // It may have run there: the retry goes where its answer is kept.
             log::debug!(
                 "worker {} gave no answer to a call of {}; asking it again under the same key",
                 first.worker_id,
                 first.capability
             );
-            return self.attempt(&first, request, 2).await;
-        }
+            match self.attempt(&first, request, 2).await {
+                Ok(reply) => return Ok(reply),
+                // Gone, and what it kept with it: another may run the call.
+                Err(error) if error.is_unreachable() => {
+                    attempts = 2;
+                    error
+                }
+                Err(error) => return Err(error),
+            }
+        } else {
+            failure
+        };
         let mut retry = constraints.clone();
         retry.exclude.push(first.worker_id.clone());
         let second = match self.route(verb, capability, &retry).await {
@@ -304,7 +317,7 @@ impl CrankClient {
             first.capability,
             second.worker_id
         );
-        self.attempt(&second, request, 2).await
+        self.attempt(&second, request, attempts + 1).await
     }
 
     /// [`CrankClient::call`] in local mode: the worker chosen from the watch
@@ -322,7 +335,13 @@ impl CrankClient {
         let mut exclude = constraints.exclude.clone();
         let mut failure = None;
         let mut again: Option<RoutedWorker> = None;
-        for attempt in 1..=2 {
+        // Two attempts, and a third when the second asked a worker that lost
+        // its answer again and found it gone.
+        let mut allowed = 2;
+        let mut attempt = 0;
+        while attempt < allowed {
+            attempt += 1;
+            let asking_again = again.is_some();
             let chosen = again.take().or_else(|| {
                 view.providers
                     .borrow_mut()
@@ -343,8 +362,10 @@ impl CrankClient {
                 Err(error) => {
                     // As through the controller: a lost answer is asked for
                     // again where it may be kept.
-                    if error.answer_lost() {
+                    if error.answer_lost() && !asking_again {
                         again = Some(worker.clone());
+                    } else if asking_again && error.is_unreachable() {
+                        allowed = 3;
                     }
                     exclude.push(worker.worker_id.clone());
                     failure = Some(error);

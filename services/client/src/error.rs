@@ -62,7 +62,9 @@ pub enum ClientError {
 impl ClientError {
     /// Whether the worker is to blame rather than the request: it could not be
     /// reached, did not answer in time, answered a server error (5xx), or
-    /// answered what cannot be read. Such a call is worth another provider.
+    /// answered what cannot be read. Such a call is worth another attempt: on
+    /// another provider, or on the same one when its answer was lost
+    /// ([`ClientError::answer_lost`]).
     pub fn is_worker_failure(&self) -> bool {
         match self {
             ClientError::Worker { source, .. } => source.is_worker_failure(),
@@ -85,6 +87,16 @@ impl ClientError {
         match self {
             ClientError::Worker { source, .. } => source.answer_lost(),
             ClientError::Timeout { .. } | ClientError::Lost { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the worker could not be reached at all: nothing was sent, and
+    /// nothing it kept can be asked for any more.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Worker { source, .. } => source.is_unreachable(),
+            ClientError::Unreachable { .. } => true,
             _ => false,
         }
     }
@@ -123,9 +135,10 @@ pub(crate) fn not_sent(url: &str, timeout: Duration, error: SendRequestError) ->
             url: url.to_owned(),
             timeout,
         },
-        // Never connected: nothing reached the worker.
+        // Never connected, or never built: nothing reached the worker.
         error @ (SendRequestError::Connect(_)
         | SendRequestError::Url(_)
+        | SendRequestError::Http(_)
         | SendRequestError::TunnelNotSupported) => ClientError::Unreachable {
             url: url.to_owned(),
             detail: error.to_string(),

@@ -57,8 +57,11 @@ pub async fn run_controller(config: ControllerConfig) -> Result<(), ControllerEr
         Arc::new(Protection::load(config.protection.clone()).map_err(ControllerError::Protection)?);
     describe(&protection);
     // Held to the end: dropping it sends the spans still batched.
-    let _exporter =
-        crank_trace::export::install("crank-controller", None, config.otlp_endpoint.as_ref())?;
+    let _exporter = crank_trace::export::install_or_warn(
+        "crank-controller",
+        None,
+        config.otlp_endpoint.as_ref(),
+    )?;
     let address = format!("{}:{}", config.bind, config.port);
     // Held for the life of the process: its lock keeps the directory ours.
     let mut file_store = None;

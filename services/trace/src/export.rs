@@ -92,3 +92,20 @@ fn build(_service: &str, _instance: Option<&str>, endpoint: &Url) -> Result<Expo
         url: endpoint.to_string(),
     })
 }
+
+/// [`install`], except that a build without the exporter says so in one
+/// warning and goes on without spans: `OTEL_EXPORTER_OTLP_ENDPOINT` is often
+/// set for a whole host, and must not stop a process that cannot use it.
+pub fn install_or_warn(
+    service: &str,
+    instance: Option<&str>,
+    endpoint: Option<&Url>,
+) -> Result<Option<Exporter>, ExportError> {
+    match install(service, instance, endpoint) {
+        Err(error @ ExportError::NotBuilt { .. }) => {
+            log::warn!("{error}; no spans are exported (trace context is still passed on)");
+            Ok(None)
+        }
+        other => other,
+    }
+}

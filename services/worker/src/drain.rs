@@ -30,7 +30,7 @@ const CONFIRM_POLL: Duration = Duration::from_millis(50);
 pub(crate) async fn drain(
     client: &awc::Client,
     controllers: &str,
-    (worker_id, instance): (&str, Option<&str>),
+    (worker_id, instance, url): (&str, Option<&str>, &str),
     context: &WorkerContext,
     timeout: Duration,
 ) {
@@ -45,7 +45,7 @@ pub(crate) async fn drain(
         return;
     }
     if urls.len() > 1 {
-        confirm(client, &urls, worker_id, deadline).await;
+        confirm(client, &urls, (worker_id, url), deadline).await;
     }
     let in_flight = || context.meters().iter().map(|m| m.in_flight()).sum::<u32>();
     let admitted = || context.meters().iter().map(|m| m.admitted()).sum::<u64>();
@@ -114,20 +114,31 @@ async fn mark(
     false
 }
 
+/// Failed answers in a row after which a controller is left out of the
+/// confirmation (down, or shutting down).
+const CONFIRM_FAILURES: u32 = 3;
+
 /// Waits until every controller of `urls` that answers shows `worker_id`
-/// draining, or `deadline`; one line says how many did.
-async fn confirm(client: &awc::Client, urls: &[&str], worker_id: &str, deadline: Instant) {
-    let mut pending: Vec<&str> = urls.to_vec();
+/// draining, or no longer at `url` (a newer process took the id over), or
+/// `deadline`; one line says how many did.
+async fn confirm(
+    client: &awc::Client,
+    urls: &[&str],
+    (worker_id, url): (&str, &str),
+    deadline: Instant,
+) {
+    let mut pending: Vec<(&str, u32)> = urls.iter().map(|u| (*u, 0)).collect();
     let mut unreachable = 0;
     while !pending.is_empty() && Instant::now() < deadline {
         let mut still = Vec::new();
-        for url in pending {
-            match shows_draining(client, url, worker_id).await {
+        for (controller, failures) in pending {
+            match shows_draining(client, controller, (worker_id, url)).await {
                 Some(true) => {}
-                Some(false) => still.push(url),
-                // Down or unreachable: a controller that cannot be reached
-                // routes nobody here.
-                None => unreachable += 1,
+                Some(false) => still.push((controller, 0)),
+                // Down, or cannot say: once in a row may be a blip; a
+                // controller that cannot be reached routes nobody here.
+                None if failures + 1 >= CONFIRM_FAILURES => unreachable += 1,
+                None => still.push((controller, failures + 1)),
             }
         }
         pending = still;
@@ -147,29 +158,35 @@ async fn confirm(client: &awc::Client, urls: &[&str], worker_id: &str, deadline:
             }
         );
     } else {
+        let names: Vec<&str> = pending.iter().map(|(c, _)| *c).collect();
         log::warn!(
             "controllers {} do not show worker {worker_id} draining yet; finishing the drain anyway",
-            pending.join(", ")
+            names.join(", ")
         );
     }
 }
 
-/// Whether the controller at `url` shows `worker_id` draining; `None` when
-/// it does not answer, or cannot say.
-async fn shows_draining(client: &awc::Client, url: &str, worker_id: &str) -> Option<bool> {
+/// Whether the controller at `controller` shows `worker_id` draining, or
+/// routes nobody to this process at `url` any more (it does not know the id,
+/// or knows it at another URL); `None` when it does not answer, or cannot
+/// say.
+async fn shows_draining(
+    client: &awc::Client,
+    controller: &str,
+    (worker_id, url): (&str, &str),
+) -> Option<bool> {
     let mut response = client
-        .get(format!("{url}/workers/{worker_id}"))
+        .get(format!("{controller}/workers/{worker_id}"))
         .send()
         .await
         .ok()?;
     if response.status() == awc::http::StatusCode::NOT_FOUND {
-        // It does not know the worker (yet or any more): it routes nobody here.
         return Some(true);
     }
     if !response.status().is_success() {
-        // It cannot say (shutting down, say): as good as unreachable.
         return None;
     }
     let detail: WorkerDetail = response.json().await.ok()?;
-    Some(detail.status == WorkerStatus::Draining)
+    let elsewhere = detail.worker_url.trim_end_matches('/') != url.trim_end_matches('/');
+    Some(detail.status == WorkerStatus::Draining || elsewhere)
 }

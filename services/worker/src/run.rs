@@ -84,7 +84,7 @@ impl Worker {
         });
         let context = self.context(&worker_id, status.clone());
         // Held to the end: dropping it sends the spans still batched.
-        let _exporter = crank_trace::export::install(
+        let _exporter = crank_trace::export::install_or_warn(
             self.name(),
             Some(&worker_id),
             config.otlp_endpoint.as_ref(),
@@ -197,7 +197,8 @@ impl Worker {
             if !config.drain_timeout.is_zero() {
                 let client =
                     crank_net::https::mtls_client(client_tls.clone(), config.controller_timeout);
-                let id = (worker_id.as_str(), drain_as.as_deref());
+                let announced = config.announced_url();
+                let id = (worker_id.as_str(), drain_as.as_deref(), announced.as_str());
                 crate::drain::drain(&client, urls, id, &context, config.drain_timeout).await;
             }
         }
