@@ -181,6 +181,11 @@ async fn a_caller_over_its_rate_is_answered_429_with_retry_after_and_others_are_
         text.contains(r#"crank_rate_limited_total{role="client",endpoint="/route"} 2"#),
         "{text}"
     );
+    // The second refusal came before the first one's Retry-After: held.
+    assert!(
+        text.contains(r#"crank_rate_limit_held_total{role="client",endpoint="/route"} 1"#),
+        "{text}"
+    );
 }
 
 const SLO: &str = "capability: {verb: invoke, name: hello.greet, version: \"1.0.0\"}

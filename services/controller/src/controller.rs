@@ -141,7 +141,7 @@ async fn register(
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    protection.admit(&caller, Endpoint::Register)?;
+    protection.admit(&caller, Endpoint::Register).await?;
     let registration = Registration::try_from(request)?;
     caller.may_act_for_mapped(registration.worker_id.as_str(), &mapped)?;
     let worker_id = registration.worker_id.to_string();
@@ -283,7 +283,7 @@ async fn route(
     Caller(caller): Caller,
     ApiJson(request): ApiJson<RouteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    protection.admit(&caller, Endpoint::Route)?;
+    protection.admit(&caller, Endpoint::Route).await?;
     let query = RouteQuery::try_from(&request)?;
     protection.authorize(&caller, query.key.as_str())?;
     protection.shed(query.key.as_str(), query.priority)?;
@@ -327,7 +327,7 @@ async fn report(
     Caller(caller): Caller,
     ApiJson(request): ApiJson<ReportRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    protection.admit(&caller, Endpoint::Report)?;
+    protection.admit(&caller, Endpoint::Report).await?;
     let report = CallReport::try_from(&request)?;
     let success = report.success;
     // Counted for the SLO once the registry took it: a report it refuses

@@ -5,7 +5,9 @@
 //! - `crank_policy_mode{mode}`: 1 for the mode in force;
 //! - `crank_protection_reload_failures_total`: reloads that kept the last
 //!   good files;
-//! - `crank_rate_limited_total{role, endpoint}`;
+//! - `crank_rate_limited_total{role, endpoint}`, and of those
+//!   `crank_rate_limit_held_total{role, endpoint}`: refusals held by the
+//!   [`Tarpit`](super::tarpit::Tarpit);
 //! - `crank_slo_p95_seconds{capability}`,
 //!   `crank_slo_availability_ratio{capability}`,
 //!   `crank_slo_error_budget_remaining_ratio{capability}`,
@@ -61,6 +63,7 @@ pub struct ProtectionMetrics {
     mode: Family<ModeLabel, Gauge>,
     reload_failures: Counter,
     limited: Family<LimitedLabels, Counter>,
+    held: Family<LimitedLabels, Counter>,
     p95: Family<CapabilityLabel, FloatGauge>,
     availability: Family<CapabilityLabel, FloatGauge>,
     budget: Family<CapabilityLabel, FloatGauge>,
@@ -83,6 +86,7 @@ impl ProtectionMetrics {
             mode: Family::default(),
             reload_failures: Counter::default(),
             limited: Family::default(),
+            held: Family::default(),
             p95: Family::default(),
             availability: Family::default(),
             budget: Family::default(),
@@ -108,6 +112,11 @@ impl ProtectionMetrics {
             "crank_rate_limited",
             "Requests refused 429 by role and endpoint",
             metrics.limited.clone(),
+        );
+        registry.register(
+            "crank_rate_limit_held",
+            "Of the 429s, those held a second because the caller asked again before its Retry-After",
+            metrics.held.clone(),
         );
         registry.register(
             "crank_slo_p95_seconds",
@@ -168,13 +177,16 @@ impl ProtectionMetrics {
         self.reload_failures.inc();
     }
 
-    pub fn limited(&self, role: Role, endpoint: Endpoint) {
-        self.limited
-            .get_or_create(&LimitedLabels {
-                role: role.as_str(),
-                endpoint: endpoint.as_str(),
-            })
-            .inc();
+    /// A `429` to a caller of `role` at `endpoint`; `held` by the tarpit.
+    pub fn limited(&self, role: Role, endpoint: Endpoint, held: bool) {
+        let labels = LimitedLabels {
+            role: role.as_str(),
+            endpoint: endpoint.as_str(),
+        };
+        self.limited.get_or_create(&labels).inc();
+        if held {
+            self.held.get_or_create(&labels).inc();
+        }
     }
 
     pub fn shed(&self, capability: &str, priority: Priority) {

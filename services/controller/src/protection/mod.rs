@@ -6,6 +6,7 @@
 //! | [`policy`] | [`Policy`]: the access policy file, its patterns and decisions |
 //! | [`limits`] | [`RateLimits`]: token buckets per identity and endpoint |
 //! | [`slo`] | [`SloSpec`], [`SloBook`]: SLO files and the window's figures |
+//! | [`tarpit`] | [`Tarpit`]: held refusals for callers that ignore `Retry-After` |
 //! | [`metrics`] | the counters and gauges of all three |
 //! | [`reload`] | the task that reloads the files on `SIGHUP` and on change, and evaluates SLOs |
 //!
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reload;
 pub mod slo;
+pub mod tarpit;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -33,6 +35,7 @@ use limits::{retry_after_seconds, Endpoint, EndpointRates, RateLimits};
 use metrics::ProtectionMetrics;
 use policy::{Decision, Mode, Policy};
 use slo::{SloBook, SloSpec, SloState};
+use tarpit::Tarpit;
 
 /// How long a shed caller is asked to wait: SLOs are re-evaluated every
 /// second, but a breach lasts longer than that.
@@ -55,6 +58,7 @@ pub struct Protection {
     settings: ProtectionSettings,
     policy: RwLock<Arc<Policy>>,
     limits: RwLock<Arc<RateLimits>>,
+    tarpit: Tarpit,
     book: Mutex<SloBook>,
     states: RwLock<Arc<HashMap<String, SloState>>>,
     pub metrics: ProtectionMetrics,
@@ -91,6 +95,7 @@ impl Protection {
             settings,
             policy: RwLock::new(Arc::new(policy)),
             limits: RwLock::new(Arc::new(limits)),
+            tarpit: Tarpit::default(),
             book: Mutex::new(SloBook::new(specs, window)),
             states: RwLock::new(Arc::new(HashMap::new())),
             metrics,
@@ -163,19 +168,31 @@ impl Protection {
         read(&self.policy).mode == Mode::Enforce
     }
 
-    /// A token of `caller`'s bucket for `endpoint`, or `429`.
-    pub fn admit(&self, caller: &PeerIdentity, endpoint: Endpoint) -> Result<(), ApiError> {
-        let limits = read(&self.limits);
-        limits.check(caller, endpoint).map_err(|wait| {
-            self.metrics.limited(caller.role, endpoint);
-            ApiError::RateLimited {
-                detail: format!(
-                    "{caller} is over its rate for {}; retry after {} s",
-                    endpoint.as_str(),
-                    retry_after_seconds(wait)
-                ),
-                retry_after_s: retry_after_seconds(wait),
-            }
+    /// A token of `caller`'s bucket for `endpoint`, or `429`: at once, or
+    /// after [`tarpit::HOLD`] when `caller` asked again before the wait its
+    /// last refusal named.
+    pub async fn admit(&self, caller: &PeerIdentity, endpoint: Endpoint) -> Result<(), ApiError> {
+        let checked = read(&self.limits).check(caller, endpoint);
+        let Err(wait) = checked else {
+            return Ok(());
+        };
+        let retry_after_s = retry_after_seconds(wait);
+        let hold = self.tarpit.refuse(
+            caller,
+            endpoint,
+            Instant::now(),
+            Duration::from_secs(retry_after_s),
+        );
+        self.metrics.limited(caller.role, endpoint, !hold.is_zero());
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
+        Err(ApiError::RateLimited {
+            detail: format!(
+                "{caller} is over its rate for {}; retry after {retry_after_s} s",
+                endpoint.as_str(),
+            ),
+            retry_after_s,
         })
     }
 
@@ -223,6 +240,7 @@ impl Protection {
             .collect();
         write(&self.states, Arc::new(by_key));
         read(&self.limits).forget_idle();
+        self.tarpit.forget_expired(Instant::now());
     }
 
     /// Every SLO's state at the last tick, for `GET /slos` and the dashboard.
