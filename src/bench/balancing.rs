@@ -23,7 +23,7 @@ use super::flags::Scenario;
 use super::routing::{calls_in, start_fleet_of, Calls, Phase, Profile, RoutingFleet};
 use super::row::Row;
 use super::scenario::{measured, row};
-use super::target::Bench;
+use super::target::{Bench, Target};
 
 /// Callers of `equal-capacity`: a third more than the fast workers'
 /// combined capacity would need at one call each.
@@ -139,8 +139,12 @@ pub fn local_mode(bench: &Bench) -> Result<Row> {
     let routed = phase(None, Balance::Controller, callers, duration);
     let local = phase(None, Balance::Local, callers, duration);
     let controller = &fleet.controller;
-    let (routed, routed_cpu) = measured(controller, || calls_in(bench, controller, &routed, None))?;
-    let (local, local_cpu) = measured(controller, || calls_in(bench, controller, &local, None))?;
+    let ((routed, routed_cpu), routed_handshakes) = handshaking(bench, &fleet.workers, || {
+        measured(controller, || calls_in(bench, controller, &routed, None))
+    })?;
+    let ((local, local_cpu), local_handshakes) = handshaking(bench, &fleet.workers, || {
+        measured(controller, || calls_in(bench, controller, &local, None))
+    })?;
     Ok(Row {
         workers: Some(fleet.ids.len() as u64),
         controller_mode_throughput: Some(routed.load.throughput()),
@@ -149,9 +153,30 @@ pub fn local_mode(bench: &Bench) -> Result<Row> {
         ),
         controller_cpu_us_per_call: cpu_us_per_call(routed_cpu, &routed),
         controller_cpu_us_per_call_local: cpu_us_per_call(local_cpu, &local),
+        worker_handshakes_per_call: Some(per_call(routed_handshakes, &routed)),
+        worker_handshakes_per_call_local: Some(per_call(local_handshakes, &local)),
         failed_attempts: Some(routed.failed_attempts() + local.failed_attempts()),
         ..row(Scenario::LocalMode, &local.load, controller, local_cpu)
     })
+}
+
+/// What `run` returns, and the TLS handshakes `workers` completed meanwhile,
+/// less the count scrapes' own (one new connection each).
+fn handshaking<T>(
+    bench: &Bench,
+    workers: &[Target],
+    run: impl FnOnce() -> Result<T>,
+) -> Result<(T, u64)> {
+    let count = || -> Result<u64> { workers.iter().map(|worker| bench.handshakes(worker)).sum() };
+    let before = count()?;
+    let result = run()?;
+    let after = count()?;
+    let scrapes = workers.len() as u64;
+    Ok((result, after.saturating_sub(before + scrapes)))
+}
+
+fn per_call(count: u64, calls: &Calls) -> f64 {
+    count as f64 / calls.load.requests.max(1) as f64
 }
 
 /// How long local-mode callers call before the controller is killed.

@@ -236,9 +236,7 @@ fn shedding_phase(bench: &Bench, slo_dir: Option<&Path>) -> Result<ByPriority> {
             };
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let outcome = client
-                    .call("invoke", "hello.greet", &constraints, request)
-                    .await;
+                let outcome = super::routing::greet(client, &constraints, request).await;
                 let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
                 let mut result = result.borrow_mut();
                 let shed = matches!(&outcome, Err(crank_client::ClientError::Refused { code: Some(code), .. }) if code == "slo_violation");

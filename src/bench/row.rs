@@ -307,6 +307,12 @@ pub struct Row {
     pub controller_cpu_us_per_call: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_cpu_us_per_call_local: Option<f64>,
+    /// TLS handshakes the workers completed per call, in each mode, as they
+    /// count them: near 0 when callers keep their connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_handshakes_per_call: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_handshakes_per_call_local: Option<f64>,
 
     // controller-outage (the columns: the calls made while it was down).
     /// How long every controller was down (SIGKILL to the end of the phase).

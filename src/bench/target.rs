@@ -383,6 +383,42 @@ impl Bench {
         )
     }
 
+    /// The TLS handshakes `target` completed so far (`GET /metrics`:
+    /// `crank_tls_handshakes_total`), this scrape's own included: it comes
+    /// on a new connection.
+    pub fn handshakes(&self, target: &Target) -> Result<u64> {
+        let url = format!("{}/metrics", target.url);
+        let tls = target.tls.clone();
+        let text = self.block_on(async move {
+            let mut response = client(tls, 1)
+                .get(&url)
+                .send()
+                .await
+                .map_err(flat)
+                .with_context(|| format!("GET {url}"))?;
+            let body = response
+                .body()
+                .limit(1 << 22)
+                .await
+                .map_err(flat)
+                .with_context(|| format!("reading the answer of {url}"))?;
+            anyhow::Ok(String::from_utf8_lossy(&body).into_owned())
+        })?;
+        let counts = text
+            .lines()
+            .filter(|line| line.starts_with("crank_tls_handshakes_total{"))
+            .map(|line| {
+                let value = line.rsplit(' ').next().unwrap_or_default();
+                value.parse::<f64>().map(|v| v as u64).ok()
+            })
+            .collect::<Option<Vec<u64>>>()
+            .with_context(|| format!("{} sent an unreadable handshake count", target.url))?;
+        if counts.is_empty() {
+            bail!("{} counts no TLS handshakes in /metrics", target.url);
+        }
+        Ok(counts.iter().sum())
+    }
+
     /// The controller's [`Stats`] (the baseline endpoint's: its handshakes).
     /// Each call is one new connection with a full TLS handshake, which the
     /// answer already counts.

@@ -77,6 +77,8 @@ impl Request {
 
 /// A worker's 2xx answer, its body not read yet: read it whole
 /// ([`Reply::json`], [`Reply::bytes`]) or as it streams ([`Reply::events`]).
+/// Dropped unread, it closes its connection (the rest of the body is still
+/// on it), and the next call to that worker pays a TLS handshake.
 pub struct Reply {
     /// Who answered.
     pub worker: RoutedWorker,

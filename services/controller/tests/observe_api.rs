@@ -223,6 +223,7 @@ async fn metrics_count_what_the_controller_did() {
     for family in [
         "crank_sweep_duration_seconds",
         "crank_open_connections",
+        "crank_tls_handshakes",
         "crank_tls_refused",
         "crank_scrape_registry_hold_seconds",
     ] {

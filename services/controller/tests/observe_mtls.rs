@@ -56,6 +56,12 @@ async fn a_connection_without_a_certificate_is_refused_and_counted() {
         "{text}"
     );
     assert!(sample(&text, "crank_open_connections") >= 1.0, "{text}");
+    // This test's own connection at least: a full handshake, counted once
+    // it completed.
+    assert!(
+        sample(&text, r#"crank_tls_handshakes_total{kind="full"}"#) >= 1.0,
+        "{text}"
+    );
 }
 
 /// A registration announcing `n` capabilities with long names: a big event.

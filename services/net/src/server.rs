@@ -92,12 +92,15 @@ struct HandshakeCounts {
 }
 
 impl HandshakeCounter {
-    /// Counts one completed handshake of `kind`.
+    /// Counts one completed handshake of `kind`, here and in the process's
+    /// [`TransportMetrics`](crate::metrics::transport::TransportMetrics).
     pub fn record(&self, kind: Option<rustls::HandshakeKind>) {
+        let resumed = kind == Some(rustls::HandshakeKind::Resumed);
         self.0.completed.fetch_add(1, Ordering::Relaxed);
-        if kind == Some(rustls::HandshakeKind::Resumed) {
+        if resumed {
             self.0.resumed.fetch_add(1, Ordering::Relaxed);
         }
+        crate::metrics::transport::transport().handshake(resumed);
     }
 
     /// Handshakes completed so far, full and resumed.

@@ -1,5 +1,6 @@
 //! [`TransportMetrics`]: the connections of this process's mTLS server, open
-//! now, and refused at the handshake by [`Refusal`] reason. One per process (a
+//! now, its completed TLS handshakes (full or resumed), and the connections
+//! refused at the handshake by [`Refusal`] reason. One per process (a
 //! crank process serves one listener): the server counts into it wherever it
 //! runs, and each app's `/metrics` shows it.
 
@@ -76,15 +77,27 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+const FULL: KindLabel = KindLabel { kind: "full" };
+const RESUMED: KindLabel = KindLabel { kind: "resumed" };
+
 /// See the [module](self) docs.
 #[derive(Debug, Default)]
 pub struct TransportMetrics {
     open: Gauge,
+    handshakes: Family<KindLabel, Counter>,
     refused: Family<ReasonLabel, Counter>,
 }
 
 static TRANSPORT: LazyLock<TransportMetrics> = LazyLock::new(|| {
     let metrics = TransportMetrics::default();
+    for kind in [FULL, RESUMED] {
+        let _ = metrics.handshakes.get_or_create(&kind);
+    }
     for reason in Refusal::ALL {
         let _ = metrics.refused.get_or_create(&ReasonLabel {
             reason: reason.label(),
@@ -105,6 +118,14 @@ impl TransportMetrics {
             .get_or_create(&ReasonLabel {
                 reason: reason.label(),
             })
+            .inc();
+    }
+
+    /// Counts a completed handshake: a full one (key exchange, signatures,
+    /// the client certificate verified) unless it `resumed` a session.
+    pub fn handshake(&self, resumed: bool) {
+        self.handshakes
+            .get_or_create(if resumed { &RESUMED } else { &FULL })
             .inc();
     }
 
@@ -129,6 +150,11 @@ impl TransportMetrics {
             "crank_open_connections",
             "Connections past their TLS handshake, open now",
             self.open.clone(),
+        );
+        registry.register(
+            "crank_tls_handshakes",
+            "TLS handshakes completed, full or resumed",
+            self.handshakes.clone(),
         );
         registry.register(
             "crank_tls_refused",
