@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{eventually, free_port, path_str, Fleet, CRANK};
-use crank_client::{ClientError, Constraints, CrankClient};
+use crank_client::{ClientError, Constraints, CrankClient, Request};
 use crank_net::tls::TlsFiles;
 use crank_proto::wire::{CapabilityList, ErrorBody, ReportRequest, RouteRequest, SloList};
 
@@ -181,11 +181,82 @@ async fn a_caller_over_its_rate_is_answered_429_with_retry_after_and_others_are_
         text.contains(r#"crank_rate_limited_total{role="client",endpoint="/route"} 2"#),
         "{text}"
     );
-    // The second refusal came before the first one's Retry-After: held.
+    const HELD: &str = r#"crank_rate_limit_held_total{role="client",endpoint="/route"}"#;
+    assert_eq!(sample(&text, HELD).unwrap_or(0.0), 0.0, "{text}");
+
+    // A caller that keeps asking within the wait it was told: past its free
+    // refusals, each further one is held.
+    let free = 100;
+    for _ in 0..free {
+        assert_eq!(route_as(&fleet, "client", None).await.0, 429);
+    }
+    let metrics = fleet.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
     assert!(
-        text.contains(r#"crank_rate_limit_held_total{role="client",endpoint="/route"} 1"#),
+        text.contains(r#"crank_rate_limited_total{role="client",endpoint="/route"} 102"#),
         "{text}"
     );
+    assert_eq!(sample(&text, HELD), Some(2.0), "{text}");
+    // The other identity was refused nothing and is held nothing.
+    assert_eq!(route_as(&fleet, "other", None).await.0, 429);
+    let metrics = fleet.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert_eq!(sample(&text, HELD), Some(2.0), "{text}");
+}
+
+#[actix_rt::test]
+async fn a_client_over_its_report_rate_drops_its_reports_for_the_wait_instead_of_asking_again() {
+    let mut fleet = Fleet::new();
+    let _controller = fleet.start_controller_with("30s", &["--report-rate", "1/m"]);
+    let _worker = fleet.start_worker("hello-world-1", free_port(), "200ms");
+    eventually("the worker is routable", Duration::from_secs(15), || {
+        routable(&fleet)
+    })
+    .await;
+    let client = CrankClient::new(
+        &fleet.controller_url(),
+        TlsFiles::in_dir(&fleet.cert_dir(), "client"),
+    )
+    .unwrap();
+    let request = Request::post("/greet", &common::greeting("reports")).unwrap();
+    let calls = 30;
+    for _ in 0..calls {
+        client
+            .call("invoke", "hello.greet", &Constraints::any(), &request)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    // One report admitted, then one refused with a wait of most of a minute.
+    // Reports sent before that refusal's answer reached the client may be
+    // refused too; the rest are not sent.
+    let refused = eventually(
+        "the refused report is counted",
+        Duration::from_secs(10),
+        || async {
+            let metrics = fleet.get("/metrics").await.ok()?;
+            let text = String::from_utf8_lossy(&metrics.body).into_owned();
+            let refused = sample(
+                &text,
+                r#"crank_rate_limited_total{role="client",endpoint="/report"}"#,
+            )?;
+            (refused >= 1.0).then_some(refused)
+        },
+    )
+    .await;
+    assert!(refused <= 3.0, "{refused} of {} reports refused", calls - 1);
+    let metrics = fleet.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let held = r#"crank_rate_limit_held_total{role="client",endpoint="/report"}"#;
+    assert_eq!(sample(&text, held).unwrap_or(0.0), 0.0, "{text}");
+}
+
+/// The value of the sample named exactly `name` in a Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 const SLO: &str = "capability: {verb: invoke, name: hello.greet, version: \"1.0.0\"}

@@ -9,7 +9,6 @@ use tokio::time::Instant;
 use actix_web::web::Bytes;
 use awc::http::Method;
 use crank_proto::domain::ObservedLoad;
-use crank_proto::wire::report::{Outcome, ReportRequest};
 use crank_proto::wire::{
     AnswerLoad, CRANK_LOAD_HEADER, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER,
 };
@@ -475,38 +474,5 @@ impl CrankClient {
             sink.record(&outcome);
         }
         result
-    }
-
-    /// Tells the controller how the attempt went (`POST /report`), without
-    /// waiting: a worker that keeps failing its callers is ejected from
-    /// routing. A controller that does not know the endpoint answers 404, which
-    /// changes nothing.
-    fn report(&self, outcome: &CallOutcome) {
-        let report = ReportRequest {
-            worker_id: outcome.worker_id.clone(),
-            outcome: if outcome.succeeded() {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            latency_ms: Some(outcome.latency.as_secs_f64() * 1000.0),
-            load: outcome.load.map(|load| AnswerLoad {
-                in_flight: load.in_flight,
-                capacity: load.capacity,
-                service_ms: load.service_time.as_secs_f64() * 1000.0,
-            }),
-            capability: (!outcome.capability.is_empty()).then(|| outcome.capability.clone()),
-        };
-        let sent = traced(
-            self.controller
-                .post(format!("{}/report", self.controller_url)),
-        )
-        .send_json(&report);
-        actix_rt::spawn(async move {
-            if let Ok(mut answer) = sent.await {
-                // Read to the end, so the connection goes back to the pool.
-                let _ = answer.body().await;
-            }
-        });
     }
 }

@@ -35,6 +35,7 @@
 //! | [`providers`] | [`Providers`](providers::Providers): local mode's view of the fleet and its choice ([`Balance::Local`]) |
 //! | `watcher` | the task that keeps local mode's view live from `GET /watch` |
 //! | [`outcome`] | [`CallOutcome`], [`OutcomeSink`] |
+//! | `report` | each attempt's `POST /report`, paused for a `429`'s `Retry-After` |
 //! | [`error`] | [`ClientError`] |
 
 pub mod call;
@@ -43,6 +44,7 @@ pub mod events;
 pub mod fleet;
 pub mod outcome;
 pub mod providers;
+mod report;
 mod watcher;
 
 pub use call::{Reply, Request};

@@ -110,6 +110,7 @@ impl Protection {
                 let rules = policy.rules();
                 let mode = policy.mode;
                 write(&self.limits, Arc::new(limits_of(&self.settings, &policy)));
+                self.tarpit.clear();
                 write(&self.policy, Arc::new(policy));
                 let count = specs.len();
                 self.book
@@ -169,8 +170,8 @@ impl Protection {
     }
 
     /// A token of `caller`'s bucket for `endpoint`, or `429`: at once, or
-    /// after [`tarpit::HOLD`] when `caller` asked again before the wait its
-    /// last refusal named.
+    /// after [`tarpit::HOLD`] when `caller` has had more refusals than
+    /// [`tarpit::FREE_REFUSALS`] within the wait the first of them named.
     pub async fn admit(&self, caller: &PeerIdentity, endpoint: Endpoint) -> Result<(), ApiError> {
         let checked = read(&self.limits).check(caller, endpoint);
         let Err(wait) = checked else {
@@ -240,7 +241,7 @@ impl Protection {
             .collect();
         write(&self.states, Arc::new(by_key));
         read(&self.limits).forget_idle();
-        self.tarpit.forget_expired(Instant::now());
+        self.tarpit.forget_ended(Instant::now());
     }
 
     /// Every SLO's state at the last tick, for `GET /slos` and the dashboard.

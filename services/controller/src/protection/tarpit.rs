@@ -3,11 +3,15 @@
 //! A `429` costs the controller almost as much as an answer (the TLS record,
 //! the HTTP parse, the body), so a caller that asks again at once, however
 //! often it is refused, still takes its share of the controller's CPU from
-//! honest callers. A caller is told when to come back; one that asks again
-//! for the same endpoint before then gets its next refusal only after
-//! [`HOLD`]. Its connections (at most `--max-connections-per-identity`) then
-//! carry one refusal a second each, and a caller that waits as asked never
-//! sees a held answer. The admitted path never touches the tarpit.
+//! honest callers. The first refusal of an identity at an endpoint opens a
+//! window as long as the wait it names. An honest caller is refused at most
+//! once per request it had in flight in that window, since each request
+//! then waits: a crank client holds at most [`FREE_REFUSALS`] connections
+//! to a controller (awc's pool). Past that many refusals in one window, the
+//! caller is not waiting, and each further refusal is answered after
+//! [`HOLD`]: its connections (at most `--max-connections-per-identity`) then
+//! carry one refusal a second each. Admitted requests never touch the
+//! tarpit.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,19 +21,31 @@ use crank_net::identity::PeerIdentity;
 
 use super::limits::Endpoint;
 
-/// How long a refusal of a caller that ignored its last `Retry-After` is held.
+/// How long a refusal past [`FREE_REFUSALS`] in one window is held.
 pub const HOLD: Duration = Duration::from_secs(1);
 
-/// When each refused caller was told it may ask again, per endpoint.
+/// Refusals one identity gets at once per window at an endpoint: as many
+/// requests as a crank client can have in flight to one controller (its
+/// connection pool's 100), each refused once before it waits as told.
+pub const FREE_REFUSALS: u32 = 100;
+
+/// One identity's refusals at one endpoint since its window opened.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    ends: Instant,
+    refusals: u32,
+}
+
+/// The open windows of refused callers, per endpoint.
 #[derive(Default)]
 pub struct Tarpit {
-    told: Mutex<HashMap<(PeerIdentity, Endpoint), Instant>>,
+    windows: Mutex<HashMap<(PeerIdentity, Endpoint), Window>>,
 }
 
 impl Tarpit {
     /// `caller` is refused at `endpoint` at `now` and told to wait
-    /// `retry_after`: how long to hold that answer ([`HOLD`] if it asked
-    /// before its last refusal's wait was over, else nothing).
+    /// `retry_after`: how long to hold that answer ([`HOLD`] past
+    /// [`FREE_REFUSALS`] in the window, else nothing).
     pub fn refuse(
         &self,
         caller: &PeerIdentity,
@@ -37,31 +53,54 @@ impl Tarpit {
         now: Instant,
         retry_after: Duration,
     ) -> Duration {
-        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (caller.clone(), endpoint);
-        let ignored = told.get(&key).is_some_and(|until| now < *until);
-        let hold = if ignored { HOLD } else { Duration::ZERO };
-        // The wait it is told runs from when the answer leaves.
-        told.insert(key, now + hold + retry_after);
-        hold
+        let mut windows = self.lock();
+        let window = windows.entry((caller.clone(), endpoint)).or_insert(Window {
+            ends: now,
+            refusals: 0,
+        });
+        if now >= window.ends {
+            // The wait it was told is over: a fresh start.
+            *window = Window {
+                ends: now + retry_after,
+                refusals: 0,
+            };
+        }
+        window.refusals = window.refusals.saturating_add(1);
+        if window.refusals > FREE_REFUSALS {
+            HOLD
+        } else {
+            Duration::ZERO
+        }
     }
 
-    /// Forgets callers whose wait is over, so the memory stays with the
+    /// Forgets the windows that have ended, so the memory stays with the
     /// callers refused in the last moments.
-    pub fn forget_expired(&self, now: Instant) {
-        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
-        told.retain(|_, until| now < *until);
-        told.shrink_to_fit();
+    pub fn forget_ended(&self, now: Instant) {
+        let mut windows = self.lock();
+        windows.retain(|_, window| now < window.ends);
+        if windows.capacity() > 2 * windows.len() + 64 {
+            windows.shrink_to_fit();
+        }
     }
 
-    /// Callers remembered, for the tests.
+    /// Forgets every window: the rates changed (a policy reload), and what
+    /// callers were told was under the old ones.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Identities with an open window.
     pub fn len(&self) -> usize {
-        self.told.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
-    /// Whether no caller is remembered.
+    /// Whether no window is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(PeerIdentity, Endpoint), Window>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -70,48 +109,55 @@ mod tests {
     use super::*;
     use crank_net::identity::Role;
 
-    #[test]
-    fn a_caller_that_waits_as_told_is_never_held_and_one_that_does_not_is() {
-        let tarpit = Tarpit::default();
-        let (honest, hostile) = (
-            PeerIdentity::new(Role::Client, "honest"),
-            PeerIdentity::new(Role::Client, "hostile"),
-        );
-        let start = Instant::now();
-        let wait = Duration::from_secs(1);
-        // First refusals are answered at once, whoever asks.
-        assert_eq!(
-            tarpit.refuse(&honest, Endpoint::Route, start, wait),
-            Duration::ZERO
-        );
-        assert_eq!(
-            tarpit.refuse(&hostile, Endpoint::Route, start, wait),
-            Duration::ZERO
-        );
-        // The hostile caller asks again at once, and again as soon as its
-        // held answer arrives: held each time.
-        let again = start + Duration::from_millis(1);
-        assert_eq!(tarpit.refuse(&hostile, Endpoint::Route, again, wait), HOLD);
-        let after_hold = again + HOLD;
-        assert_eq!(
-            tarpit.refuse(&hostile, Endpoint::Route, after_hold, wait),
-            HOLD
-        );
-        // Another endpoint is another bucket, told nothing yet.
-        assert_eq!(
-            tarpit.refuse(&hostile, Endpoint::Report, again, wait),
-            Duration::ZERO
-        );
-        // The honest caller comes back when told, is refused again (its
-        // bucket is still empty) and is answered at once.
-        assert_eq!(
-            tarpit.refuse(&honest, Endpoint::Route, start + wait, wait),
-            Duration::ZERO
-        );
+    const WAIT: Duration = Duration::from_secs(1);
+
+    fn refusals(tarpit: &Tarpit, caller: &PeerIdentity, at: Instant, n: u32) -> Vec<Duration> {
+        (0..n)
+            .map(|_| tarpit.refuse(caller, Endpoint::Route, at, WAIT))
+            .collect()
     }
 
     #[test]
-    fn callers_whose_wait_is_over_are_forgotten() {
+    fn a_caller_waiting_as_told_is_never_held_however_many_requests_it_had_in_flight() {
+        let tarpit = Tarpit::default();
+        let client = PeerIdentity::new(Role::Client, "pooled");
+        let start = Instant::now();
+        // A full pool of requests refused at once, then each waits as told:
+        // window after window, nothing is held.
+        for round in 0..5 {
+            let at = start + WAIT * round + Duration::from_millis(1);
+            let held = refusals(&tarpit, &client, at, FREE_REFUSALS);
+            assert!(held.iter().all(Duration::is_zero), "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_caller_past_its_free_refusals_in_one_window_is_held_until_the_window_ends() {
+        let tarpit = Tarpit::default();
+        let (flood, other) = (
+            PeerIdentity::new(Role::Admin, "flood"),
+            PeerIdentity::new(Role::Client, "other"),
+        );
+        let start = Instant::now();
+        refusals(&tarpit, &flood, start, FREE_REFUSALS);
+        let soon = start + Duration::from_millis(10);
+        assert_eq!(tarpit.refuse(&flood, Endpoint::Route, soon, WAIT), HOLD);
+        assert_eq!(tarpit.refuse(&flood, Endpoint::Route, soon, WAIT), HOLD);
+        // Another endpoint, another identity: windows of their own.
+        assert!(tarpit
+            .refuse(&flood, Endpoint::Report, soon, WAIT)
+            .is_zero());
+        assert!(tarpit.refuse(&other, Endpoint::Route, soon, WAIT).is_zero());
+        // Held refusals do not push the window on: it ends when the first
+        // refusal's wait does, and the next one starts afresh.
+        let later = start + WAIT;
+        assert!(tarpit
+            .refuse(&flood, Endpoint::Route, later, WAIT)
+            .is_zero());
+    }
+
+    #[test]
+    fn ended_windows_are_forgotten_and_a_reload_forgets_all() {
         let tarpit = Tarpit::default();
         let start = Instant::now();
         for (n, wait) in [(0, 1), (1, 60)] {
@@ -119,9 +165,9 @@ mod tests {
             tarpit.refuse(&caller, Endpoint::Route, start, Duration::from_secs(wait));
         }
         assert_eq!(tarpit.len(), 2);
-        tarpit.forget_expired(start + Duration::from_secs(2));
+        tarpit.forget_ended(start + Duration::from_secs(2));
         assert_eq!(tarpit.len(), 1);
-        tarpit.forget_expired(start + Duration::from_secs(61));
+        tarpit.clear();
         assert!(tarpit.is_empty());
     }
 }
