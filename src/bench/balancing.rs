@@ -51,6 +51,8 @@ fn phase(
         balance,
         callers,
         duration,
+        ends: Default::default(),
+        fresh: false,
     }
 }
 

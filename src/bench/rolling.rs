@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use crank_client::{Balance, CrankClient};
 use crank_net::tls::TlsFiles;
 use crank_proto::wire::WorkerStatus;
@@ -24,8 +24,10 @@ use super::target::{Bench, Target};
 use crate::error::flat;
 
 /// Workers of the fleet, all alike: a restart must not be shaped so that
-/// routing away from one worker hides it.
-const FLEET: [Profile; 4] = [("5ms", "16"); 4];
+/// routing away from one worker hides it. Room for every caller even while
+/// one drains, so that refusals at capacity (load, not the restart) do not
+/// blur what the restart costs.
+const FLEET: [Profile; 4] = [("5ms", "32"); 4];
 /// Callers: about half of the fleet's capacity.
 const CALLERS: usize = 32;
 /// How long a stopping worker may take before it is killed.
@@ -65,7 +67,13 @@ async fn routable(client: &CrankClient, id: &str) -> Result<()> {
 /// comma-separated list), started with worker flags `extra`; callers route
 /// through `controller` for the phase's duration while, from a fifth of it
 /// on, each worker is replaced by a new one (the next id) and then stopped.
-fn roll(bench: &Bench, controller: &Target, controllers: &str, extra: &[&str]) -> Result<Rolled> {
+fn roll(
+    bench: &Bench,
+    controller: &Target,
+    controllers: &str,
+    extra: &[&str],
+    fresh: bool,
+) -> Result<Rolled> {
     let spec = |index| WorkerSpec {
         index,
         profile: FLEET[index % FLEET.len()],
@@ -81,22 +89,28 @@ fn roll(bench: &Bench, controller: &Target, controllers: &str, extra: &[&str]) -
     for index in 0..FLEET.len() {
         bench.block_on(routable(&admin, &worker_id(index)))?;
     }
-    // Long enough for four replacements (about 1.5 s) inside the calls.
-    let duration = bench.flags.duration.max(Duration::from_secs(5));
+    // Calls for a fifth of the phase, then the replacements, then a fifth
+    // again: however long the replacements take on a loaded machine, every
+    // one of them runs under calls, up to four phases in all.
+    let head = bench.flags.duration.max(Duration::from_secs(5)) / 5;
+    let duration = head * 20;
     let phase = Phase {
         strategy: None,
         reports: true,
         balance: Balance::Controller,
         callers: CALLERS,
         duration,
+        ends: Default::default(),
+        fresh,
     };
+    let ends = phase.ends.clone();
     let restarts = Cell::new(0);
     let span = Cell::new(0.0);
     let failure = Cell::new(None);
     // The new fleet lives to the end of the phase.
     let replacements = RefCell::new(Vec::new());
     let rolling = async {
-        actix_rt::time::sleep(duration / 5).await;
+        actix_rt::time::sleep(head).await;
         let started = Instant::now();
         for (index, old) in workers.iter_mut().enumerate() {
             let new = match start_worker(bench, &spec(FLEET.len() + index)).await {
@@ -113,16 +127,17 @@ fn roll(bench: &Bench, controller: &Target, controllers: &str, extra: &[&str]) -
             restarts.set(restarts.get() + 1);
         }
         span.set(started.elapsed().as_secs_f64());
+        ends.set(Some(Instant::now() + head));
     };
     let calls = calls_in(bench, controller, &phase, Some(rolling.boxed_local()))?;
     drop(replacements);
     if let Some(error) = failure.take() {
         return Err(error);
     }
-    // Restarts after the callers stopped ran without calls: said, not hidden.
-    if duration / 5 + Duration::from_secs_f64(span.get()) > duration {
-        log::warn!(
-            "replacing the workers took {:.1} s, past the {duration:?} phase: the last ran without calls; give a longer --duration",
+    // Restarts after the callers stopped ran without calls: refused, not hidden.
+    if head + Duration::from_secs_f64(span.get()) > duration {
+        bail!(
+            "replacing the workers took {:.1} s, past the {duration:?} the calls may last: the last ran without calls; give a longer --duration",
             span.get()
         );
     }
@@ -133,26 +148,59 @@ fn roll(bench: &Bench, controller: &Target, controllers: &str, extra: &[&str]) -
     })
 }
 
-/// The rolling restart with drain (the row's columns) and without.
+/// The rolling restart with drain (the row's columns) and without, for
+/// callers that keep their connections and for callers on new ones.
 pub fn rolling_restart(bench: &Bench) -> Result<Row> {
     issue_service_certificate(&bench.cert_dir)?;
-    let without = {
+    let mut last = None;
+    let rolls = Rolls::each(|drain, fresh| {
         let controller = bench.controller()?;
-        roll(
+        let rolled = roll(
             bench,
             &controller,
             &controller.url,
-            &["--drain-timeout", "0"],
-        )?
-    };
-    let controller = bench.controller()?;
-    let with = roll(bench, &controller, &controller.url, &[])?;
-    Ok(compared(
-        Scenario::RollingRestart,
-        &with,
-        &without,
-        &controller,
-    ))
+            drain_flags(drain),
+            fresh,
+        )?;
+        last = Some(controller);
+        Ok(rolled)
+    })?;
+    let controller = last.context("no roll ran")?;
+    Ok(compared(Scenario::RollingRestart, &rolls, &controller))
+}
+
+/// `--drain-timeout 0` (deregister at once) when not `drain`.
+fn drain_flags(drain: bool) -> &'static [&'static str] {
+    if drain {
+        &[]
+    } else {
+        &["--drain-timeout", "0"]
+    }
+}
+
+/// The four rolling restarts: with and without drain, for callers that
+/// keep their connections and for callers on new ones.
+struct Rolls {
+    with: Rolled,
+    without: Rolled,
+    fresh_with: Rolled,
+    fresh_without: Rolled,
+}
+
+impl Rolls {
+    /// Runs `roll(drain, fresh)` for each, without drain first.
+    fn each(mut roll: impl FnMut(bool, bool) -> Result<Rolled>) -> Result<Rolls> {
+        let without = roll(false, false)?;
+        let with = roll(true, false)?;
+        let fresh_without = roll(false, true)?;
+        let fresh_with = roll(true, true)?;
+        Ok(Rolls {
+            with,
+            without,
+            fresh_with,
+            fresh_without,
+        })
+    }
 }
 
 /// The first failed attempt's reason, and how many failed so.
@@ -167,7 +215,8 @@ fn first_failure(calls: &Calls) -> Option<String> {
     Some(format!("{same}× {first}"))
 }
 
-fn compared(scenario: Scenario, with: &Rolled, without: &Rolled, controller: &Target) -> Row {
+fn compared(scenario: Scenario, rolls: &Rolls, controller: &Target) -> Row {
+    let (with, without) = (&rolls.with, &rolls.without);
     Row {
         workers: Some(FLEET.len() as u64),
         restarts: Some(with.restarts),
@@ -177,7 +226,13 @@ fn compared(scenario: Scenario, with: &Rolled, without: &Rolled, controller: &Ta
         no_drain_first_failed_attempt: first_failure(&without.calls),
         no_drain_failed_calls: Some(without.calls.load.errors),
         no_drain_failed_attempts: Some(without.calls.failed_attempts()),
+        unanswered_attempts: Some(with.calls.unanswered_attempts()),
+        no_drain_unanswered_attempts: Some(without.calls.unanswered_attempts()),
         no_drain_restarts: Some(without.restarts),
+        fresh_failed_calls: Some(rolls.fresh_with.calls.load.errors),
+        fresh_unanswered_attempts: Some(rolls.fresh_with.calls.unanswered_attempts()),
+        fresh_no_drain_failed_calls: Some(rolls.fresh_without.calls.load.errors),
+        fresh_no_drain_unanswered_attempts: Some(rolls.fresh_without.calls.unanswered_attempts()),
         ..row(scenario, &with.calls.load, controller, None)
     }
 }
@@ -192,7 +247,6 @@ pub fn rolling_restart_cluster(_: &Bench) -> Result<Row> {
 /// the last, so a drain must reach it through the store.
 #[cfg(feature = "etcd")]
 pub fn rolling_restart_cluster(bench: &Bench) -> Result<Row> {
-    use anyhow::Context;
     use crank_fleet::etcd::{Etcd, EtcdConfig};
 
     issue_service_certificate(&bench.cert_dir)?;
@@ -217,21 +271,25 @@ pub fn rolling_restart_cluster(bench: &Bench) -> Result<Row> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let without = {
-        let controllers = cluster("/rolling-without", 0)?;
-        roll(
+    let mut round = 0;
+    let mut last = None;
+    let rolls = Rolls::each(|drain, fresh| {
+        round += 1;
+        let controllers = cluster(&format!("/rolling-{round}"), round)?;
+        let rolled = roll(
             bench,
             &controllers[2],
             &urls(&controllers),
-            &["--drain-timeout", "0"],
-        )?
-    };
-    let controllers = cluster("/rolling-with", 1)?;
-    let with = roll(bench, &controllers[2], &urls(&controllers), &[])?;
+            drain_flags(drain),
+            fresh,
+        )?;
+        last = Some(controllers);
+        Ok(rolled)
+    })?;
+    let controllers = last.context("no roll ran")?;
     Ok(compared(
         Scenario::RollingRestartCluster,
-        &with,
-        &without,
+        &rolls,
         &controllers[2],
     ))
 }

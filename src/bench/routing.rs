@@ -11,7 +11,7 @@
 //!   (and are retried). The share of attempts that hit it, without outcome
 //!   reports and then with them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -192,6 +192,9 @@ pub struct Attempt {
     pub succeeded: bool,
     /// Why it failed: the failure, else the status the worker answered.
     pub failure: Option<String>,
+    /// Whether a worker answered at all (a refusal at capacity included);
+    /// not when the connection was refused or lost.
+    pub answered: bool,
 }
 
 /// Every attempt of a phase, in order.
@@ -215,6 +218,7 @@ impl OutcomeSink for Attempts {
                         None => "no answer".to_owned(),
                     })
             }),
+            answered: outcome.status.is_some(),
         });
     }
 }
@@ -269,6 +273,12 @@ impl Calls {
     pub fn failed_attempts(&self) -> u64 {
         self.attempts.iter().filter(|a| !a.succeeded).count() as u64
     }
+
+    /// Attempts no worker answered: a connection refused or lost, what a
+    /// worker that stops under its callers costs them.
+    pub fn unanswered_attempts(&self) -> u64 {
+        self.attempts.iter().filter(|a| !a.answered).count() as u64
+    }
 }
 
 /// How one phase of calls is made.
@@ -279,7 +289,15 @@ pub struct Phase<'a> {
     pub reports: bool,
     pub balance: Balance,
     pub callers: usize,
+    /// The longest the calls go on.
     pub duration: Duration,
+    /// An earlier end, once set: a fault beside the calls sets it when it
+    /// is done, so that the calls outlast it by as long as it needs.
+    pub ends: Rc<Cell<Option<Instant>>>,
+    /// Each call from a client of its own, on new connections (controller
+    /// mode): a caller that keeps no connection to the workers, as a script
+    /// running `crank call` does.
+    pub fresh: bool,
 }
 
 impl Phase<'_> {
@@ -291,6 +309,8 @@ impl Phase<'_> {
             balance: Balance::Controller,
             callers: CALLERS,
             duration,
+            ends: Rc::default(),
+            fresh: false,
         }
     }
 }
@@ -340,12 +360,17 @@ pub fn calls_in(
         started: Instant::now(),
         log: RefCell::new(Vec::new()),
     });
-    let mut client = admin_client(bench, controller)?
-        .on_outcome(sink.clone())
-        .with_balance(phase.balance);
-    if !phase.reports {
-        client = client.without_reports();
-    }
+    let make_client = || -> Result<CrankClient> {
+        let client = admin_client(bench, controller)?
+            .on_outcome(sink.clone())
+            .with_balance(phase.balance);
+        Ok(if phase.reports {
+            client
+        } else {
+            client.without_reports()
+        })
+    };
+    let client = make_client()?;
     let constraints = Constraints {
         strategy: strategy.map(str::to_owned),
         ..Constraints::any()
@@ -357,11 +382,22 @@ pub fn calls_in(
     let request = Request::post("/greet", &greeting).map_err(flat)?;
     let started = Instant::now();
     let deadline = started + duration;
+    let ends = || phase.ends.get().map_or(deadline, |ends| ends.min(deadline));
     let caller = || async {
         let mut load = Load::default();
-        while Instant::now() < deadline {
+        while Instant::now() < ends() {
             let sent = Instant::now();
-            let result = greet(&client, &constraints, &request).await;
+            let result = if phase.fresh {
+                match make_client() {
+                    Ok(fresh) => greet(&fresh, &constraints, &request).await,
+                    Err(error) => Err(crank_client::ClientError::Unreachable {
+                        url: controller.url.clone(),
+                        detail: format!("{error:#}"),
+                    }),
+                }
+            } else {
+                greet(&client, &constraints, &request).await
+            };
             load.requests += 1;
             let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
             load.latencies_us.push(micros);

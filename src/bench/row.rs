@@ -373,6 +373,23 @@ pub struct Row {
     pub no_drain_failed_attempts: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_drain_restarts: Option<u64>,
+    /// Attempts no worker answered (connection refused or lost), with the
+    /// drain and without: the restarts' own cost, apart from the refusals
+    /// at capacity that a loaded fleet also retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered_attempts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_drain_unanswered_attempts: Option<u64>,
+    /// The same four figures for callers that open new connections for
+    /// each call (`crank call` in a script), with the drain and without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_failed_calls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_unanswered_attempts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_no_drain_failed_calls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_no_drain_unanswered_attempts: Option<u64>,
     /// The first failed attempt's reason, with how many failed alike; with
     /// drain and without.
     #[serde(default, skip_serializing_if = "Option::is_none")]

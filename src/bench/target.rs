@@ -390,12 +390,7 @@ impl Bench {
         let url = format!("{}/metrics", target.url);
         let tls = target.tls.clone();
         let text = self.block_on(async move {
-            let mut response = client(tls, 1)
-                .get(&url)
-                .send()
-                .await
-                .map_err(flat)
-                .with_context(|| format!("GET {url}"))?;
+            let mut response = get_alone(tls, &url).await?;
             let body = response
                 .body()
                 .limit(1 << 22)
@@ -426,17 +421,22 @@ impl Bench {
         let url = format!("{}/stats", target.url);
         let tls = without_resumption(&target.tls);
         self.block_on(async move {
-            let mut response = client(tls, 1)
-                .get(&url)
-                .send()
-                .await
-                .map_err(flat)
-                .with_context(|| format!("GET {url}"))?;
-            response
+            get_alone(tls, &url)
+                .await?
                 .json::<Stats>()
                 .await
                 .map_err(flat)
                 .with_context(|| format!("reading the answer of {url}"))
         })
     }
+}
+
+/// `GET url` on a connection of its own, made with `tls`.
+async fn get_alone(tls: Arc<ClientConfig>, url: &str) -> Result<awc::ClientResponse> {
+    client(tls, 1)
+        .get(url)
+        .send()
+        .await
+        .map_err(flat)
+        .with_context(|| format!("GET {url}"))
 }
