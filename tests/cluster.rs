@@ -96,9 +96,7 @@ async fn metric(fleet: &Fleet, port: u16, name: &str) -> Option<f64> {
     let url = format!("https://localhost:{port}/metrics");
     let reply = common::get(&fleet.client("client"), &url).await.ok()?;
     let text = String::from_utf8(reply.body.to_vec()).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
+    common::sample(&text, name)
 }
 
 async fn owner(fleet: &Fleet, port: u16, id: &str) -> Option<String> {

@@ -16,10 +16,7 @@ use nix::sys::signal::Signal;
 
 /// `name` in the metrics text: the value of its first sample, or 0.
 fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    common::sample(text, name).unwrap_or(0.0)
 }
 
 #[actix_rt::test]

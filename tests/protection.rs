@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, free_port, path_str, Fleet, CRANK};
+use common::{eventually, free_port, path_str, sample, Fleet, CRANK};
 use crank_client::{ClientError, Constraints, CrankClient, Request};
 use crank_net::tls::TlsFiles;
 use crank_proto::wire::{CapabilityList, ErrorBody, ReportRequest, RouteRequest, SloList};
@@ -251,12 +251,6 @@ async fn a_client_over_its_report_rate_drops_its_reports_for_the_wait_instead_of
     let text = String::from_utf8_lossy(&metrics.body).into_owned();
     let held = r#"crank_rate_limit_held_total{role="client",endpoint="/report"}"#;
     assert_eq!(sample(&text, held).unwrap_or(0.0), 0.0, "{text}");
-}
-
-/// The value of the sample named exactly `name` in a Prometheus text.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 const SLO: &str = "capability: {verb: invoke, name: hello.greet, version: \"1.0.0\"}

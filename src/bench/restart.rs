@@ -18,7 +18,7 @@ use super::flags::Scenario;
 use super::load::{client, Call, MakeCall, Until};
 use super::row::Row;
 use super::scenario::{measured, row};
-use super::target::{Bench, Target};
+use super::target::{sample, Bench, Target};
 use crate::error::flat;
 
 fn storm(prefix: &'static str) -> MakeCall {
@@ -32,18 +32,7 @@ fn storm(prefix: &'static str) -> MakeCall {
 
 /// A figure of the controller's `/metrics`, 0 when absent.
 fn metric(bench: &Bench, target: &Target, name: &str) -> Result<f64> {
-    let url = format!("{}/metrics", target.url);
-    let tls = target.tls.clone();
-    let text = bench.block_on(async move {
-        let mut response = client(tls, 1).get(&url).send().await.map_err(flat)?;
-        let body = response.body().limit(64 << 20).await.map_err(flat)?;
-        anyhow::Ok(String::from_utf8_lossy(&body).into_owned())
-    })?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0))
+    Ok(sample(&bench.metrics(target)?, name).unwrap_or(0.0))
 }
 
 fn workers_listed(bench: &Bench, target: &Target) -> Result<usize> {

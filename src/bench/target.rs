@@ -383,35 +383,35 @@ impl Bench {
         )
     }
 
-    /// The TLS handshakes `target` completed so far (`GET /metrics`:
-    /// `crank_tls_handshakes_total`), this scrape's own included: it comes
-    /// on a new connection.
-    pub fn handshakes(&self, target: &Target) -> Result<u64> {
+    /// `target`'s `GET /metrics`, on a connection of its own.
+    pub fn metrics(&self, target: &Target) -> Result<String> {
         let url = format!("{}/metrics", target.url);
         let tls = target.tls.clone();
-        let text = self.block_on(async move {
+        self.block_on(async move {
             let mut response = get_alone(tls, &url).await?;
             let body = response
                 .body()
-                .limit(1 << 22)
+                .limit(64 << 20)
                 .await
                 .map_err(flat)
                 .with_context(|| format!("reading the answer of {url}"))?;
             anyhow::Ok(String::from_utf8_lossy(&body).into_owned())
-        })?;
-        let counts = text
-            .lines()
-            .filter(|line| line.starts_with("crank_tls_handshakes_total{"))
-            .map(|line| {
-                let value = line.rsplit(' ').next().unwrap_or_default();
-                value.parse::<f64>().map(|v| v as u64).ok()
-            })
-            .collect::<Option<Vec<u64>>>()
-            .with_context(|| format!("{} sent an unreadable handshake count", target.url))?;
-        if counts.is_empty() {
-            bail!("{} counts no TLS handshakes in /metrics", target.url);
-        }
-        Ok(counts.iter().sum())
+        })
+    }
+
+    /// The TLS handshakes `target` completed so far, full and resumed
+    /// (`crank_tls_handshakes_total`), this scrape's own included: it comes
+    /// on a new connection.
+    pub fn handshakes(&self, target: &Target) -> Result<u64> {
+        let text = self.metrics(target)?;
+        let count = |kind: &str| {
+            sample(
+                &text,
+                &format!("crank_tls_handshakes_total{{kind=\"{kind}\"}}"),
+            )
+            .with_context(|| format!("{} counts no {kind} TLS handshakes", target.url))
+        };
+        Ok((count("full")? + count("resumed")?) as u64)
     }
 
     /// The controller's [`Stats`] (the baseline endpoint's: its handshakes).
@@ -439,4 +439,11 @@ async fn get_alone(tls: Arc<ClientConfig>, url: &str) -> Result<awc::ClientRespo
         .await
         .map_err(flat)
         .with_context(|| format!("GET {url}"))
+}
+
+/// The value of the sample `name` (with its labels) in a metrics text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -358,3 +358,10 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
 pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// The value of the sample `name` (with its labels) in a metrics text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}

@@ -115,7 +115,7 @@ impl ProtectionMetrics {
         );
         registry.register(
             "crank_rate_limit_held",
-            "Of the 429s, those held a second because the caller asked again before its Retry-After",
+            "Of the 429s, those held a second: past the free refusals of the caller's Retry-After window",
             metrics.held.clone(),
         );
         registry.register(
