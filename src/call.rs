@@ -135,11 +135,19 @@ pub async fn call(flags: CallFlags) -> Result<String> {
     let client = Client::new(&flags.client)?;
     let json = client.json;
     let fleet = Rc::new(client.fleet.with_balance(balance));
-    if flags.count == 1 {
-        return once(&fleet, &target, json).await;
-    }
-    summary(fleet, target, flags.count, flags.concurrency, json).await
+    let output = if flags.count == 1 {
+        once(&fleet, &target, json).await
+    } else {
+        summary(fleet.clone(), target, flags.count, flags.concurrency, json).await
+    };
+    // The last calls' outcome reports are still on their way; they are
+    // lost with the process unless it waits for them.
+    fleet.flush_reports(REPORTS_FLUSH).await;
+    output
 }
+
+/// How long `crank call` waits for its outcome reports before it exits.
+const REPORTS_FLUSH: Duration = Duration::from_secs(2);
 
 async fn once(fleet: &CrankClient, target: &Target, json: bool) -> Result<String> {
     let started = Instant::now();

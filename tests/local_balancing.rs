@@ -114,6 +114,12 @@ async fn crank_call_prints_the_answer_and_a_summary() {
     assert!(ok, "{err}");
     assert!(out.contains("Hello, cli!"), "{out}");
     assert!(out.contains("answered by hello-world-1, HTTP 200"), "{out}");
+    // The call's outcome report reached the controller before the process
+    // exited: counted at once, no polling.
+    let reports = r#"crank_http_requests_total{endpoint="/report",status="2xx"}"#;
+    let metrics = fleet.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert_eq!(common::sample(&text, reports), Some(1.0), "{text}");
 
     for balance in ["controller", "local"] {
         let mut many = once.clone();

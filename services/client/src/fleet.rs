@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{not_sent, refusal, retry_after};
-use super::report::ReportPause;
+use super::report::Reports;
 use super::watcher::LocalView;
 use super::{ClientError, OutcomeSink};
 use crank_net::https::mtls_client;
@@ -125,8 +125,8 @@ pub struct CrankClient {
     pub(super) outcomes: Option<Rc<dyn OutcomeSink>>,
     /// Whether each attempt's outcome is reported to the controller.
     pub(super) reports: bool,
-    /// Until when reports are dropped, after a `429` to one.
-    pub(super) report_pause: ReportPause,
+    /// Reports on their way, and until when they are dropped after a `429`.
+    pub(super) reports_state: Reports,
     pub(super) balance: Balance,
     /// Every controller given, the first one the one asked in controller
     /// mode; in local mode the watch stream is resumed on each in turn.
@@ -166,7 +166,7 @@ impl CrankClient {
             workers: RefCell::new(HashMap::new()),
             outcomes: None,
             reports: true,
-            report_pause: ReportPause::default(),
+            reports_state: Reports::default(),
             balance: Balance::Controller,
             controller_urls,
             local: RefCell::new(None),

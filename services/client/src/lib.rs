@@ -35,7 +35,7 @@
 //! | [`providers`] | [`Providers`](providers::Providers): local mode's view of the fleet and its choice ([`Balance::Local`]) |
 //! | `watcher` | the task that keeps local mode's view live from `GET /watch` |
 //! | [`outcome`] | [`CallOutcome`], [`OutcomeSink`] |
-//! | `report` | each attempt's `POST /report`, paused for a `429`'s `Retry-After` |
+//! | `report` | each attempt's `POST /report`, paused for a `429`'s `Retry-After`; [`CrankClient::flush_reports`] |
 //! | [`error`] | [`ClientError`] |
 
 pub mod call;
